@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tradeops.dr contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the tradeops.dr collection. It may change without notice.
+"""The trading ledger (SQLite, runbook 004's ledger.db) as the source of truth for Redis.
+
+Ledger table (name configurable), one row per write the platform made to Redis:
+
+    seq      INTEGER PRIMARY KEY  -- order of application
+    op       TEXT NOT NULL        -- xadd | hset | set
+    key      TEXT NOT NULL        -- stream, hash or string key
+    entry_id TEXT                 -- stream entry ID (<ms>-<seq>), required for xadd
+    payload  TEXT NOT NULL        -- JSON: object of fields (xadd, hset) or a string (set)
+
+Replay is idempotent by construction: stream entries keep their ledger IDs (present ones
+are skipped), hashes and strings are folded to their final ledger state and only fields
+that differ are written. Every row is validated and the whole plan made before the first
+write, so a bad ledger writes nothing."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import sqlite3
+
+OPS = ('xadd', 'hset', 'set')
+_STREAM_ID = re.compile(r'^(\d+)-(\d+)$')
+_TABLE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+class LedgerError(Exception):
+    """The ledger cannot be replayed; the message names the rows and the reason."""
+
+
+def parse_stream_id(value):
+    match = _STREAM_ID.match(value or '')
+    if not match:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def read_ledger(path, table='ledger'):
+    """Rows as dicts, ordered by seq. Raises LedgerError for a missing or unreadable file."""
+    if not _TABLE.match(table or ''):
+        raise LedgerError('ledger table name %r is not a plain identifier' % table)
+    if not os.path.isfile(path):
+        raise LedgerError('ledger %s does not exist' % path)
+    try:
+        conn = sqlite3.connect('file:%s?mode=ro' % path, uri=True)
+    except sqlite3.Error as exc:
+        raise LedgerError('cannot open ledger %s: %s' % (path, exc))
+    try:
+        cur = conn.execute('SELECT seq, op, key, entry_id, payload FROM "%s" ORDER BY seq' % table)
+        return [dict(seq=r[0], op=r[1], key=r[2], entry_id=r[3], payload=r[4]) for r in cur]
+    except sqlite3.Error as exc:
+        raise LedgerError('cannot read table %s of ledger %s: %s (expected columns seq, op, key, entry_id, '
+                          'payload)' % (table, path, exc))
+    finally:
+        conn.close()
+
+
+def validate(rows):
+    """Check every row; return the decoded entries or raise LedgerError listing the bad rows."""
+    problems, entries = [], []
+    last_id = {}
+    for row in rows:
+        where = 'row seq=%s' % row['seq']
+        op = (row['op'] or '').lower()
+        if op not in OPS:
+            problems.append('%s: op %r is not one of %s' % (where, row['op'], ', '.join(OPS)))
+            continue
+        if not row['key']:
+            problems.append('%s: empty key' % where)
+            continue
+        try:
+            payload = json.loads(row['payload']) if row['payload'] is not None else None
+        except (TypeError, ValueError) as exc:
+            problems.append('%s: payload is not JSON (%s)' % (where, exc))
+            continue
+        if op in ('xadd', 'hset'):
+            if not isinstance(payload, dict) or not payload:
+                problems.append('%s: %s payload must be a non-empty JSON object' % (where, op))
+                continue
+            bad = [k for k, v in payload.items() if isinstance(v, (dict, list)) or v is None]
+            if bad:
+                problems.append('%s: field(s) %s must be strings or numbers' % (where, ', '.join(sorted(bad))))
+                continue
+            payload = dict((str(k), _text(v)) for k, v in payload.items())
+        elif not isinstance(payload, (str, int, float)) or isinstance(payload, bool):
+            problems.append('%s: set payload must be a JSON string or number' % where)
+            continue
+        entry = dict(seq=row['seq'], op=op, key=row['key'], payload=payload)
+        if op == 'xadd':
+            sid = parse_stream_id(row['entry_id'])
+            if sid is None or sid == (0, 0):
+                problems.append('%s: xadd needs entry_id of the form <ms>-<seq>, got %r' % (where, row['entry_id']))
+                continue
+            if row['key'] in last_id and sid <= last_id[row['key']]:
+                problems.append('%s: entry_id %s is not after the previous entry of stream %s' % (
+                    where, row['entry_id'], row['key']))
+                continue
+            last_id[row['key']] = sid
+            entry['entry_id'] = row['entry_id']
+        entries.append(entry)
+    if problems:
+        shown = problems[:20]
+        more = len(problems) - len(shown)
+        raise LedgerError('%d malformed ledger row(s), nothing was written: %s%s' % (
+            len(problems), '; '.join(shown), ' (and %d more)' % more if more else ''))
+    return entries
+
+
+def _text(value):
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value) if not isinstance(value, str) else value
+
+
+def plan(client, entries):
+    """Compare the ledger with Redis. Returns dict(streams, hashes, strings, writes, conflicts);
+    writes is the ordered list of operations still missing from Redis."""
+    streams, hashes, strings = {}, {}, {}
+    for entry in entries:
+        if entry['op'] == 'xadd':
+            streams.setdefault(entry['key'], []).append(entry)
+        elif entry['op'] == 'hset':
+            hashes.setdefault(entry['key'], {}).update(entry['payload'])
+        else:
+            strings[entry['key']] = _text(entry['payload'])
+
+    writes, conflicts, report = [], [], dict(streams={}, hashes={}, strings={})
+    for key, items in streams.items():
+        kind = client.type(key)
+        if kind not in ('stream', 'none'):
+            conflicts.append('key %s is a %s in Redis, the ledger has a stream' % (key, kind))
+            continue
+        present = set()
+        top = None
+        if kind == 'stream':
+            info = client.xinfo_stream(key)
+            top = parse_stream_id(info.get('last-generated-id'))
+            first, last = items[0]['entry_id'], items[-1]['entry_id']
+            present = set(eid for eid, _fields in client.xrange(key, min=first, max=last))
+        missing = [e for e in items if e['entry_id'] not in present]
+        late = [e for e in missing if top is not None and parse_stream_id(e['entry_id']) <= top]
+        if late:
+            conflicts.append('stream %s: %d ledger entries (first %s) are older than its newest entry %s-%s and '
+                             'cannot be inserted in order' % (key, len(late), late[0]['entry_id'], top[0], top[1]))
+            continue
+        report['streams'][key] = dict(ledger=len(items), present=len(items) - len(missing), missing=len(missing))
+        writes.extend(('xadd', key, e['entry_id'], e['payload']) for e in missing)
+    for key, fields in hashes.items():
+        kind = client.type(key)
+        if kind not in ('hash', 'none'):
+            conflicts.append('key %s is a %s in Redis, the ledger has a hash' % (key, kind))
+            continue
+        current = client.hgetall(key) if kind == 'hash' else {}
+        diff = dict((f, v) for f, v in fields.items() if current.get(f) != v)
+        report['hashes'][key] = dict(fields=len(fields), differing=len(diff))
+        if diff:
+            writes.append(('hset', key, None, diff))
+    for key, value in strings.items():
+        kind = client.type(key)
+        if kind not in ('string', 'none'):
+            conflicts.append('key %s is a %s in Redis, the ledger has a string' % (key, kind))
+            continue
+        same = kind == 'string' and client.get(key) == value
+        report['strings'][key] = dict(differing=not same)
+        if not same:
+            writes.append(('set', key, None, value))
+    report['writes'] = writes
+    report['conflicts'] = conflicts
+    return report
+
+
+def apply(client, writes, batch=500):
+    """Write the planned operations in MULTI/EXEC batches. Returns the number written."""
+    done = 0
+    for start in range(0, len(writes), batch):
+        pipe = client.pipeline(transaction=True)
+        for op, key, entry_id, payload in writes[start:start + batch]:
+            if op == 'xadd':
+                pipe.xadd(key, payload, id=entry_id)
+            elif op == 'hset':
+                pipe.hset(key, mapping=payload)
+            else:
+                pipe.set(key, payload)
+        pipe.execute()
+        done += len(writes[start:start + batch])
+    return done

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tradeops.dr contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the tradeops.dr collection. It may change without notice.
+"""Evidence about files: sha256 and size, manifests of a set of files, safety copies that
+are never overwritten, and path checks that refuse anything escaping a target."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+import shutil
+import time
+
+CHUNK = 1024 * 1024
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(CHUNK), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entries(root, paths=None):
+    """{relative path: {sha256, size}} for the given files (relative to root) or for every
+    regular file below root."""
+    entries = {}
+    if paths is None:
+        if os.path.isfile(root):
+            return {os.path.basename(root): _entry(root)}
+        paths = []
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                paths.append(os.path.relpath(os.path.join(dirpath, name), root))
+    for rel in sorted(paths):
+        entries[rel] = _entry(os.path.join(root, rel))
+    return entries
+
+
+def _entry(path):
+    return dict(sha256=sha256_file(path), size=os.path.getsize(path))
+
+
+def safe_relpath(rel):
+    """Refuse a manifest path that is absolute or climbs out of its target with '..'."""
+    if not rel or os.path.isabs(rel) or rel.startswith('~'):
+        raise ValueError('unsafe path %r: absolute paths are refused' % rel)
+    norm = os.path.normpath(rel)
+    if norm == '..' or norm.startswith('..' + os.sep) or '..' in norm.split(os.sep):
+        raise ValueError('unsafe path %r: it escapes the target directory' % rel)
+    return norm
+
+
+def find_identical_copy(backup_root, prefix, entries):
+    """A safety copy below backup_root whose manifest lists exactly these entries, if any,
+    so that running twice does not pile up identical copies."""
+    if not os.path.isdir(backup_root):
+        return None
+    for name in sorted(os.listdir(backup_root)):
+        if not name.startswith(prefix):
+            continue
+        manifest = os.path.join(backup_root, name, 'MANIFEST.json')
+        try:
+            with open(manifest) as handle:
+                if json.load(handle).get('files') == entries:
+                    return os.path.join(backup_root, name)
+        except (IOError, OSError, ValueError):
+            continue
+    return None
+
+
+def copy_aside(source, backup_root, prefix, reason, entries=None):
+    """Copy a file or directory into a new folder below backup_root with a MANIFEST.json
+    (sha256 and size of each file, source, reason, time), verify the copy against it, and
+    return (folder, entries, reused). An identical earlier copy is reused, never overwritten."""
+    entries = entries if entries is not None else file_entries(source)
+    existing = find_identical_copy(backup_root, prefix, entries)
+    if existing:
+        return existing, entries, True
+    stamp = time.strftime('%Y%m%dT%H%M%S', time.gmtime())
+    dest = os.path.join(backup_root, '%s%s' % (prefix, stamp))
+    suffix = 1
+    while os.path.exists(dest):
+        suffix += 1
+        dest = os.path.join(backup_root, '%s%s-%d' % (prefix, stamp, suffix))
+    os.makedirs(dest, mode=0o700)
+    data_dest = os.path.join(dest, os.path.basename(source.rstrip(os.sep)))
+    if os.path.isdir(source):
+        shutil.copytree(source, data_dest)
+        copied = file_entries(data_dest)
+    else:
+        shutil.copy2(source, data_dest)
+        copied = {os.path.basename(source): _entry(data_dest)}
+    if copied != entries:
+        raise IOError('the safety copy in %s does not match its source (checksums differ)' % dest)
+    with open(os.path.join(dest, 'MANIFEST.json'), 'w') as handle:
+        json.dump(dict(source=os.path.abspath(source), reason=reason,
+                       created_at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), files=entries),
+                  handle, indent=2, sort_keys=True)
+    return dest, entries, False

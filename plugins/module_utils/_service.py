@@ -1,0 +1,484 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tradeops.dr contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the tradeops.dr collection. It may change without notice.
+"""One service-control interface for every role: stop, start, restart and status of a
+service through a manager chosen per host (process, systemd, docker, compose), and
+readiness probes (Redis PING, pg_isready, HTTP status, TCP connect, a command) that are
+retried with exponential backoff until a deadline, never a fixed sleep."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+
+from ansible.module_utils.basic import env_fallback
+
+try:
+    from urllib.request import Request, urlopen
+    from urllib.error import HTTPError, URLError
+except ImportError:  # pragma: no cover - Python 2 is not supported
+    pass
+
+MANAGERS = ('process', 'systemd', 'docker', 'compose')
+PROBE_TYPES = ('redis', 'postgres', 'http', 'tcp', 'command', 'none')
+
+
+class ServiceError(Exception):
+    """A service could not be controlled; the message says what was tried."""
+
+
+def service_argument_spec():
+    """Options shared by every module that controls a service (see doc fragment service)."""
+    return dict(
+        name=dict(type='str', required=True),
+        manager=dict(type='str', required=True, choices=list(MANAGERS)),
+        start_command=dict(type='raw'),
+        pidfile=dict(type='path'),
+        workdir=dict(type='path'),
+        log_file=dict(type='path'),
+        stop_timeout=dict(type='float', default=30.0),
+        unit=dict(type='str'),
+        container=dict(type='str'),
+        docker_host=dict(type='str', fallback=(env_fallback, ['DOCKER_HOST'])),
+        compose_project=dict(type='str'),
+        compose_files=dict(type='list', elements='path', default=[]),
+        compose_service=dict(type='str'),
+        compose_project_dir=dict(type='path'),
+        probe=dict(type='dict', default={}, options=dict(
+            type=dict(type='str', default='none', choices=list(PROBE_TYPES)),
+            host=dict(type='str', default='127.0.0.1'),
+            port=dict(type='int'),
+            username=dict(type='str'),
+            password=dict(type='str', no_log=True),
+            database=dict(type='str'),
+            url=dict(type='str'),
+            status_code=dict(type='int', default=200),
+            command=dict(type='raw'),
+            probe_timeout=dict(type='float', default=2.0),
+        )),
+        ready_timeout=dict(type='float', default=60.0),
+    )
+
+
+# --------------------------------------------------------------------------- probes
+
+def _split(command):
+    if command is None:
+        return None
+    if isinstance(command, (list, tuple)):
+        return [str(c) for c in command]
+    return shlex.split(str(command))
+
+
+def probe_redis(host, port, username=None, password=None, probe_timeout=2.0, **_ignored):
+    """PING over a real connection. Returns (ok, detail)."""
+    try:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+    except ImportError:
+        return False, 'the Python library redis is not installed on the target'
+    # No retries inside redis-py: wait_until() owns the backoff and the deadline.
+    client = redis.Redis(host=host, port=port, username=username or None, password=password or None,
+                         socket_timeout=probe_timeout, socket_connect_timeout=probe_timeout,
+                         retry=Retry(NoBackoff(), 0))
+    try:
+        if client.ping():
+            return True, 'PONG'
+        return False, 'PING did not return PONG'
+    except redis.exceptions.AuthenticationError:
+        return False, 'authentication failed (password not shown)'
+    except redis.exceptions.BusyLoadingError as exc:
+        return False, 'loading dataset: %s' % exc
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return False, '%s: %s' % (type(exc).__name__, exc)
+    finally:
+        client.close()
+
+
+def probe_postgres(host, port, username=None, database=None, probe_timeout=2.0, **_ignored):
+    """pg_isready: rc 0 accepting, 1 rejecting (starting up), 2 no response, 3 bad call."""
+    cmd = ['pg_isready', '-h', host, '-t', str(max(1, int(probe_timeout)))]
+    if port:
+        cmd += ['-p', str(port)]
+    if username:
+        cmd += ['-U', username]
+    if database:
+        cmd += ['-d', database]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=probe_timeout + 5)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, 'pg_isready could not run: %s' % exc
+    out = (proc.stdout + proc.stderr).strip()
+    return proc.returncode == 0, out or 'pg_isready rc=%d' % proc.returncode
+
+
+def probe_http(url, status_code=200, probe_timeout=2.0, **_ignored):
+    try:
+        resp = urlopen(Request(url, method='GET'), timeout=probe_timeout)
+        code = resp.getcode()
+        resp.close()
+    except HTTPError as exc:
+        code = exc.code
+    except (URLError, OSError) as exc:
+        return False, 'GET %s: %s' % (url, getattr(exc, 'reason', exc))
+    return code == status_code, 'GET %s: HTTP %s (want %s)' % (url, code, status_code)
+
+
+def probe_tcp(host, port, probe_timeout=2.0, **_ignored):
+    try:
+        sock = socket.create_connection((host, port), timeout=probe_timeout)
+        sock.close()
+        return True, 'connected to %s:%s' % (host, port)
+    except OSError as exc:
+        return False, 'connect %s:%s: %s' % (host, port, exc)
+
+
+def probe_command(command, probe_timeout=2.0, **_ignored):
+    argv = _split(command)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=probe_timeout + 5)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, '%s: %s' % (' '.join(argv), exc)
+    return proc.returncode == 0, 'rc=%d %s' % (proc.returncode, (proc.stdout + proc.stderr).strip()[-300:])
+
+
+def make_probe(spec):
+    """Return (callable() -> (ok, detail), description) for a probe dict, or (None, 'none')."""
+    spec = dict(spec or {})
+    kind = spec.pop('type', 'none') or 'none'
+    spec = dict((k, v) for k, v in spec.items() if v is not None)
+    if kind == 'none':
+        return None, 'none'
+    if kind == 'redis':
+        _require(spec, kind, 'port')
+        return (lambda: probe_redis(**spec)), 'redis PING %s:%s' % (spec.get('host'), spec['port'])
+    if kind == 'postgres':
+        return (lambda: probe_postgres(**spec)), 'pg_isready -h %s -p %s' % (spec.get('host'), spec.get('port'))
+    if kind == 'http':
+        _require(spec, kind, 'url')
+        return (lambda: probe_http(**spec)), 'HTTP GET %s' % spec['url']
+    if kind == 'tcp':
+        _require(spec, kind, 'port')
+        return (lambda: probe_tcp(**spec)), 'TCP connect %s:%s' % (spec.get('host'), spec['port'])
+    if kind == 'command':
+        _require(spec, kind, 'command')
+        return (lambda: probe_command(**spec)), 'command %s' % ' '.join(_split(spec['command']))
+    raise ServiceError('unknown probe type %r; use one of %s' % (kind, ', '.join(PROBE_TYPES)))
+
+
+def _require(spec, kind, key):
+    if spec.get(key) in (None, ''):
+        raise ServiceError('probe type %s needs %s' % (kind, key))
+
+
+def wait_until(check, timeout, first_delay=0.05, max_delay=2.0, factor=2.0, clock=time.monotonic,
+               sleep=time.sleep):
+    """Call check() -> (ok, detail) until ok or the deadline; exponential backoff between
+    attempts. Returns dict(ok, attempts, elapsed, last_detail)."""
+    start = clock()
+    deadline = start + timeout
+    delay = first_delay
+    attempts = 0
+    while True:
+        attempts += 1
+        ok, detail = check()
+        now = clock()
+        if ok:
+            return dict(ok=True, attempts=attempts, elapsed=round(now - start, 3), last_detail=detail)
+        if now >= deadline:
+            return dict(ok=False, attempts=attempts, elapsed=round(now - start, 3), last_detail=detail)
+        sleep(min(delay, max(0.0, deadline - now)))
+        delay = min(delay * factor, max_delay)
+
+
+# --------------------------------------------------------------------------- managers
+
+class Manager(object):
+    """status() -> dict(running, pid, detail); start(); stop(); restart()."""
+
+    kind = None
+
+    def __init__(self, params, runner):
+        self.params = params
+        self.name = params['name']
+        # runner(argv, data=None) -> (rc, out, err); AnsibleModule.run_command fits.
+        self.run = runner
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def _run_checked(self, argv, what, data=None):
+        rc, out, err = self.run(argv, data=data)
+        if rc != 0:
+            raise ServiceError('%s failed (rc=%s): %s: %s' % (what, rc, ' '.join(argv), (err or out).strip()[-500:]))
+        return out
+
+
+class ProcessManager(Manager):
+    """A plain process: a start command and the pidfile it (or we) write."""
+
+    kind = 'process'
+
+    def __init__(self, params, runner):
+        super(ProcessManager, self).__init__(params, runner)
+        if not params.get('pidfile'):
+            raise ServiceError('manager process needs pidfile for service %s' % self.name)
+        self.pidfile = params['pidfile']
+
+    def _pid(self):
+        try:
+            with open(self.pidfile) as handle:
+                return int(handle.read().strip() or 0) or None
+        except (IOError, OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _alive(pid):
+        if not pid:
+            return False
+        try:
+            os.kill(pid, 0)
+        except OSError as exc:
+            return exc.errno == errno.EPERM
+        # A zombie (exited, not yet reaped by its parent) is not running.
+        try:
+            with open('/proc/%d/stat' % pid) as handle:
+                return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+        except (IOError, OSError, IndexError):
+            return True
+
+    def status(self):
+        pid = self._pid()
+        if pid is None:
+            return dict(running=False, pid=None, detail='no pid in %s' % self.pidfile)
+        if self._alive(pid):
+            return dict(running=True, pid=pid, detail='pid %d from %s is alive' % (pid, self.pidfile))
+        return dict(running=False, pid=None, detail='stale pidfile %s (pid %d is gone)' % (self.pidfile, pid))
+
+    def start(self):
+        argv = _split(self.params.get('start_command'))
+        if not argv:
+            raise ServiceError('manager process needs start_command to start service %s' % self.name)
+        log_path = self.params.get('log_file') or os.devnull
+        with open(os.devnull, 'rb') as devnull, open(log_path, 'ab') as log:
+            try:
+                proc = subprocess.Popen(argv, cwd=self.params.get('workdir') or None, stdin=devnull,
+                                        stdout=log, stderr=log, close_fds=True, start_new_session=True)
+            except OSError as exc:
+                raise ServiceError('could not run start command %s: %s' % (' '.join(argv), exc))
+        # A daemonizing command exits 0 quickly and writes its own pidfile; a foreground
+        # one keeps running, and then its pid is the service's pid.
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            rc = None
+        if rc is None:
+            if not self._alive(self._pid()):
+                with open(self.pidfile, 'w') as handle:
+                    handle.write('%d\n' % proc.pid)
+            return
+        if rc != 0:
+            raise ServiceError('start command %s exited with rc=%d%s' % (
+                ' '.join(argv), rc, '' if log_path == os.devnull else '; see %s' % log_path))
+
+    def stop(self):
+        pid = self._pid()
+        if not self._alive(pid):
+            return
+        timeout = float(self.params.get('stop_timeout') or 30)
+        os.kill(pid, signal.SIGTERM)
+        waited = wait_until(lambda: (not self._alive(pid), 'pid %d alive' % pid), timeout)
+        if not waited['ok']:
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: (not self._alive(pid), 'pid %d alive' % pid), 5)
+            raise ServiceError('service %s (pid %d) ignored SIGTERM for %ss and was killed' % (self.name, pid, timeout))
+
+
+class SystemdManager(Manager):
+    kind = 'systemd'
+
+    def _unit(self):
+        return self.params.get('unit') or self.name
+
+    def status(self):
+        out = self._run_checked(['systemctl', 'show', '--property=ActiveState,SubState,MainPID', self._unit()],
+                                'systemctl show')
+        props = dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
+        running = props.get('ActiveState') in ('active', 'reloading')
+        pid = int(props.get('MainPID') or 0) or None
+        return dict(running=running, pid=pid,
+                    detail='%s: %s/%s' % (self._unit(), props.get('ActiveState'), props.get('SubState')))
+
+    def start(self):
+        self._run_checked(['systemctl', 'start', self._unit()], 'systemctl start')
+
+    def stop(self):
+        self._run_checked(['systemctl', 'stop', self._unit()], 'systemctl stop')
+
+    def restart(self):
+        self._run_checked(['systemctl', 'restart', self._unit()], 'systemctl restart')
+
+
+class DockerManager(Manager):
+    """A container by name through the Docker SDK; waits for its health status when the
+    image defines a HEALTHCHECK."""
+
+    kind = 'docker'
+
+    def __init__(self, params, runner):
+        super(DockerManager, self).__init__(params, runner)
+        try:
+            import docker
+        except ImportError:
+            raise ServiceError('manager docker needs the Python library docker (the Docker SDK)')
+        self._docker = docker
+        kwargs = {}
+        if params.get('docker_host'):
+            kwargs['base_url'] = params['docker_host']
+        try:
+            self.client = docker.DockerClient(**kwargs) if kwargs else docker.from_env()
+        except docker.errors.DockerException as exc:
+            raise ServiceError('cannot reach the Docker engine%s: %s' % (
+                ' at %s' % params['docker_host'] if params.get('docker_host') else '', exc))
+
+    def _container(self):
+        name = self.params.get('container') or self.name
+        try:
+            return self.client.containers.get(name)
+        except self._docker.errors.NotFound:
+            raise ServiceError('no container named %s' % name)
+
+    def status(self):
+        cont = self._container()
+        cont.reload()
+        state = cont.attrs.get('State', {})
+        health = (state.get('Health') or {}).get('Status')
+        return dict(running=state.get('Running', False), pid=state.get('Pid') or None, health=health,
+                    detail='container %s: %s%s' % (cont.name, cont.status, ', health %s' % health if health else ''))
+
+    def start(self):
+        self._container().start()
+        self._wait_healthy()
+
+    def stop(self):
+        self._container().stop(timeout=int(self.params.get('stop_timeout') or 30))
+
+    def restart(self):
+        self._container().restart(timeout=int(self.params.get('stop_timeout') or 30))
+        self._wait_healthy()
+
+    def _wait_healthy(self):
+        def check():
+            st = self.status()
+            if st.get('health') is None:
+                return st['running'], st['detail']
+            return st.get('health') == 'healthy', st['detail']
+        res = wait_until(check, float(self.params.get('ready_timeout') or 60))
+        if not res['ok']:
+            raise ServiceError('container did not become healthy within %ss: %s' % (
+                self.params.get('ready_timeout'), res['last_detail']))
+
+
+class ComposeManager(DockerManager):
+    """A service of a docker compose project; the CLI does start/stop, the SDK reads state."""
+
+    kind = 'compose'
+
+    def _cli(self):
+        rc, _out, _err = self.run(['docker', 'compose', 'version'])
+        base = ['docker', 'compose'] if rc == 0 else ['docker-compose']
+        if self.params.get('compose_project'):
+            base += ['-p', self.params['compose_project']]
+        for path in self.params.get('compose_files') or []:
+            base += ['-f', path]
+        if self.params.get('compose_project_dir'):
+            base += ['--project-directory', self.params['compose_project_dir']]
+        return base
+
+    def _service(self):
+        return self.params.get('compose_service') or self.name
+
+    def _container(self):
+        out = self._run_checked(self._cli() + ['ps', '-a', '-q', self._service()], 'compose ps').strip()
+        if not out:
+            raise ServiceError('compose service %s has no container (is the project up?)' % self._service())
+        return self.client.containers.get(out.splitlines()[0])
+
+    def start(self):
+        self._run_checked(self._cli() + ['up', '-d', '--no-deps', self._service()], 'compose up')
+        self._wait_healthy()
+
+    def stop(self):
+        self._run_checked(self._cli() + ['stop', self._service()], 'compose stop')
+
+    def restart(self):
+        self._run_checked(self._cli() + ['restart', self._service()], 'compose restart')
+        self._wait_healthy()
+
+
+_MANAGER_CLASSES = dict((cls.kind, cls) for cls in (ProcessManager, SystemdManager, DockerManager, ComposeManager))
+
+
+def get_manager(params, runner):
+    kind = params.get('manager')
+    if kind not in _MANAGER_CLASSES:
+        raise ServiceError('unknown service manager %r for service %s; use one of %s' % (
+            kind, params.get('name'), ', '.join(MANAGERS)))
+    return _MANAGER_CLASSES[kind](params, runner)
+
+
+def ensure_state(params, state, runner, check_mode=False):
+    """Bring a service to state (started, stopped, restarted, status) and, unless stopped,
+    wait for its readiness probe. Returns a result dict; raises ServiceError on failure."""
+    manager = get_manager(params, runner)
+    probe, probe_desc = make_probe(params.get('probe'))
+    timeout = float(params.get('ready_timeout') or 60)
+    before = manager.status()
+    actions = []
+    if state == 'stopped':
+        if before['running']:
+            actions.append('stop')
+    elif state == 'restarted':
+        actions.append('restart' if before['running'] else 'start')
+    elif state == 'started' and not before['running']:
+        actions.append('start')
+
+    result = dict(name=params['name'], manager=manager.kind, state=state, running_before=before['running'],
+                  status_before=before['detail'], actions=actions, changed=bool(actions), probe=probe_desc)
+    if check_mode or state == 'status':
+        result['running'] = before['running']
+        result['pid'] = before.get('pid')
+        return result
+
+    started = time.monotonic()
+    for action in actions:
+        getattr(manager, action)()
+    after = manager.status() if actions else before
+    result['running'] = after['running']
+    result['pid'] = after.get('pid')
+    result['status'] = after['detail']
+    if state != 'stopped':
+        if not after['running']:
+            raise ServiceError('service %s is not running after %s: %s' % (
+                params['name'], ', '.join(actions) or 'no action', after['detail']))
+        if probe is not None:
+            res = wait_until(probe, timeout)
+            result['ready'] = res
+            if not res['ok']:
+                raise ServiceError('service %s: %s; readiness probe %s did not pass within %ss '
+                                   '(%d attempts, last error: %s)' % (
+                                       params['name'], after['detail'], probe_desc, timeout,
+                                       res['attempts'], res['last_detail']))
+    result['elapsed'] = round(time.monotonic() - started, 3)
+    return result

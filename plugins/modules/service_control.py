@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) tradeops.dr contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: service_control
+short_description: Stop, start, restart or read a service and wait until it really answers
+version_added: 0.1.0
+description:
+  - One interface to the services a recovery touches, whatever runs them on the host
+    (a plain process with a pidfile, systemd, a Docker container, a compose service).
+  - After a start or restart the module waits for a real readiness probe (Redis PING,
+    C(pg_isready), an HTTP status, a TCP connect or a command) with exponential backoff,
+    never a fixed sleep, and fails with the last probe error when the deadline passes.
+  - A service that runs but does not answer its probe is reported as such; the module does
+    not restart it unless O(state=restarted).
+extends_documentation_fragment:
+  - tradeops.dr.service
+options:
+  state:
+    description:
+      - V(started) starts the service when it is not running, then waits for the probe.
+      - V(restarted) stops and starts it (or starts it when it is down), then waits for the probe.
+      - V(stopped) stops it when it runs.
+      - V(status) only reports; it never changes anything.
+    type: str
+    default: started
+    choices: [started, stopped, restarted, status]
+attributes:
+  check_mode:
+    support: full
+    description: Reports the actions it would take from the current status; changes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    description: V(started), V(stopped) and V(status) are idempotent; V(restarted) always restarts.
+author:
+  - tradeops.dr maintainers
+'''
+
+EXAMPLES = r'''
+- name: Start the sandbox Redis and wait for PONG
+  tradeops.dr.service_control:
+    name: redis
+    manager: process
+    start_command: [redis-server, /srv/sandbox/redis/redis.conf]
+    pidfile: /srv/sandbox/redis/redis.pid
+    probe:
+      type: redis
+      port: 6380
+    ready_timeout: 30
+
+- name: Restart the TimescaleDB container and wait for its health check and pg_isready
+  tradeops.dr.service_control:
+    name: timescaledb
+    manager: docker
+    state: restarted
+    probe:
+      type: postgres
+      port: 5432
+
+- name: Restart a compose service (runbook 003, strategy crash)
+  tradeops.dr.service_control:
+    name: strategy
+    manager: compose
+    compose_files: [/opt/trading/docker-compose.staging.yml]
+    state: restarted
+    probe:
+      type: http
+      url: http://127.0.0.1:3001/api/health
+
+- name: Read the status only
+  tradeops.dr.service_control:
+    name: redis-server
+    manager: systemd
+    state: status
+'''
+
+RETURN = r'''
+service:
+  description: What was found and done.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Service name.
+      type: str
+      sample: redis
+    manager:
+      description: Manager used.
+      type: str
+      sample: process
+    running_before:
+      description: Whether the service ran before the module acted.
+      type: bool
+      sample: false
+    status_before:
+      description: The manager's description of the status before.
+      type: str
+      sample: stale pidfile /srv/redis.pid (pid 4242 is gone)
+    actions:
+      description: Actions taken (or, in check mode, that would be taken).
+      type: list
+      elements: str
+      sample: [start]
+    running:
+      description: Whether the service runs now.
+      type: bool
+      sample: true
+    pid:
+      description: Main pid when the manager knows it.
+      type: int
+      sample: 4321
+    probe:
+      description: The readiness probe used.
+      type: str
+      sample: redis PING 127.0.0.1:6380
+    ready:
+      description: Probe outcome after a start; attempts, elapsed seconds and the last answer.
+      type: dict
+      returned: when the service was started or checked with a probe
+      sample: {ok: true, attempts: 3, elapsed: 0.21, last_detail: PONG}
+    elapsed:
+      description: Seconds spent acting and waiting.
+      type: float
+      sample: 0.35
+'''
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.tradeops.dr.plugins.module_utils._service import (
+    ServiceError, ensure_state, service_argument_spec,
+)
+
+
+def main():
+    argument_spec = service_argument_spec()
+    argument_spec.update(state=dict(type='str', default='started', choices=['started', 'stopped', 'restarted', 'status']))
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+
+    def runner(argv, data=None):
+        return module.run_command(argv, data=data)
+
+    try:
+        result = ensure_state(module.params, module.params['state'], runner, check_mode=module.check_mode)
+    except ServiceError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # an unexpected fault still says which service and why
+        module.fail_json(msg='service %s (%s): %s' % (module.params['name'], module.params['manager'], exc),
+                         exception=traceback.format_exc())
+    changed = result.pop('changed')
+    module.exit_json(changed=changed, service=result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,115 @@
+"""Run the collection's playbooks through ansible-runner and read the outcome back.
+
+    from tradeops_dr import run_playbook
+    result = run_playbook("redis_failure.yml", inventory="inventories/prod")
+    if not result.ok:
+        print(result.failures)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ansible_runner
+
+from .paths import project_root
+
+
+@dataclass
+class Failure:
+    host: str
+    task: str
+    msg: str
+
+
+@dataclass
+class RunResult:
+    status: str  # ansible-runner's: successful, failed, timeout, canceled
+    rc: int
+    duration: float  # seconds, wall clock, ansible-playbook start to end
+    stats: dict = field(default_factory=dict)  # {host: {ok, changed, failures, unreachable, skipped}}
+    failures: list[Failure] = field(default_factory=list)
+    data: dict = field(default_factory=dict)  # what the roles exported with ansible.builtin.set_stats
+    artifact_dir: str = ""
+    stdout: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+    @property
+    def changed(self) -> int:
+        return sum(h.get("changed", 0) for h in self.stats.values())
+
+
+def _resolve(path: str | os.PathLike, base: Path, subdir: str) -> str:
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return str(p.resolve())
+    cand = base / subdir / p
+    return str(cand if cand.exists() else base / p)
+
+
+def _host_stats(stats_event: dict) -> dict:
+    out: dict = {}
+    for key in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored"):
+        for host, n in (stats_event.get(key) or {}).items():
+            out.setdefault(host, {})["unreachable" if key == "dark" else key] = n
+    return out
+
+
+def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extravars: dict | None = None,
+                 limit: str | None = None, tags: str | None = None, skip_tags: str | None = None,
+                 check: bool = False, verbosity: int = 0, envvars: dict | None = None,
+                 private_data_dir: str | None = None, timeout: int | None = None, quiet: bool = True) -> RunResult:
+    """Run playbooks/<playbook> (or a path) with ansible-runner. Never raises for a failed
+    play: read RunResult.ok, .failures and .data."""
+    root = project_root()
+    pdd = private_data_dir or tempfile.mkdtemp(prefix="tradeops-dr-run-")
+    env = {
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        # ansible-playbook of this venv, even when PATH does not name it
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    env.update(envvars or {})
+    cmdline = []
+    if check:
+        cmdline.append("--check")
+    if skip_tags:
+        cmdline += ["--skip-tags", skip_tags]
+    started = time.monotonic()
+    runner = ansible_runner.run(
+        private_data_dir=pdd,
+        project_dir=str(root),
+        playbook=_resolve(playbook, root, "playbooks"),
+        inventory=_resolve(inventory, root, "inventories") if inventory else str(root / "inventories" / "local"),
+        extravars=extravars or {},
+        limit=limit,
+        tags=tags,
+        cmdline=" ".join(cmdline) or None,
+        envvars=env,
+        verbosity=verbosity,
+        quiet=quiet,
+        timeout=timeout,
+    )
+    duration = time.monotonic() - started
+    failures, stats, data = [], {}, {}
+    for ev in runner.events:
+        kind = ev.get("event")
+        ed = ev.get("event_data", {})
+        if kind in ("runner_on_failed", "runner_on_unreachable") and not ed.get("ignore_errors"):
+            res = ed.get("res", {})
+            failures.append(Failure(host=ed.get("host", "?"), task=ed.get("task", "?"),
+                                    msg=str(res.get("msg") or res.get("stderr") or res)[:2000]))
+        elif kind == "playbook_on_stats":
+            stats = _host_stats(ed)
+            data = ed.get("artifact_data") or {}
+    stdout = runner.stdout.read() if runner.stdout else ""
+    return RunResult(status=runner.status, rc=runner.rc, duration=duration, stats=stats, failures=failures,
+                     data=data, artifact_dir=runner.config.artifact_dir, stdout=stdout)

@@ -1,0 +1,338 @@
+"""The sandbox stack: a real PostgreSQL 15 cluster and a real Redis server (AOF on) on
+127.0.0.1, on free ports, under a state directory of the checkout, seeded with a small
+trading data set and its ledger. `inventories/local` describes it through sandbox.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import seed
+from .paths import project_root
+
+PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be brought to the asked state."""
+
+
+def free_port(avoid=()) -> int:
+    """A TCP port nothing listens on at 127.0.0.1 right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in avoid:
+            return port
+    raise SandboxError("no free port found on 127.0.0.1")
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def wait_for(check, timeout: float, what: str):
+    delay, deadline = 0.05, time.monotonic() + timeout
+    last = None
+    while True:
+        ok, last = check()
+        if ok:
+            return
+        if time.monotonic() > deadline:
+            raise SandboxError(f"{what} not ready after {timeout}s: {last}")
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def pg_bin(name: str) -> str:
+    for d in PG_BIN_DIRS:
+        cand = Path(d) / name
+        if cand.exists():
+            return str(cand)
+    found = shutil.which(name)
+    if not found:
+        raise SandboxError(f"{name} not found: install Debian's postgresql package (make setup does)")
+    return found
+
+
+# --------------------------------------------------------------------------- Redis
+
+@dataclass
+class RedisServer:
+    """A redis-server under `root`, configured as the sandbox and the tests use it."""
+
+    root: Path
+    port: int
+    password: str
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "redis.conf"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "redis.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "redis.log"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def write_config(self, extra: str = "") -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        self.conf.write_text(
+            "# tradeops.dr sandbox Redis (loopback only)\n"
+            f"bind 127.0.0.1\nport {self.port}\nprotected-mode yes\n"
+            f"dir {self.data_dir}\n"
+            f"pidfile {self.pidfile}\nlogfile {self.logfile}\ndaemonize yes\n"
+            "appendonly yes\nappendfsync always\n"
+            "# refuse to load a truncated AOF: a DR tool must see the damage, not hide it\n"
+            "aof-load-truncated no\n"
+            'save ""\n'
+            f"requirepass {self.password}\n" + extra
+        )
+        self.conf.chmod(0o600)
+
+    def start_command(self) -> list[str]:
+        return ["redis-server", str(self.conf)]
+
+    def start(self, timeout: float = 20) -> None:
+        if pid_alive(read_pid(self.pidfile)):
+            return
+        proc = subprocess.run(self.start_command(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SandboxError(f"redis-server failed to start: {proc.stderr or proc.stdout}")
+        wait_for(self.ping, timeout, f"Redis on 127.0.0.1:{self.port}")
+
+    def client(self, **kw):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, decode_responses=True,
+                           socket_timeout=5, **kw)
+
+    def ping(self):
+        import redis
+
+        try:
+            with self.client() as c:
+                return bool(c.ping()), "PONG"
+        except (redis.RedisError, OSError) as exc:
+            return False, str(exc)
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        pid = read_pid(self.pidfile)
+        if pid_alive(pid):
+            os.kill(pid, sig)
+            wait_for(lambda: (not pid_alive(pid), f"pid {pid} alive"), 10, f"Redis pid {pid} to exit")
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+@dataclass
+class PostgresCluster:
+    """A PostgreSQL 15 cluster (initdb + pg_ctl) under `root`, listening on 127.0.0.1."""
+
+    root: Path
+    port: int
+    password: str
+    user: str = "tradeops"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir / "postmaster.pid"
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        # PostgreSQL refuses to run as root: as root, run it as the postgres system user.
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *argv]
+        return argv
+
+    def init(self) -> None:
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        pwfile = self.root / ".pwfile"
+        pwfile.write_text(self.password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            shutil.chown(self.socket_dir, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        pwfile.chmod(0o600)
+        try:
+            proc = subprocess.run(self._as_owner([pg_bin("initdb"), "-D", str(self.data_dir), "-U", self.user,
+                                                  "--pwfile", str(pwfile), "--auth-local=scram-sha-256",
+                                                  "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"]),
+                                  capture_output=True, text=True)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            raise SandboxError(f"initdb failed: {proc.stderr[-800:]}")
+
+    def start_command(self) -> list[str]:
+        opts = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        return self._as_owner([pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.logfile), "-o", opts,
+                               "-w", "start"])
+
+    def start(self, timeout: float = 60) -> None:
+        if pid_alive(read_pid(self.pidfile)):
+            return
+        proc = subprocess.run(self.start_command(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SandboxError(f"pg_ctl start failed: {proc.stderr or proc.stdout}; see {self.logfile}")
+        wait_for(self.ready, timeout, f"PostgreSQL on 127.0.0.1:{self.port}")
+
+    def ready(self):
+        proc = subprocess.run([pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                              capture_output=True, text=True)
+        return proc.returncode == 0, proc.stdout.strip()
+
+    def stop(self) -> None:
+        pid = read_pid(self.pidfile)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGINT)  # fast shutdown
+            wait_for(lambda: (not pid_alive(pid), f"pid {pid} alive"), 60, f"PostgreSQL pid {pid} to exit")
+
+    def dsn(self, dbname: str = "postgres") -> dict:
+        return dict(host="127.0.0.1", port=self.port, user=self.user, password=self.password, dbname=dbname)
+
+
+# --------------------------------------------------------------------------- the stack
+
+class Sandbox:
+    def __init__(self, state_dir: Path | None = None):
+        self.state_dir = Path(state_dir or os.environ.get("TRADEOPS_DR_SANDBOX") or project_root() / ".sandbox")
+        self.state_file = self.state_dir / "sandbox.json"
+
+    def load(self) -> dict | None:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _servers(self, state: dict):
+        redis_pw = Path(state["redis"]["password_file"]).read_text().strip()
+        pg_pw = Path(state["postgres"]["password_file"]).read_text().strip()
+        return (RedisServer(Path(state["redis"]["root"]), state["redis"]["port"], redis_pw),
+                PostgresCluster(Path(state["postgres"]["root"]), state["postgres"]["port"], pg_pw,
+                                state["postgres"]["user"]))
+
+    def up(self) -> dict:
+        state = self.load()
+        if state is None:
+            state = self._create()
+        redis_srv, pg = self._servers(state)
+        redis_srv.start()
+        pg.start()
+        if not state.get("seeded"):
+            counts = seed.seed_all(redis_srv, pg, Path(state["redis"]["ledger"]))
+            state["seeded"] = counts
+            self._write(state)
+        return state
+
+    def _create(self) -> dict:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o755)  # the postgres user must reach its own folder below
+        secrets_dir = self.state_dir / "secrets"
+        secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        redis_port = free_port()
+        pg_port = free_port(avoid={redis_port})
+        redis_pw, pg_pw = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+        (secrets_dir / "redis_password").write_text(redis_pw + "\n")
+        (secrets_dir / "postgres_password").write_text(pg_pw + "\n")
+        for f in secrets_dir.iterdir():
+            f.chmod(0o600)
+        redis_srv = RedisServer(self.state_dir / "redis", redis_port, redis_pw)
+        redis_srv.write_config()
+        pg = PostgresCluster(self.state_dir / "postgres", pg_port, pg_pw)
+        pg.root.mkdir(parents=True, exist_ok=True)
+        pg.init()
+        state = dict(
+            state_dir=str(self.state_dir),
+            redis=dict(root=str(redis_srv.root), host="127.0.0.1", port=redis_port, conf=str(redis_srv.conf),
+                       pidfile=str(redis_srv.pidfile), logfile=str(redis_srv.logfile),
+                       data_dir=str(redis_srv.data_dir), password_file=str(secrets_dir / "redis_password"),
+                       ledger=str(self.state_dir / "ledger.db"), backup_dir=str(self.state_dir / "backups" / "redis")),
+            postgres=dict(root=str(pg.root), host="127.0.0.1", port=pg_port, user=pg.user,
+                          data_dir=str(pg.data_dir), socket_dir=str(pg.socket_dir), pidfile=str(pg.pidfile),
+                          logfile=str(pg.logfile), start_command=pg.start_command(),
+                          password_file=str(secrets_dir / "postgres_password"), database="trading"),
+            seeded=None,
+        )
+        self._write(state)
+        return state
+
+    def _write(self, state: dict) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.state_file)
+
+    def down(self) -> dict:
+        state = self.load()
+        if state is None:
+            return {}
+        redis_srv, pg = self._servers(state)
+        redis_srv.stop()
+        pg.stop()
+        return self.status()
+
+    def status(self) -> dict:
+        state = self.load()
+        if state is None:
+            return dict(redis=dict(running=False, detail="no sandbox (run: tradeops-dr sandbox up)"),
+                        postgres=dict(running=False, detail="no sandbox"))
+        redis_srv, pg = self._servers(state)
+        out = {}
+        for name, srv, probe in (("redis", redis_srv, redis_srv.ping), ("postgres", pg, pg.ready)):
+            pid = read_pid(srv.pidfile)
+            running = pid_alive(pid)
+            ok, detail = probe() if running else (False, "not running")
+            out[name] = dict(running=running, pid=pid if running else None, port=srv.port, ready=ok, detail=detail)
+        return out
+
+    def destroy(self) -> None:
+        self.down()
+        shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -1,0 +1,142 @@
+"""A small, deterministic trading data set for the sandbox and the tests: the ledger
+(SQLite, runbook 004's ledger.db) is written first, as the platform's source of truth,
+and Redis receives exactly the ledger's writes; PostgreSQL gets positions and trades."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from pathlib import Path
+
+SYMBOLS = ("EURUSD", "USDCOP", "BTCUSDT", "ES", "GC")
+BASE_MS = 1795000000000  # 2026-11-18T09:06:40Z, fixed so that runs are comparable
+
+LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    seq      INTEGER PRIMARY KEY,
+    op       TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    entry_id TEXT,
+    payload  TEXT NOT NULL
+)
+"""
+
+
+def ledger_rows(n_orders: int = 200, n_signals: int = 100, rng_seed: int = 7) -> list[tuple]:
+    """(op, key, entry_id, payload) rows in the order the platform wrote them."""
+    rng = random.Random(rng_seed)
+    rows: list[tuple] = [
+        ("hset", "policy:kill_switch", None,
+         json.dumps({"enabled": "false", "state": "active", "reason": "", "updated_by": "seed"})),
+    ]
+    qty = dict.fromkeys(SYMBOLS, 0)
+    for i in range(n_orders):
+        ts = BASE_MS + i * 1000
+        sym = rng.choice(SYMBOLS)
+        side = rng.choice(("buy", "sell"))
+        q = rng.randint(1, 10)
+        price = round(rng.uniform(10, 100), 4)
+        rows.append(("xadd", "orders.validated", f"{ts}-0",
+                     json.dumps({"order_id": f"o{i:05d}", "symbol": sym, "side": side, "qty": q, "limit": price})))
+        if i % 20 != 19:  # a few orders stay unfilled
+            rows.append(("xadd", "orders.fills", f"{ts + 150}-0",
+                         json.dumps({"order_id": f"o{i:05d}", "symbol": sym, "qty": q, "price": price})))
+            qty[sym] += q if side == "buy" else -q
+            rows.append(("hset", f"positions:{sym}", None, json.dumps({"qty": qty[sym], "last_price": price})))
+    for i in range(n_signals):
+        rows.append(("xadd", "signals:ppo_primary:stream", f"{BASE_MS + i * 5000 + 7}-0",
+                     json.dumps({"action": rng.choice(("long", "short", "flat")),
+                                 "confidence": round(rng.random(), 3)})))
+    rows.append(("set", "strategy:mode", None, json.dumps("live")))
+    return rows
+
+
+def write_ledger(path: Path, rows: list[tuple]) -> None:
+    """Write the rows into a new ledger. An existing ledger with rows is the truth and is
+    never rewritten: refuse."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.execute(LEDGER_SCHEMA)
+            if conn.execute("SELECT count(*) FROM ledger").fetchone()[0]:
+                raise ValueError(f"ledger {path} already has rows; the seed writes only a new ledger")
+            conn.executemany("INSERT INTO ledger (seq, op, key, entry_id, payload) VALUES (?, ?, ?, ?, ?)",
+                             [(i + 1, *row) for i, row in enumerate(rows)])
+    finally:
+        conn.close()
+
+
+def apply_to_redis(client, rows: list[tuple]) -> None:
+    """What the platform did at run time: each ledger write, in order, once."""
+    pipe = client.pipeline(transaction=False)
+    for op, key, entry_id, payload in rows:
+        data = json.loads(payload)
+        if op == "xadd":
+            pipe.xadd(key, data, id=entry_id)
+        elif op == "hset":
+            pipe.hset(key, mapping=data)
+        else:
+            pipe.set(key, data)
+    pipe.execute()
+
+
+def expected_counts(rows: list[tuple]) -> dict:
+    streams: dict[str, int] = {}
+    keys = set()
+    for op, key, _eid, _payload in rows:
+        if op == "xadd":
+            streams[key] = streams.get(key, 0) + 1
+        else:
+            keys.add(key)
+    return dict(streams=streams, keys=sorted(keys), ledger_entries=len(rows))
+
+
+def seed_redis(redis_server, ledger: Path, **kw) -> dict:
+    rows = ledger_rows(**kw)
+    write_ledger(ledger, rows)
+    with redis_server.client() as client:
+        apply_to_redis(client, rows)
+    return expected_counts(rows)
+
+
+def seed_postgres(pg, n_trades: int = 5000, rng_seed: int = 11) -> dict:
+    import psycopg2
+
+    conn = psycopg2.connect(**pg.dsn("postgres"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = 'trading'")
+        if not cur.fetchone():
+            cur.execute("CREATE DATABASE trading")
+    conn.close()
+    rng = random.Random(rng_seed)
+    conn = psycopg2.connect(**pg.dsn("trading"))
+    with conn, conn.cursor() as cur:
+        cur.execute("""
+            CREATE TABLE IF NOT EXISTS positions (
+                id serial PRIMARY KEY, symbol text NOT NULL UNIQUE, qty numeric NOT NULL,
+                avg_price numeric NOT NULL, opened_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE IF NOT EXISTS trades (
+                id bigserial PRIMARY KEY, ts timestamptz NOT NULL, symbol text NOT NULL,
+                side text NOT NULL CHECK (side IN ('buy', 'sell')), qty numeric NOT NULL, price numeric NOT NULL);
+            CREATE INDEX IF NOT EXISTS trades_symbol_ts ON trades (symbol, ts);
+        """)
+        cur.execute("SELECT count(*) FROM trades")
+        if cur.fetchone()[0] == 0:
+            rows = [(BASE_MS / 1000 + i, rng.choice(SYMBOLS), rng.choice(("buy", "sell")), rng.randint(1, 10),
+                     round(rng.uniform(10, 100), 4)) for i in range(n_trades)]
+            cur.executemany("INSERT INTO trades (ts, symbol, side, qty, price) "
+                            "VALUES (to_timestamp(%s), %s, %s, %s, %s)", rows)
+            cur.execute("""INSERT INTO positions (symbol, qty, avg_price)
+                           SELECT symbol, sum(CASE side WHEN 'buy' THEN qty ELSE -qty END), avg(price)
+                           FROM trades GROUP BY symbol ON CONFLICT (symbol) DO NOTHING""")
+        cur.execute("SELECT (SELECT count(*) FROM trades), (SELECT count(*) FROM positions)")
+        trades, positions = cur.fetchone()
+    conn.close()
+    return dict(trades=trades, positions=positions)
+
+
+def seed_all(redis_server, pg, ledger: Path) -> dict:
+    return dict(redis=seed_redis(redis_server, ledger), postgres=seed_postgres(pg))
