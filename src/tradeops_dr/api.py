@@ -71,6 +71,7 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
     play: read RunResult.ok, .failures and .data."""
     root = project_root()
     pdd = private_data_dir or tempfile.mkdtemp(prefix="tradeops-dr-run-")
+    os.makedirs(pdd, exist_ok=True)
     env = {
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         # ansible-playbook of this venv, even when PATH does not name it
@@ -110,6 +111,7 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
         elif kind == "playbook_on_stats":
             stats = _host_stats(ed)
             data = ed.get("artifact_data") or {}
-    stdout = runner.stdout.read() if runner.stdout else ""
+    stdout_file = Path(runner.config.artifact_dir) / "stdout"
+    stdout = stdout_file.read_text(errors="replace") if stdout_file.exists() else ""
     return RunResult(status=runner.status, rc=runner.rc, duration=duration, stats=stats, failures=failures,
                      data=data, artifact_dir=runner.config.artifact_dir, stdout=stdout)

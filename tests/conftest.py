@@ -1,0 +1,148 @@
+"""Shared fixtures: real redis-server processes on free loopback ports, seeded with the
+ledger data set, inventories that describe them, and a runner for the playbooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COLLECTIONS = ROOT / ".state" / "collections"
+_link = COLLECTIONS / "ansible_collections" / "tradeops" / "dr"
+if not _link.exists():  # scripts/setup.sh makes it; make it here too for a bare pytest run
+    _link.parent.mkdir(parents=True, exist_ok=True)
+    _link.symlink_to(ROOT)
+sys.path.insert(0, str(COLLECTIONS))
+os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+from tradeops_dr import run_playbook  # noqa: E402
+from tradeops_dr import seed  # noqa: E402
+from tradeops_dr.sandbox import RedisServer, free_port, pid_alive, read_pid  # noqa: E402
+
+
+class SeededRedis:
+    """A real redis-server (AOF on, aof-load-truncated no, password) with the seed data set
+    written to its ledger and applied to it."""
+
+    def __init__(self, root: Path, extra_conf: str = ""):
+        self.srv = RedisServer(root, free_port(), "pw-" + os.urandom(8).hex())
+        self.srv.write_config(extra_conf)
+        self.srv.start()
+        self.ledger = root / "ledger.db"
+        self.expected = seed.seed_redis(self.srv, self.ledger)
+        self.backup_dir = root / "aof-backups"
+
+    @property
+    def port(self) -> int:
+        return self.srv.port
+
+    def client(self):
+        return self.srv.client()
+
+    def running(self) -> bool:
+        return pid_alive(read_pid(self.srv.pidfile))
+
+    def kill9(self) -> None:
+        self.srv.kill(signal.SIGKILL)
+
+    def lengths(self) -> dict:
+        with self.client() as c:
+            return {name: c.xlen(name) for name in self.expected["streams"]}
+
+    def snapshot(self) -> dict:
+        """Every key's type and content, to prove that a run changed nothing."""
+        out = {}
+        with self.client() as c:
+            for key in sorted(c.scan_iter()):
+                kind = c.type(key)
+                if kind == "stream":
+                    out[key] = c.xrange(key)
+                elif kind == "hash":
+                    out[key] = c.hgetall(key)
+                else:
+                    out[key] = c.get(key)
+        return out
+
+    def role_vars(self, **overrides) -> dict:
+        v = dict(
+            redis_restart_host="127.0.0.1",
+            redis_restart_port=self.port,
+            redis_restart_password=self.srv.password,
+            redis_restart_service=dict(name="redis", manager="process", start_command=self.srv.start_command(),
+                                       pidfile=str(self.srv.pidfile)),
+            redis_restart_config_file=str(self.srv.conf),
+            redis_restart_ready_timeout=20,
+            redis_restart_streams=self.expected["streams"],
+            redis_restart_keys=self.expected["keys"],
+            redis_restart_ledger_path=str(self.ledger),
+            redis_restart_aof_backup_dir=str(self.backup_dir),
+        )
+        v.update(overrides)
+        return v
+
+    def stop(self) -> None:
+        if self.running():
+            self.srv.kill(signal.SIGKILL)
+
+
+@pytest.fixture
+def redis_seeded(tmp_path):
+    r = SeededRedis(tmp_path / "redis")
+    yield r
+    r.stop()
+
+
+def write_inventory(path: Path, hostvars: dict, group: str = "redis_servers", host: str = "redis-under-test") -> Path:
+    inv = {"all": {"children": {group: {"hosts": {host: dict(
+        ansible_connection="local", ansible_python_interpreter=sys.executable, **hostvars)}}}}}
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return path
+
+
+class Runner:
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.n = 0
+
+    def __call__(self, playbook: str, hostvars: dict, check: bool = False, tags: str | None = None, **extra):
+        self.n += 1
+        inv = write_inventory(self.tmp / f"inventory-{self.n}.yml", hostvars)
+        pdd = self.tmp / f"runner-{self.n}"
+        return run_playbook(playbook, inventory=str(inv), extravars=extra or None, check=check, tags=tags,
+                            private_data_dir=str(pdd))
+
+
+@pytest.fixture
+def run(tmp_path):
+    return Runner(tmp_path)
+
+
+def artifacts_text(result) -> str:
+    """Everything ansible-runner recorded of a run: stdout and every event."""
+    parts = [result.stdout]
+    for f in sorted(Path(result.artifact_dir).rglob("*")):
+        if f.is_file():
+            parts.append(f.read_text(errors="replace"))
+    return "\n".join(parts)
+
+
+def record(result) -> dict:
+    return next(iter((result.data.get("redis_recovery") or {}).values()), {})
+
+
+def run_module(module, args: dict, capsys) -> tuple[dict, bool]:
+    """Run a module's main() in-process with real arguments; return (result, failed)."""
+    from ansible.module_utils.testing import patch_module_args
+
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exc:
+            module.main()
+    out = json.loads(capsys.readouterr().out)
+    return out, exc.value.code != 0 or bool(out.get("failed"))

@@ -1,0 +1,285 @@
+"""playbooks/redis_failure.yml run through ansible-runner against real redis-server
+processes: crash, data loss, damaged AOF, bad input, check mode and idempotence."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import artifacts_text, record
+
+pytestmark = pytest.mark.integration
+
+PLAYBOOK = "redis_failure.yml"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_healthy_redis_changes_nothing(redis_seeded, run):
+    before = redis_seeded.snapshot()
+    res = run(PLAYBOOK, redis_seeded.role_vars())
+    assert res.ok, res.failures
+    assert res.changed == 0
+    assert record(res)["restarted"] is False
+    assert redis_seeded.snapshot() == before
+
+
+def test_kill9_restart_brings_back_every_entry(redis_seeded, run):
+    before = redis_seeded.snapshot()
+    old_pid = redis_seeded.srv.pidfile.read_text().strip()
+    redis_seeded.kill9()
+    assert not redis_seeded.running()
+
+    res = run(PLAYBOOK, redis_seeded.role_vars())
+    assert res.ok, res.failures
+    rec = record(res)
+    assert rec["was_reachable"] is False and rec["restarted"] is True
+    assert rec["replayed_entries"] == 0  # the AOF had it all: no replay needed
+    with redis_seeded.client() as c:
+        assert c.ping() is True
+    assert redis_seeded.srv.pidfile.read_text().strip() != old_pid
+    assert redis_seeded.snapshot() == before
+    assert float(rec["recovery_seconds"]) > 0
+
+    again = run(PLAYBOOK, redis_seeded.role_vars())
+    assert again.ok and again.changed == 0
+
+
+def test_flushed_redis_is_refilled_from_the_ledger_exactly_once(redis_seeded, run):
+    before = redis_seeded.snapshot()
+    with redis_seeded.client() as c:
+        c.flushall()
+
+    res = run(PLAYBOOK, redis_seeded.role_vars())
+    assert res.ok, res.failures
+    rec = record(res)
+    n_stream_entries = sum(redis_seeded.expected["streams"].values())
+    n_keys = len(redis_seeded.expected["keys"])
+    assert rec["replayed_entries"] == n_stream_entries + n_keys
+    assert redis_seeded.snapshot() == before  # same IDs, same fields, same final hash state
+
+    # replaying again, even when forced, writes nothing
+    again = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_replay="always"))
+    assert again.ok, again.failures
+    assert again.changed == 0
+    assert record(again)["replayed_entries"] == 0
+    assert redis_seeded.snapshot() == before
+
+
+def test_lost_tail_replays_only_the_missing_entries(redis_seeded, run):
+    """What an appendfsync window loses: the newest writes. Redis holds the first 300 ledger
+    writes; the replay adds the rest and nothing else."""
+    from tradeops_dr import seed
+
+    before = redis_seeded.snapshot()
+    rows = seed.ledger_rows()
+    kept = rows[:300]
+    with redis_seeded.client() as c:
+        c.flushall()
+        seed.apply_to_redis(c, kept)
+    lost_entries = sum(1 for r in rows[300:] if r[0] == "xadd")
+    lost_keys = {r[1] for r in rows[300:] if r[0] != "xadd"}
+
+    res = run(PLAYBOOK, redis_seeded.role_vars())
+    assert res.ok, res.failures
+    assert record(res)["replayed_entries"] == lost_entries + len(lost_keys)
+    assert redis_seeded.snapshot() == before
+
+
+def test_entries_below_a_stream_top_are_refused_and_nothing_is_written(redis_seeded, run):
+    """XDEL keeps a stream's last ID: entries below it cannot be re-added in order. The
+    replay must say so and write nothing at all, not half of the ledger."""
+    with redis_seeded.client() as c:
+        ids = [eid for eid, _ in c.xrevrange("orders.fills", count=25)]
+        c.xdel("orders.fills", *ids)
+        c.delete("positions:EURUSD")
+    after_loss = redis_seeded.snapshot()
+    res = run(PLAYBOOK, redis_seeded.role_vars())
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "nothing was written" in msg and "stream orders.fills: 25 ledger entries" in msg
+    assert "cannot be inserted in order" in msg
+    assert redis_seeded.snapshot() == after_loss
+
+
+def test_check_mode_on_a_dead_server_changes_nothing(redis_seeded, run):
+    redis_seeded.kill9()
+    aof_dir = redis_seeded.srv.data_dir / "appendonlydir"
+    files_before = {p.name: _sha(p) for p in aof_dir.iterdir()}
+    res = run(PLAYBOOK, redis_seeded.role_vars(), check=True)
+    assert res.ok, res.failures
+    assert not redis_seeded.running()
+    assert {p.name: _sha(p) for p in aof_dir.iterdir()} == files_before
+    assert not redis_seeded.backup_dir.exists()
+    assert "Start the Redis server and wait for PONG" in res.stdout
+
+
+def test_check_mode_on_a_flushed_server_reports_the_replay_and_writes_nothing(redis_seeded, run):
+    with redis_seeded.client() as c:
+        c.flushall()
+    res = run(PLAYBOOK, redis_seeded.role_vars(), check=True)
+    assert res.ok, res.failures
+    rec = record(res)
+    assert rec["would_replay"] == sum(redis_seeded.expected["streams"].values()) + len(redis_seeded.expected["keys"])
+    assert rec["replayed_entries"] == 0
+    with redis_seeded.client() as c:
+        assert c.dbsize() == 0
+
+
+def _cut_aof_tail(redis_seeded, nbytes: int) -> Path:
+    incr = sorted((redis_seeded.srv.data_dir / "appendonlydir").glob("*.incr.aof"))[-1]
+    with open(incr, "r+b") as fh:
+        fh.truncate(incr.stat().st_size - nbytes)
+    return incr
+
+
+def test_truncated_aof_is_kept_aside_and_refused_without_permission(redis_seeded, run):
+    redis_seeded.kill9()
+    incr = _cut_aof_tail(redis_seeded, 7)
+    broken_sha = _sha(incr)
+
+    res = run(PLAYBOOK, redis_seeded.role_vars())
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "is damaged" in msg and "allow_truncate" in msg and "kept aside" in msg
+    assert incr.name in msg
+    # nothing repaired, nothing started, the broken AOF is intact and a verified copy exists
+    assert not redis_seeded.running()
+    assert _sha(incr) == broken_sha
+    copies = list(redis_seeded.backup_dir.glob("aof-*/appendonlydir/" + incr.name))
+    assert len(copies) == 1 and _sha(copies[0]) == broken_sha
+    manifest = json.loads((copies[0].parent.parent / "MANIFEST.json").read_text())
+    assert manifest["files"][incr.name]["sha256"] == broken_sha
+
+    # a second refused run does not pile up identical copies
+    res2 = run(PLAYBOOK, redis_seeded.role_vars())
+    assert not res2.ok
+    assert len(list(redis_seeded.backup_dir.glob("aof-*"))) == 1
+
+
+def test_truncated_aof_over_the_loss_limit_is_refused(redis_seeded, run):
+    redis_seeded.kill9()
+    incr = _cut_aof_tail(redis_seeded, 7)
+    broken_sha = _sha(incr)
+    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_aof_allow_truncate=True,
+                                               redis_restart_aof_max_loss_bytes=10))
+    assert not res.ok
+    assert "more than max_loss_bytes=10" in " ".join(f.msg for f in res.failures)
+    assert _sha(incr) == broken_sha and not redis_seeded.running()
+
+
+def test_truncated_aof_repaired_when_allowed_and_refilled_from_the_ledger(redis_seeded, run):
+    before = redis_seeded.snapshot()
+    redis_seeded.kill9()
+    incr = _cut_aof_tail(redis_seeded, 7)
+    size_before = incr.stat().st_size
+
+    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_aof_allow_truncate=True))
+    assert res.ok, res.failures
+    aof = record(res)["aof"]
+    assert aof["repaired"] is True and aof["kind"] == "multi-part"
+    damaged = {d["file"]: d for d in aof["damaged"]}
+    assert list(damaged) == [incr.name]
+    # the fix cut the file back to its last valid command, and that is what was lost
+    assert aof["bytes_lost"] == size_before - damaged[incr.name]["ok_up_to"] > 0
+    assert Path(aof["backup"], "MANIFEST.json").is_file()
+    # the commands cut off the AOF came back from the ledger
+    assert record(res)["replayed_entries"] >= 1
+    assert redis_seeded.snapshot() == before
+
+
+# --------------------------------------------------------------------------- bad input
+
+def test_unknown_manager_is_refused_before_anything_runs(redis_seeded, run):
+    redis_seeded.kill9()
+    svc = dict(name="redis", manager="supervisord", pidfile=str(redis_seeded.srv.pidfile))
+    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_service=svc))
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "manager" in msg and "supervisord" in msg and "process, systemd, docker, compose" in msg
+    assert not redis_seeded.running()
+
+
+def test_process_manager_without_start_command_says_so(redis_seeded, run):
+    redis_seeded.kill9()
+    svc = dict(name="redis", manager="process", pidfile=str(redis_seeded.srv.pidfile))
+    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_service=svc))
+    assert not res.ok
+    assert "needs start_command" in " ".join(f.msg for f in res.failures)
+
+
+def test_wrong_port_fails_with_the_last_probe_error_and_writes_nothing(redis_seeded, run):
+    from tradeops_dr.sandbox import free_port
+
+    before = redis_seeded.snapshot()
+    wrong = free_port(avoid={redis_seeded.port})
+    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_port=wrong, redis_restart_ready_timeout=2))
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert f"127.0.0.1:{wrong}" in msg and "did not pass within" in msg and "Connection refused" in msg
+    assert "attempts" in msg
+    assert redis_seeded.snapshot() == before
+
+
+def test_missing_ledger_fails_clearly_and_writes_nothing(redis_seeded, run):
+    with redis_seeded.client() as c:
+        c.flushall()
+    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_ledger_path=str(redis_seeded.ledger) + ".missing"))
+    assert not res.ok
+    assert "ledger.db.missing does not exist" in " ".join(f.msg for f in res.failures)
+    with redis_seeded.client() as c:
+        assert c.dbsize() == 0
+
+
+def test_malformed_ledger_rows_are_listed_and_nothing_is_written(redis_seeded, run, tmp_path):
+    bad = tmp_path / "bad-ledger.db"
+    bad.write_bytes(redis_seeded.ledger.read_bytes())
+    with sqlite3.connect(bad) as conn:
+        conn.execute("INSERT INTO ledger VALUES (100000, 'xdel', 'orders.fills', NULL, '{}')")
+        conn.execute("INSERT INTO ledger VALUES (100001, 'hset', 'positions:ES', NULL, '{not json')")
+        conn.execute("INSERT INTO ledger VALUES (100002, 'xadd', 'orders.fills', 'garbage', '{\"a\": 1}')")
+    conn.close()
+    with redis_seeded.client() as c:
+        c.flushall()
+    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_ledger_path=str(bad)))
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "3 malformed ledger row(s), nothing was written" in msg
+    assert "seq=100000" in msg and "seq=100001" in msg and "seq=100002" in msg
+    with redis_seeded.client() as c:
+        assert c.dbsize() == 0
+
+
+def test_wrong_password_fails_clearly_and_no_secret_is_printed(redis_seeded, run):
+    before = redis_seeded.snapshot()
+    wrong = "not-the-password-" + redis_seeded.srv.password[-6:]
+    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_password=wrong))
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "authentication" in msg and "password not shown" in msg
+    text = artifacts_text(res)
+    assert wrong not in text and redis_seeded.srv.password not in text
+    assert redis_seeded.snapshot() == before
+
+
+def test_the_password_never_reaches_the_output_of_a_recovery(redis_seeded, run):
+    redis_seeded.kill9()
+    with_data_loss = redis_seeded.role_vars()
+    res = run(PLAYBOOK, with_data_loss)
+    assert res.ok, res.failures
+    assert redis_seeded.srv.password not in artifacts_text(res)
+
+
+def test_diagnose_tag_is_read_only_on_a_dead_server(redis_seeded, run):
+    redis_seeded.kill9()
+    res = run(PLAYBOOK, redis_seeded.role_vars(), tags="diagnose")
+    assert res.ok, res.failures
+    assert res.changed == 0
+    assert not redis_seeded.running()
+    assert "DOWN - cannot connect to Redis at 127.0.0.1:%d" % redis_seeded.port in res.stdout
