@@ -29,10 +29,15 @@ options:
   start_command:
     description:
       - Command that starts the service (a list, or a string split like a shell would).
-      - A daemonizing command must exit 0 and write O(pidfile); a command that stays in the
-        foreground is detached and its pid written to O(pidfile).
+      - By default the command must daemonize, exit 0 within O(ready_timeout) and have the
+        service write O(pidfile) (C(redis-server) with C(daemonize yes), C(pg_ctl start)).
+        With O(foreground=true) the command is the service - it is detached and its pid written to O(pidfile).
       - Required with O(manager=process) to start the service.
     type: raw
+  foreground:
+    description: The O(start_command) stays in the foreground (see O(start_command)).
+    type: bool
+    default: false
   pidfile:
     description: Pidfile of the service. Required with O(manager=process).
     type: path

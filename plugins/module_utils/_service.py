@@ -22,8 +22,9 @@ import time
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible.module_utils.urls import open_url
+
 try:
-    from urllib.request import Request, urlopen
     from urllib.error import HTTPError, URLError
 except ImportError:  # pragma: no cover - Python 2 is not supported
     pass
@@ -42,6 +43,7 @@ def service_argument_spec():
         name=dict(type='str', required=True),
         manager=dict(type='str', required=True, choices=list(MANAGERS)),
         start_command=dict(type='raw'),
+        foreground=dict(type='bool', default=False),
         pidfile=dict(type='path'),
         workdir=dict(type='path'),
         log_file=dict(type='path'),
@@ -79,7 +81,7 @@ def _split(command):
     return shlex.split(str(command))
 
 
-def probe_redis(host, port, username=None, password=None, probe_timeout=2.0, **_ignored):
+def probe_redis(port, host='127.0.0.1', username=None, password=None, probe_timeout=2.0, **_ignored):
     """PING over a real connection. Returns (ok, detail)."""
     try:
         import redis
@@ -105,7 +107,7 @@ def probe_redis(host, port, username=None, password=None, probe_timeout=2.0, **_
         client.close()
 
 
-def probe_postgres(host, port, username=None, database=None, probe_timeout=2.0, **_ignored):
+def probe_postgres(port=None, host='127.0.0.1', username=None, database=None, probe_timeout=2.0, **_ignored):
     """pg_isready: rc 0 accepting, 1 rejecting (starting up), 2 no response, 3 bad call."""
     cmd = ['pg_isready', '-h', host, '-t', str(max(1, int(probe_timeout)))]
     if port:
@@ -115,7 +117,7 @@ def probe_postgres(host, port, username=None, database=None, probe_timeout=2.0, 
     if database:
         cmd += ['-d', database]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=probe_timeout + 5)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=probe_timeout + 5, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, 'pg_isready could not run: %s' % exc
     out = (proc.stdout + proc.stderr).strip()
@@ -124,7 +126,7 @@ def probe_postgres(host, port, username=None, database=None, probe_timeout=2.0, 
 
 def probe_http(url, status_code=200, probe_timeout=2.0, **_ignored):
     try:
-        resp = urlopen(Request(url, method='GET'), timeout=probe_timeout)
+        resp = open_url(url, method='GET', timeout=probe_timeout, follow_redirects='safe')
         code = resp.getcode()
         resp.close()
     except HTTPError as exc:
@@ -134,7 +136,7 @@ def probe_http(url, status_code=200, probe_timeout=2.0, **_ignored):
     return code == status_code, 'GET %s: HTTP %s (want %s)' % (url, code, status_code)
 
 
-def probe_tcp(host, port, probe_timeout=2.0, **_ignored):
+def probe_tcp(port, host='127.0.0.1', probe_timeout=2.0, **_ignored):
     try:
         sock = socket.create_connection((host, port), timeout=probe_timeout)
         sock.close()
@@ -146,7 +148,7 @@ def probe_tcp(host, port, probe_timeout=2.0, **_ignored):
 def probe_command(command, probe_timeout=2.0, **_ignored):
     argv = _split(command)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=probe_timeout + 5)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=probe_timeout + 5, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, '%s: %s' % (' '.join(argv), exc)
     return proc.returncode == 0, 'rc=%d %s' % (proc.returncode, (proc.stdout + proc.stderr).strip()[-300:])
@@ -157,6 +159,7 @@ def make_probe(spec):
     spec = dict(spec or {})
     kind = spec.pop('type', 'none') or 'none'
     spec = dict((k, v) for k, v in spec.items() if v is not None)
+    spec.setdefault('host', '127.0.0.1')
     if kind == 'none':
         return None, 'none'
     if kind == 'redis':
@@ -225,6 +228,17 @@ class Manager(object):
         return out
 
 
+_DETACHED = []
+
+
+def _reap(pid):
+    """Collect the exit status of a service we started ourselves in this process."""
+    for proc in list(_DETACHED):
+        if proc.pid == pid:
+            proc.poll()
+            _DETACHED.remove(proc)
+
+
 class ProcessManager(Manager):
     """A plain process: a start command and the pidfile it (or we) write."""
 
@@ -277,17 +291,28 @@ class ProcessManager(Manager):
                                         stdout=log, stderr=log, close_fds=True, start_new_session=True)
             except OSError as exc:
                 raise ServiceError('could not run start command %s: %s' % (' '.join(argv), exc))
-        # A daemonizing command exits 0 quickly and writes its own pidfile; a foreground
-        # one keeps running, and then its pid is the service's pid.
-        try:
-            rc = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            rc = None
-        if rc is None:
-            if not self._alive(self._pid()):
-                with open(self.pidfile, 'w') as handle:
-                    handle.write('%d\n' % proc.pid)
+        if self.params.get('foreground'):
+            # The command is the service: it stays detached in its own session and its pid
+            # goes to the pidfile. Keep the Popen object so that it is reaped, not warned about.
+            time.sleep(0.2)
+            rc = proc.poll()
+            if rc is not None:
+                raise ServiceError('start command %s exited at once with rc=%d%s' % (
+                    ' '.join(argv), rc, '' if log_path == os.devnull else '; see %s' % log_path))
+            _DETACHED.append(proc)
+            with open(self.pidfile, 'w') as handle:
+                handle.write('%d\n' % proc.pid)
             return
+        # A daemonizing command (redis-server with daemonize yes, pg_ctl start) forks the
+        # service, which writes its own pidfile, and exits.
+        timeout = float(self.params.get('ready_timeout') or 60)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise ServiceError('start command %s did not exit within %ss; a command that stays in the foreground '
+                               'needs foreground: true' % (' '.join(argv), timeout))
         if rc != 0:
             raise ServiceError('start command %s exited with rc=%d%s' % (
                 ' '.join(argv), rc, '' if log_path == os.devnull else '; see %s' % log_path))
@@ -302,6 +327,8 @@ class ProcessManager(Manager):
         if not waited['ok']:
             os.kill(pid, signal.SIGKILL)
             wait_until(lambda: (not self._alive(pid), 'pid %d alive' % pid), 5)
+        _reap(pid)
+        if not waited['ok']:
             raise ServiceError('service %s (pid %d) ignored SIGTERM for %ss and was killed' % (self.name, pid, timeout))
 
 

@@ -63,11 +63,12 @@ attributes:
     description: Runs the read-only check and reports what a repair would do; copies and fixes nothing.
   diff_mode:
     support: none
+    description: The module reports what it did in its return values, not as a diff.
   idempotent:
     support: full
     description: A valid AOF is left alone; an identical earlier safety copy is reused.
 author:
-  - tradeops.dr maintainers
+  - tradeops.dr maintainers (@tradeops)
 '''
 
 EXAMPLES = r'''

@@ -39,7 +39,6 @@ options:
     type: list
     elements: str
     default: []
-    no_log: false
   config_file:
     description:
       - The server's redis.conf, read on the host where the module runs. Lets the diagnosis
@@ -59,10 +58,12 @@ attributes:
     description: The module only reads.
   diff_mode:
     support: none
+    description: The module reports what it did in its return values, not as a diff.
   idempotent:
     support: full
+    description: Running it again with the same arguments changes nothing.
 author:
-  - tradeops.dr maintainers
+  - tradeops.dr maintainers (@tradeops)
 '''
 
 EXAMPLES = r'''
@@ -155,6 +156,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _redis
 
 
+CONF_KEYS = ('port', 'bind', 'dir', 'appendonly', 'appenddirname', 'appendfilename', 'replicaof', 'slaveof',
+             'aof-load-truncated', 'pidfile')
+
+
 def diagnose(params):
     diag = dict(endpoint=_redis.endpoint(params), reachable=False, shortfalls=[], replica=False,
                 sentinel=dict(watched=False, evidence=[], errors=[]), failover_risk=[])
@@ -165,9 +170,7 @@ def diagnose(params):
         except (IOError, OSError) as exc:
             diag['config_error'] = 'cannot read %s: %s' % (params['config_file'], exc)
     if conf is not None:
-        diag['config'] = dict((k, conf[k]) for k in ('port', 'bind', 'dir', 'appendonly', 'appenddirname',
-                                                      'appendfilename', 'replicaof', 'slaveof',
-                                                      'aof-load-truncated', 'pidfile') if k in conf)
+        diag['config'] = dict((k, conf[k]) for k in CONF_KEYS if k in conf)
         data_dir, dirname, filename = _redis.aof_location(conf, params['config_file'])
         diag['aof'] = dict(data_dir=data_dir, appenddirname=dirname, appendfilename=filename,
                            enabled=conf.get('appendonly', 'no') == 'yes')

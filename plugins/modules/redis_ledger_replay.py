@@ -48,10 +48,12 @@ attributes:
     description: Validates and plans; reports how many entries would be written; writes nothing.
   diff_mode:
     support: none
+    description: The module reports what it did in its return values, not as a diff.
   idempotent:
     support: full
+    description: Running it again with the same arguments changes nothing.
 author:
-  - tradeops.dr maintainers
+  - tradeops.dr maintainers (@tradeops)
 '''
 
 EXAMPLES = r'''

@@ -38,11 +38,12 @@ attributes:
     description: Reports the actions it would take from the current status; changes nothing.
   diff_mode:
     support: none
+    description: The module reports what it did in its return values, not as a diff.
   idempotent:
     support: partial
     description: V(started), V(stopped) and V(status) are idempotent; V(restarted) always restarts.
 author:
-  - tradeops.dr maintainers
+  - tradeops.dr maintainers (@tradeops)
 '''
 
 EXAMPLES = r'''

@@ -27,7 +27,7 @@ class SandboxError(RuntimeError):
 
 def free_port(avoid=()) -> int:
     """A TCP port nothing listens on at 127.0.0.1 right now."""
-    for _ in range(50):
+    for _attempt in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -130,7 +130,7 @@ class RedisServer:
     def start(self, timeout: float = 20) -> None:
         if pid_alive(read_pid(self.pidfile)):
             return
-        proc = subprocess.run(self.start_command(), capture_output=True, text=True)
+        proc = subprocess.run(self.start_command(), capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SandboxError(f"redis-server failed to start: {proc.stderr or proc.stdout}")
         wait_for(self.ping, timeout, f"Redis on 127.0.0.1:{self.port}")
@@ -206,7 +206,7 @@ class PostgresCluster:
             proc = subprocess.run(self._as_owner([pg_bin("initdb"), "-D", str(self.data_dir), "-U", self.user,
                                                   "--pwfile", str(pwfile), "--auth-local=scram-sha-256",
                                                   "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"]),
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, check=False)
         finally:
             pwfile.unlink(missing_ok=True)
         if proc.returncode != 0:
@@ -220,14 +220,14 @@ class PostgresCluster:
     def start(self, timeout: float = 60) -> None:
         if pid_alive(read_pid(self.pidfile)):
             return
-        proc = subprocess.run(self.start_command(), capture_output=True, text=True)
+        proc = subprocess.run(self.start_command(), capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SandboxError(f"pg_ctl start failed: {proc.stderr or proc.stdout}; see {self.logfile}")
         wait_for(self.ready, timeout, f"PostgreSQL on 127.0.0.1:{self.port}")
 
     def ready(self):
         proc = subprocess.run([pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         return proc.returncode == 0, proc.stdout.strip()
 
     def stop(self) -> None:

@@ -96,7 +96,7 @@ def test_entries_below_a_stream_top_are_refused_and_nothing_is_written(redis_see
     """XDEL keeps a stream's last ID: entries below it cannot be re-added in order. The
     replay must say so and write nothing at all, not half of the ledger."""
     with redis_seeded.client() as c:
-        ids = [eid for eid, _ in c.xrevrange("orders.fills", count=25)]
+        ids = [eid for eid, _fields in c.xrevrange("orders.fills", count=25)]
         c.xdel("orders.fills", *ids)
         c.delete("positions:EURUSD")
     after_loss = redis_seeded.snapshot()

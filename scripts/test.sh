@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Every test of the collection: unit and integration tests (real redis-server and PostgreSQL
+# on loopback, playbooks through ansible-runner), ansible-doc and ansible-lint, ansible-test
+# sanity, and the Molecule scenarios in a private Docker engine.
+# Called by `make test` after scripts/setup.sh; .ci/run calls `make test`.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+VENV=${VENV:-$ROOT/.venv}
+export PATH="$VENV/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
+
+status=0
+step() { echo; echo "=== $*"; }
+
+step "pytest: unit, integration, collection checks"
+pytest -p no:cacheprovider tests "$@"
+rc=$?
+if [ $rc -eq 5 ]; then
+  echo "test.sh: pytest collected no tests: that is a failure" >&2
+  rc=1
+fi
+[ $rc -eq 0 ] || status=$rc
+
+if [ "${SKIP_SANITY:-0}" != 1 ]; then
+  step "ansible-test sanity"
+  bash scripts/sanity.sh || status=1
+fi
+
+exit $status

@@ -1,0 +1,78 @@
+"""The collection as users meet it: every module documented and rendered by ansible-doc,
+every role with an argument spec, every playbook valid, ansible-lint clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if not p.name.startswith("_"))
+ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
+PLAYBOOKS = sorted((ROOT / "playbooks").glob("*.yml"))
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+
+pytestmark = pytest.mark.lint
+
+
+def _run(*argv, timeout=600):
+    return subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_there_is_something_to_check():
+    assert MODULES and ROLES and PLAYBOOKS
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders_the_module(module):
+    res = _run("ansible-doc", "--json", f"tradeops.dr.{module}")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)[f"tradeops.dr.{module}"]
+    assert doc["doc"]["short_description"] and doc["doc"]["options"]
+    assert doc["examples"].strip() and doc["return"], f"{module}: EXAMPLES and RETURN are required"
+    assert "check_mode" in doc["doc"]["attributes"]
+    for name, opt in doc["doc"]["options"].items():
+        assert opt.get("description"), f"{module}: option {name} has no description"
+    text = _run("ansible-doc", f"tradeops.dr.{module}")
+    assert text.returncode == 0 and f"tradeops.dr.{module}" in text.stdout
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_password_options_are_no_log(module):
+    doc = json.loads(_run("ansible-doc", "--json", f"tradeops.dr.{module}").stdout)[f"tradeops.dr.{module}"]
+    source = (ROOT / "plugins" / "modules" / f"{module}.py").read_text()
+    utils = "".join(p.read_text() for p in (ROOT / "plugins" / "module_utils").glob("*.py"))
+    for name in doc["doc"]["options"]:
+        if "password" in name:
+            assert f"{name}=dict(type='str', no_log=True" in source + utils, f"{module}: {name} must be no_log"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_has_an_argument_spec_and_prefixed_variables(role):
+    spec = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+    assert all(k.startswith(role + "_") for k in options), "role variables carry the role's name"
+    assert set(defaults) <= set(options), f"defaults without a spec: {set(defaults) - set(options)}"
+    res = _run("ansible-doc", "-t", "role", f"tradeops.dr.{role}")
+    assert res.returncode == 0 and "ENTRY POINT: *main*" in res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.name)
+def test_playbook_syntax(playbook):
+    res = _run("ansible-playbook", "--syntax-check", "-i", "localhost,", str(playbook))
+    assert res.returncode == 0, res.stderr + res.stdout
+
+
+def test_ansible_lint_production_profile():
+    res = _run("ansible-lint", "--profile", "production", "--nocolor", timeout=900)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    assert "Profile 'production' was required, and it passed" in res.stdout + res.stderr
