@@ -12,6 +12,14 @@ export PATH="$VENV/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 status=0
 step() { echo; echo "=== $*"; }
 
+if [ "${SKIP_DOCKER:-0}" != 1 ]; then
+  step "private Docker engine and the locally built base image"
+  eval "$(bash scripts/docker-engine.sh env)"
+  trap 'bash scripts/docker-engine.sh stop' EXIT
+  bash scripts/docker-engine.sh image || exit 1
+  export TRADEOPS_DR_REQUIRE_DOCKER=1
+fi
+
 step "pytest: unit, integration, collection checks"
 pytest -p no:cacheprovider tests "$@"
 rc=$?
@@ -24,6 +32,14 @@ fi
 if [ "${SKIP_SANITY:-0}" != 1 ]; then
   step "ansible-test sanity"
   bash scripts/sanity.sh || status=1
+fi
+
+if [ "${SKIP_DOCKER:-0}" != 1 ]; then
+  for scenario in molecule/*/molecule.yml; do
+    name=$(basename "$(dirname "$scenario")")
+    step "molecule test -s $name"
+    molecule test -s "$name" || status=1
+  done
 fi
 
 exit $status

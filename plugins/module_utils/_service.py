@@ -316,6 +316,12 @@ class ProcessManager(Manager):
         if rc != 0:
             raise ServiceError('start command %s exited with rc=%d%s' % (
                 ' '.join(argv), rc, '' if log_path == os.devnull else '; see %s' % log_path))
+        # The daemon writes its pidfile after it forked, a moment after the command exited:
+        # until then the pidfile may still name the pid of the process that died.
+        res = wait_until(lambda: (self.status()['running'], self.status()['detail']), timeout)
+        if not res['ok']:
+            raise ServiceError('start command %s exited 0 but no live pid appeared in %s within %ss (%s)' % (
+                ' '.join(argv), self.pidfile, timeout, res['last_detail']))
 
     def stop(self):
         pid = self._pid()

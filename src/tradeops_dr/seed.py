@@ -140,3 +140,22 @@ def seed_postgres(pg, n_trades: int = 5000, rng_seed: int = 11) -> dict:
 
 def seed_all(redis_server, pg, ledger: Path) -> dict:
     return dict(redis=seed_redis(redis_server, ledger), postgres=seed_postgres(pg))
+
+
+def main(argv=None) -> int:
+    """python -m tradeops_dr.seed LEDGER_PATH: write the seed ledger to a new file and print
+    what it holds (streams and their lengths, keys) as JSON, for scenarios that seed Redis
+    on another host by replaying it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tradeops_dr.seed", description=main.__doc__)
+    parser.add_argument("ledger", type=Path)
+    args = parser.parse_args(argv)
+    rows = ledger_rows()
+    write_ledger(args.ledger, rows)
+    print(json.dumps(expected_counts(rows), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

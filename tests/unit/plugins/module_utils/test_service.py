@@ -246,3 +246,29 @@ def test_docker_manager_without_an_engine_says_so():
 def test_no_probe_means_only_running_is_checked(tmp_path):
     assert svc.make_probe({}) == (None, "none")
     assert svc.make_probe(dict(type="none")) == (None, "none")
+
+
+def test_daemon_that_writes_its_pidfile_late_is_waited_for(tmp_path):
+    """redis-server with daemonize yes: the command exits 0 before the daemon rewrites the
+    pidfile, which still names the pid of the process that crashed."""
+    pidfile = tmp_path / "s.pid"
+    pidfile.write_text("999999\n")  # stale: that process is gone
+    daemon = (
+        "import os, sys, time\n"
+        "if os.fork():\n    sys.exit(0)\n"
+        "os.setsid()\ntime.sleep(0.6)\n"
+        f"open({str(pidfile)!r}, 'w').write('%d\\n' % os.getpid())\n"
+        "time.sleep(60)\n")
+    params = _params(tmp_path, start_command=[sys.executable, "-c", daemon], foreground=False, ready_timeout=10)
+    res = svc.ensure_state(params, "started", _run)
+    try:
+        assert res["running"] is True and res["pid"] != 999999
+        assert int(pidfile.read_text()) == res["pid"]
+    finally:
+        svc.ensure_state(params, "stopped", _run)
+
+
+def test_daemon_that_never_writes_its_pidfile_is_reported(tmp_path):
+    params = _params(tmp_path, start_command=[sys.executable, "-c", "pass"], foreground=False, ready_timeout=0.5)
+    with pytest.raises(svc.ServiceError, match="exited 0 but no live pid appeared in .*s.pid within 0.5s"):
+        svc.ensure_state(params, "started", _run)

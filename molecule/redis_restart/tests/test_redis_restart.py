@@ -1,0 +1,57 @@
+"""testinfra: what the container looks like after molecule converged redis_restart."""
+
+import json
+
+
+def _vars(host):
+    return host.ansible.get_variables()
+
+
+def _cli(host, *args):
+    v = _vars(host)
+    cmd = "REDISCLI_AUTH=%s redis-cli -p %d %s" % (v["redis_restart_password"], v["redis_restart_port"],
+                                                     " ".join(args))
+    return host.run(cmd)
+
+
+def test_redis_runs_from_the_pidfile(host):
+    v = _vars(host)
+    pidfile = host.file(v["redis_restart_service"]["pidfile"])
+    assert pidfile.exists
+    pid = int(pidfile.content_string.strip())
+    assert host.run("kill -0 %d" % pid).rc == 0
+    assert "redis-server" in host.file("/proc/%d/cmdline" % pid).content_string
+
+
+def test_redis_answers_ping(host):
+    res = _cli(host, "PING")
+    assert res.rc == 0 and res.stdout.strip() == "PONG"
+
+
+def test_every_stream_is_back_at_its_length(host):
+    for name, length in _vars(host)["redis_restart_streams"].items():
+        res = _cli(host, "XLEN", "'%s'" % name)
+        assert res.rc == 0 and int(res.stdout.strip()) == length, name
+
+
+def test_critical_keys_exist(host):
+    for key in _vars(host)["redis_restart_keys"]:
+        assert _cli(host, "EXISTS", "'%s'" % key).stdout.strip() == "1", key
+    assert _cli(host, "HGET", "policy:kill_switch", "enabled").stdout.strip() == "false"
+
+
+def test_aof_is_on_and_valid(host):
+    assert _cli(host, "CONFIG", "GET", "appendonly").stdout.split() == ["appendonly", "yes"]
+    res = host.run("redis-check-aof /var/lib/redis-dr/appendonlydir/appendonly.aof.manifest")
+    assert res.rc == 0 and "All AOF files and manifest are valid" in res.stdout
+
+
+def test_no_safety_copy_was_needed(host):
+    # the AOF was intact after the crash: nothing was copied aside or cut
+    assert not host.file(_vars(host)["redis_restart_aof_backup_dir"]).exists
+
+
+def test_the_password_is_not_in_the_world_readable_files(host):
+    conf = host.file(_vars(host)["redis_restart_config_file"])
+    assert conf.mode == 0o600
+    assert json.dumps(_vars(host)["redis_restart_password"]).strip('"') not in host.file("/var/log/redis-dr.log").content_string

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# A private Docker engine for Molecule: its own socket, data-root and exec-root under
+# .state/docker, no bridge and no iptables (containers use network mode none and are reached
+# by docker exec), and the base image built locally with debootstrap (no registry is
+# reachable here).  Usage: docker-engine.sh start|stop|status|image|env
+set -euo pipefail
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+STATE=$ROOT/.state/docker
+SOCK=$STATE/docker.sock
+export DOCKER_HOST=unix://$SOCK
+IMAGE=${TRADEOPS_DR_IMAGE:-tradeops-dr/debian12:bookworm}
+IMAGE_PACKAGES=python3,python3-redis,redis-server,redis-tools,procps
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+up() { docker info >/dev/null 2>&1; }
+
+start() {
+  if up; then return 0; fi
+  if [ "$(id -u)" != 0 ]; then echo "docker-engine: dockerd needs root" >&2; exit 1; fi
+  mkdir -p "$STATE/data"
+  # exec-root holds containerd's sockets: keep its path short (unix socket paths are limited)
+  EXEC_ROOT=/run/tradeops-dr-docker-$(echo "$ROOT" | md5sum | cut -c1-8)
+  dockerd --host "$DOCKER_HOST" --data-root "$STATE/data" --exec-root "$EXEC_ROOT" \
+    --pidfile "$STATE/docker.pid" --bridge=none --iptables=false --ip6tables=false \
+    >"$STATE/dockerd.log" 2>&1 &
+  for _i in $(seq 1 60); do
+    if up; then echo "docker-engine: up at $DOCKER_HOST"; return 0; fi
+    sleep 0.5
+  done
+  echo "docker-engine: dockerd did not come up; last lines of $STATE/dockerd.log:" >&2
+  tail -20 "$STATE/dockerd.log" >&2
+  exit 1
+}
+
+stop() {
+  if [ -f "$STATE/docker.pid" ]; then
+    pid=$(cat "$STATE/docker.pid")
+    if kill "$pid" 2>/dev/null; then
+      for _i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    fi
+  fi
+}
+
+image() {
+  start
+  if docker image inspect "$IMAGE" >/dev/null 2>&1; then return 0; fi
+  tarball=$ROOT/.state/images/debian12-bookworm.tar
+  if [ ! -s "$tarball" ]; then
+    rootfs=$ROOT/.state/images/rootfs
+    rm -rf "$rootfs" && mkdir -p "$rootfs"
+    echo "docker-engine: debootstrap bookworm ($IMAGE_PACKAGES)"
+    debootstrap --variant=minbase --include="$IMAGE_PACKAGES" bookworm "$rootfs" "$MIRROR" \
+      >"$ROOT/.state/images/debootstrap.log" 2>&1 || {
+      tail -20 "$ROOT/.state/images/debootstrap.log" >&2; exit 1; }
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$rootfs"
+  fi
+  docker import -c 'CMD ["sleep", "infinity"]' "$tarball" "$IMAGE" >/dev/null
+  echo "docker-engine: image $IMAGE imported"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) if up; then docker info --format 'up: {{.ServerVersion}}, {{.Containers}} containers'; else echo down; exit 1; fi ;;
+  image) image ;;
+  env) echo "export DOCKER_HOST=$DOCKER_HOST" ;;
+  *) echo "usage: $0 start|stop|status|image|env" >&2; exit 2 ;;
+esac

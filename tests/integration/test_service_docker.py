@@ -1,0 +1,88 @@
+"""The docker manager of service control against a real Docker engine (the private one of
+scripts/docker-engine.sh) and a real container with a HEALTHCHECK."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from ansible_collections.tradeops.dr.plugins.module_utils import _service as svc
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+IMAGE = os.environ.get("TRADEOPS_DR_IMAGE", "tradeops-dr/debian12:bookworm")
+
+
+def _engine():
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        client.images.get(IMAGE)
+        return client
+    except Exception as exc:  # engine absent or image not built
+        if os.environ.get("TRADEOPS_DR_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"the Docker engine and image {IMAGE} are required here: {exc}")
+        pytest.skip(f"no Docker engine with {IMAGE} (scripts/docker-engine.sh image): {exc}")
+
+
+@pytest.fixture
+def container():
+    client = _engine()
+    name = "tradeops-dr-test-" + uuid.uuid4().hex[:8]
+    cont = client.containers.run(
+        IMAGE, ["redis-server", "--port", "6391", "--bind", "127.0.0.1", "--save", ""], name=name, detach=True,
+        network_mode="none",
+        healthcheck=dict(test=["CMD", "redis-cli", "-p", "6391", "ping"], interval=300_000_000,
+                         timeout=1_000_000_000, retries=3, start_period=0))
+    yield name, cont
+    cont.remove(force=True)
+    client.close()
+
+
+def _run(argv, data=None):
+    p = subprocess.run(argv, input=data, capture_output=True, text=True, check=False)
+    return p.returncode, p.stdout, p.stderr
+
+
+def _params(name, **kw):
+    p = dict(name=name, manager="docker", docker_host=os.environ.get("DOCKER_HOST"), stop_timeout=5,
+             ready_timeout=30, probe={})
+    p.update(kw)
+    return p
+
+
+def test_restart_waits_for_the_container_to_be_healthy(container):
+    name, cont = container
+    res = svc.ensure_state(_params(name), "restarted", _run)
+    assert res["actions"] == ["restart"]
+    st = svc.get_manager(_params(name), _run).status()
+    assert st["running"] and st["health"] == "healthy"
+    cont.reload()
+    assert cont.attrs["State"]["Health"]["Status"] == "healthy"
+
+
+def test_stop_then_start_and_check_mode(container):
+    name, cont = container
+    stopped = svc.ensure_state(_params(name), "stopped", _run)
+    assert stopped["actions"] == ["stop"] and stopped["running"] is False
+    cont.reload()
+    assert cont.status == "exited"
+    predicted = svc.ensure_state(_params(name), "started", _run, check_mode=True)
+    assert predicted["actions"] == ["start"]
+    cont.reload()
+    assert cont.status == "exited"
+    started = svc.ensure_state(_params(name), "started", _run)
+    assert started["running"] is True
+    assert svc.get_manager(_params(name), _run).status()["health"] == "healthy"
+    again = svc.ensure_state(_params(name), "started", _run)
+    assert again["changed"] is False
+
+
+def test_missing_container_is_named():
+    _engine()
+    with pytest.raises(svc.ServiceError, match="no container named tradeops-dr-nope"):
+        svc.ensure_state(_params("tradeops-dr-nope"), "started", _run)
