@@ -1,24 +1,25 @@
-# The two commands of README.md. Each does all of its own set-up (scripts/setup.sh).
+# Shortcuts for the two commands of README.md (./dr.sh drill, ./dr.sh test) and a few more.
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup drill test lint sandbox-up sandbox-down clean
+.PHONY: setup drill test lint sanity sandbox-up sandbox-down bench clean
 
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
 
-## The main job: sandbox up, inject failures, recover with the playbooks, print what happened.
-drill: setup
-	tradeops-dr drill redis
+drill:
+	./dr.sh drill
 
-## Every test: unit, integration (real Redis/PostgreSQL on loopback), lint, molecule.
-test: setup
-	bash scripts/test.sh
+test:
+	./dr.sh test
 
 lint: setup
 	ansible-lint --profile production
+
+sanity: setup
+	bash scripts/sanity.sh
 
 sandbox-up: setup
 	tradeops-dr sandbox up
@@ -26,5 +27,9 @@ sandbox-up: setup
 sandbox-down:
 	-tradeops-dr sandbox down
 
+bench: setup
+	python bench/redis_recovery.py
+
 clean: sandbox-down
+	-bash scripts/docker-engine.sh stop
 	rm -rf .state .sandbox

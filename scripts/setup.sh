@@ -11,7 +11,7 @@ EXTRAS=${EXTRAS:-test}
 
 APT_PACKAGES=(redis-server redis-tools postgresql postgresql-client sqlite3 python3-venv git shellcheck)
 if [ "${WITH_DOCKER:-1}" = 1 ]; then
-  APT_PACKAGES+=(docker.io debootstrap)
+  APT_PACKAGES+=(docker.io docker-compose debootstrap)
 fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

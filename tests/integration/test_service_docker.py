@@ -86,3 +86,46 @@ def test_missing_container_is_named():
     _engine()
     with pytest.raises(svc.ServiceError, match="no container named tradeops-dr-nope"):
         svc.ensure_state(_params("tradeops-dr-nope"), "started", _run)
+
+
+@pytest.fixture
+def compose_project(tmp_path):
+    _engine()
+    if not any(os.access(os.path.join(d, "docker-compose"), os.X_OK) for d in os.environ["PATH"].split(os.pathsep)):
+        if os.environ.get("TRADEOPS_DR_REQUIRE_DOCKER") == "1":
+            pytest.fail("docker-compose is required here (scripts/setup.sh installs it)")
+        pytest.skip("docker-compose is not installed")
+    project = "tdr" + uuid.uuid4().hex[:8]
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(
+        'version: "3.7"\nservices:\n  cache:\n'
+        f'    image: {IMAGE}\n'
+        '    command: ["redis-server", "--port", "6392", "--bind", "127.0.0.1", "--save", ""]\n'
+        "    network_mode: none\n"
+        "    healthcheck:\n"
+        '      test: ["CMD", "redis-cli", "-p", "6392", "ping"]\n'
+        "      interval: 1s\n")
+    base = ["docker-compose", "-p", project, "-f", str(compose)]
+    subprocess.run(base + ["up", "-d"], check=True, capture_output=True)
+    yield project, compose
+    subprocess.run(base + ["down", "-t", "1"], check=False, capture_output=True)
+
+
+def test_compose_service_restart_stop_start(compose_project):
+    project, compose = compose_project
+    params = _params("cache", manager="compose", compose_project=project, compose_files=[str(compose)])
+    res = svc.ensure_state(params, "restarted", _run)
+    assert res["actions"] == ["restart"] and res["running"] is True
+    assert svc.get_manager(params, _run).status()["health"] == "healthy"
+    stopped = svc.ensure_state(params, "stopped", _run)
+    assert stopped["running"] is False
+    started = svc.ensure_state(params, "started", _run)
+    assert started["actions"] == ["start"] and started["running"] is True
+    assert svc.get_manager(params, _run).status()["health"] == "healthy"
+
+
+def test_compose_service_without_a_container_is_explained(compose_project):
+    project, compose = compose_project
+    params = _params("ghost", manager="compose", compose_project=project, compose_files=[str(compose)])
+    with pytest.raises(svc.ServiceError, match="compose ps failed|compose service ghost has no container"):
+        svc.ensure_state(params, "started", _run)
