@@ -9,8 +9,8 @@ def _vars(host):
 
 def _cli(host, *args):
     v = _vars(host)
-    cmd = "REDISCLI_AUTH=%s redis-cli -p %d %s" % (v["redis_restart_password"], v["redis_restart_port"],
-                                                     " ".join(args))
+    cmd = "REDISCLI_AUTH=%s redis-cli -p %d %s" % (
+        v["redis_restart_password"], v["redis_restart_port"], " ".join(args))
     return host.run(cmd)
 
 
@@ -54,4 +54,5 @@ def test_no_safety_copy_was_needed(host):
 def test_the_password_is_not_in_the_world_readable_files(host):
     conf = host.file(_vars(host)["redis_restart_config_file"])
     assert conf.mode == 0o600
-    assert json.dumps(_vars(host)["redis_restart_password"]).strip('"') not in host.file("/var/log/redis-dr.log").content_string
+    log = host.file("/var/log/redis-dr.log").content_string
+    assert json.dumps(_vars(host)["redis_restart_password"]).strip('"') not in log

@@ -1,0 +1,89 @@
+"""The sandbox stack as a user meets it: `tradeops-dr sandbox up|status|down`, and the
+plain ansible-playbook command against inventories/local."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tradeops_dr.sandbox import Sandbox, pid_alive, read_pid
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    # PostgreSQL runs as the postgres user when the tests run as root: it must be able to
+    # reach its folder, which pytest's own tmp folders (mode 0700) do not allow.
+    state = Path(tempfile.mkdtemp(prefix="tradeops-sandbox-"))
+    state.chmod(0o755)
+    env = dict(os.environ, TRADEOPS_DR_SANDBOX=str(state), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    yield state, env
+    subprocess.run([str(BIN / "tradeops-dr"), "sandbox", "down"], env=env, capture_output=True, check=False)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def _cli(env, *args):
+    return subprocess.run([str(BIN / "tradeops-dr"), *args], env=env, capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, check=False)
+
+
+def test_up_status_and_the_local_inventory(sandbox):
+    state, env = sandbox
+    up = _cli(env, "sandbox", "up")
+    assert up.returncode == 0, up.stderr
+    info = json.loads((state / "sandbox.json").read_text())
+    assert f"127.0.0.1:{info['redis']['port']}" in up.stdout and f"127.0.0.1:{info['postgres']['port']}" in up.stdout
+    assert info["redis"]["port"] != info["postgres"]["port"]
+    # secrets are files only their owner reads, and they are not in sandbox.json
+    pw_file = Path(info["redis"]["password_file"])
+    assert oct(pw_file.stat().st_mode & 0o777) == "0o600"
+    assert pw_file.read_text().strip() not in (state / "sandbox.json").read_text()
+    assert info["seeded"]["postgres"] == {"trades": 5000, "positions": 5}
+
+    status = _cli(env, "sandbox", "status")
+    assert status.returncode == 0 and status.stdout.count("running  ready") == 2, status.stdout
+
+    # the user's command, as README.md writes it
+    play = subprocess.run([str(BIN / "ansible-playbook"), "playbooks/redis_failure.yml", "-i", "inventories/local"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert play.returncode == 0, play.stdout[-3000:] + play.stderr[-3000:]
+    assert "changed=0" in play.stdout and "failed=0" in play.stdout
+    assert pw_file.read_text().strip() not in play.stdout
+
+
+def test_local_inventory_recovers_a_killed_sandbox_redis(sandbox):
+    state, env = sandbox
+    info = json.loads((state / "sandbox.json").read_text())
+    pid = read_pid(Path(info["redis"]["pidfile"]))
+    os.kill(pid, signal.SIGKILL)
+    run = _cli(env, "run", "redis_failure.yml", "-i", "inventories/local")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "successful (rc=0)" in run.stdout and "changed=1" in run.stdout
+    new_pid = read_pid(Path(info["redis"]["pidfile"]))
+    assert new_pid != pid and pid_alive(new_pid)
+
+
+def test_down_stops_both_by_pid(sandbox):
+    state, env = sandbox
+    info = json.loads((state / "sandbox.json").read_text())
+    pids = [read_pid(Path(info["redis"]["pidfile"])), read_pid(Path(info["postgres"]["pidfile"]))]
+    assert all(pid_alive(p) for p in pids)
+    down = _cli(env, "sandbox", "down")
+    assert down.returncode == 0
+    assert not any(pid_alive(p) for p in pids)
+    status = _cli(env, "sandbox", "status")
+    assert status.returncode == 1 and status.stdout.count("stopped") == 2
+    # up again reuses the same state: same ports, data kept
+    again = Sandbox(state).up()
+    assert again["redis"]["port"] == info["redis"]["port"]
