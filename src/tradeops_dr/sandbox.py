@@ -71,6 +71,12 @@ def wait_for(check, timeout: float, what: str):
         delay = min(delay * 2, 1.0)
 
 
+def _postgres_can_reach(path: Path) -> bool:
+    proc = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(path)], capture_output=True,
+                          check=False)
+    return proc.returncode == 0
+
+
 def pg_bin(name: str) -> str:
     for d in PG_BIN_DIRS:
         cand = Path(d) / name
@@ -287,8 +293,7 @@ class Sandbox:
             f.chmod(0o600)
         redis_srv = RedisServer(self.state_dir / "redis", redis_port, redis_pw)
         redis_srv.write_config()
-        pg = PostgresCluster(self.state_dir / "postgres", pg_port, pg_pw)
-        pg.root.mkdir(parents=True, exist_ok=True)
+        pg = PostgresCluster(self._postgres_root(), pg_port, pg_pw)
         pg.init()
         state = dict(
             state_dir=str(self.state_dir),
@@ -304,6 +309,27 @@ class Sandbox:
         )
         self._write(state)
         return state
+
+    def _postgres_root(self) -> Path:
+        """Where the cluster lives: .sandbox/postgres, unless PostgreSQL must run as the
+        postgres user (we are root) and that user cannot reach the checkout (a clone below
+        /root or another 0700 folder). Then the cluster goes to /var/lib/tradeops-dr/<id>/
+        and .sandbox/postgres links to it."""
+        link = self.state_dir / "postgres"
+        if os.geteuid() != 0 or _postgres_can_reach(self.state_dir):
+            link.mkdir(parents=True, exist_ok=True)
+            return link
+        import hashlib
+
+        ident = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
+        root = Path("/var/lib/tradeops-dr") / ident / "postgres"
+        root.mkdir(parents=True, exist_ok=True)
+        for d in (root.parent.parent, root.parent):
+            d.chmod(0o755)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(root)
+        return root
 
     def _write(self, state: dict) -> None:
         tmp = self.state_file.with_suffix(".tmp")
@@ -335,4 +361,7 @@ class Sandbox:
 
     def destroy(self) -> None:
         self.down()
+        link = self.state_dir / "postgres"
+        if link.is_symlink():
+            shutil.rmtree(link.resolve().parent, ignore_errors=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -87,3 +87,20 @@ def test_down_stops_both_by_pid(sandbox):
     # up again reuses the same state: same ports, data kept
     again = Sandbox(state).up()
     assert again["redis"]["port"] == info["redis"]["port"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the fallback exists for root, who runs PostgreSQL as postgres")
+def test_checkout_the_postgres_user_cannot_reach_gets_its_cluster_elsewhere(tmp_path):
+    private = Path(tempfile.mkdtemp(prefix="tradeops-private-"))  # mode 0700, like /root
+    try:
+        sb = Sandbox(private / ".sandbox")
+        state = sb.up()
+        link = private / ".sandbox" / "postgres"
+        assert link.is_symlink() and str(link.resolve()).startswith("/var/lib/tradeops-dr/")
+        assert state["seeded"]["postgres"]["trades"] == 5000
+        assert sb.status()["postgres"]["ready"] is True
+        cluster = link.resolve().parent
+        sb.destroy()
+        assert not cluster.exists() and not (private / ".sandbox").exists()
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
