@@ -12,9 +12,10 @@ class ModuleDocFragment(object):
     DOCUMENTATION = r'''
 options:
   name:
-    description: Name of the service, used in messages and as the default unit, container or compose service.
+    description:
+      - Name of the service, used in messages and as the default unit, container or compose service.
+      - Required, here or in O(service).
     type: str
-    required: true
   manager:
     description:
       - How the service is run on this host.
@@ -23,8 +24,8 @@ options:
       - V(docker) controls the container O(container) through the Docker SDK and waits for its
         health status when the image defines a HEALTHCHECK.
       - V(compose) controls O(compose_service) of a C(docker compose) project.
+      - Required, here or in O(service).
     type: str
-    required: true
     choices: [process, systemd, docker, compose]
   start_command:
     description:

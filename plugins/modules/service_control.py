@@ -23,6 +23,15 @@ description:
 extends_documentation_fragment:
   - tradeops.dr.service
 options:
+  service:
+    description:
+      - The per-host service definition of a role (for example C(redis_restart_service)) - a dict
+        with any of the options O(name), O(manager), O(start_command), O(foreground), O(pidfile),
+        O(workdir), O(log_file), O(stop_timeout), O(unit), O(container), O(docker_host),
+        O(compose_project), O(compose_files), O(compose_service), O(compose_project_dir).
+      - Options given directly to the module take precedence. The merged set is validated like
+        the direct options; an unknown key is refused.
+    type: dict
   state:
     description:
       - V(started) starts the service when it is not running, then waits for the probe.
@@ -76,6 +85,14 @@ EXAMPLES = r'''
     probe:
       type: http
       url: http://127.0.0.1:3001/api/health
+
+- name: Start the service a role describes per host
+  tradeops.dr.service_control:
+    service: "{{ redis_restart_service }}"
+    state: started
+    probe:
+      type: redis
+      port: "{{ redis_restart_port }}"
 
 - name: Read the status only
   tradeops.dr.service_control:
@@ -137,25 +154,56 @@ service:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.tradeops.dr.plugins.module_utils._service import (
     ServiceError, ensure_state, service_argument_spec,
 )
 
 
+SERVICE_KEYS = ('name', 'manager', 'start_command', 'foreground', 'pidfile', 'workdir', 'log_file', 'stop_timeout',
+                'unit', 'container', 'docker_host', 'compose_project', 'compose_files', 'compose_service',
+                'compose_project_dir')
+
+
+def merged_params(module):
+    """Direct options over the service dict, validated with the same spec."""
+    service = module.params.get('service') or {}
+    unknown = sorted(set(service) - set(SERVICE_KEYS))
+    if unknown:
+        module.fail_json(msg='unknown service option(s) %s; known: %s' % (', '.join(unknown), ', '.join(SERVICE_KEYS)))
+    spec = service_argument_spec()
+    given = dict((k, v) for k, v in service.items() if v is not None)
+    for key in spec:
+        if key in SERVICE_KEYS and module.params.get(key) not in (None, [], spec[key].get('default')):
+            given[key] = module.params[key]
+    given['probe'] = module.params['probe']
+    given['ready_timeout'] = module.params['ready_timeout']
+    result = ArgumentSpecValidator(spec).validate(given)
+    if result.error_messages:
+        module.fail_json(msg='service %s: %s' % (given.get('name', '?'), '; '.join(result.error_messages)))
+    return result.validated_parameters
+
+
 def main():
     argument_spec = service_argument_spec()
-    argument_spec.update(state=dict(type='str', default='started', choices=['started', 'stopped', 'restarted', 'status']))
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    argument_spec['name']['required'] = False
+    argument_spec['manager']['required'] = False
+    argument_spec.update(
+        service=dict(type='dict'),
+        state=dict(type='str', default='started', choices=['started', 'stopped', 'restarted', 'status']))
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[('name', 'service')])
+    params = merged_params(module)
 
     def runner(argv, data=None):
         return module.run_command(argv, data=data)
 
     try:
-        result = ensure_state(module.params, module.params['state'], runner, check_mode=module.check_mode)
+        result = ensure_state(params, module.params['state'], runner, check_mode=module.check_mode)
     except ServiceError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # an unexpected fault still says which service and why
-        module.fail_json(msg='service %s (%s): %s' % (module.params['name'], module.params['manager'], exc),
+        module.fail_json(msg='service %s (%s): %s' % (params['name'], params['manager'], exc),
                          exception=traceback.format_exc())
     changed = result.pop('changed')
     module.exit_json(changed=changed, service=result)
