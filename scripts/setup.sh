@@ -42,4 +42,10 @@ fi
 # The collection on its collections path (ansible.cfg: collections_path = .state/collections).
 mkdir -p .state/collections/ansible_collections/tradeops
 ln -sfn "$ROOT" .state/collections/ansible_collections/tradeops/dr
+for shadow in "$HOME/.ansible/collections/ansible_collections/tradeops/dr" /usr/share/ansible/collections/ansible_collections/tradeops/dr; do
+  if [ -e "$shadow" ] && [ "$(readlink -f "$shadow")" != "$ROOT" ]; then
+    echo "setup: WARNING: $shadow is another copy of tradeops.dr and comes first on Ansible's collections path;" \
+         "remove it so that this checkout is the one that runs" >&2
+  fi
+done
 echo "setup: ready ($("$VENV/bin/ansible" --version | head -1), venv $VENV)"

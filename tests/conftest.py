@@ -99,7 +99,7 @@ def redis_seeded(tmp_path):
     r.stop()
 
 
-def write_inventory(path: Path, hostvars: dict, group: str = "redis_servers", host: str = "redis-under-test") -> Path:
+def write_inventory(path: Path, hostvars: dict, group: str = "redis_servers", host: str = "host-under-test") -> Path:
     inv = {"all": {"children": {group: {"hosts": {host: dict(
         ansible_connection="local", ansible_python_interpreter=sys.executable, **hostvars)}}}}}
     path.write_text(yaml.safe_dump(inv, sort_keys=False))
@@ -111,9 +111,10 @@ class Runner:
         self.tmp = tmp_path
         self.n = 0
 
-    def __call__(self, playbook: str, hostvars: dict, check: bool = False, tags: str | None = None, **extra):
+    def __call__(self, playbook: str, hostvars: dict, check: bool = False, tags: str | None = None,
+                 group: str = "redis_servers", **extra):
         self.n += 1
-        inv = write_inventory(self.tmp / f"inventory-{self.n}.yml", hostvars)
+        inv = write_inventory(self.tmp / f"inventory-{self.n}.yml", hostvars, group=group)
         pdd = self.tmp / f"runner-{self.n}"
         return run_playbook(playbook, inventory=str(inv), extravars=extra or None, check=check, tags=tags,
                             private_data_dir=str(pdd))
@@ -133,8 +134,8 @@ def artifacts_text(result) -> str:
     return "\n".join(parts)
 
 
-def record(result) -> dict:
-    return next(iter((result.data.get("redis_recovery") or {}).values()), {})
+def record(result, key: str = "redis_recovery") -> dict:
+    return next(iter((result.data.get(key) or {}).values()), {})
 
 
 def run_module(module, args: dict, capsys) -> tuple[dict, bool]:
