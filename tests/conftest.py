@@ -13,6 +13,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# shared/ lies beside the checkout (as CI clones it); TRADEOPS_DR_SHARED points elsewhere.
+SHARED = Path(os.environ.get("TRADEOPS_DR_SHARED") or ROOT.parent / "shared")
+QUESTDB_FIXTURES = SHARED / "fixtures" / "questdb-8.1.2"
 COLLECTIONS = ROOT / ".state" / "collections"
 _link = COLLECTIONS / "ansible_collections" / "tradeops" / "dr"
 if not _link.exists():  # scripts/setup.sh makes it; make it here too for a bare pytest run

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
-from .api import run_playbook
-from .sandbox import Sandbox, SandboxError
+_T0 = time.perf_counter()  # the kill-switch fast path reports its time from here
 
 
 def _kv(items):
@@ -24,6 +24,8 @@ def _kv(items):
 
 
 def cmd_sandbox(args) -> int:
+    from .sandbox import Sandbox, SandboxError
+
     sb = Sandbox(args.state_dir)
     try:
         if args.action == "up":
@@ -48,6 +50,8 @@ def cmd_sandbox(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from .api import run_playbook
+
     res = run_playbook(args.playbook, inventory=args.inventory, extravars=_kv(args.extra_vars), limit=args.limit,
                        tags=args.tags, check=args.check, quiet=False)
     print(f"\n{res.status} (rc={res.rc}) in {res.duration:.2f}s; changed={res.changed}; artifacts {res.artifact_dir}")
@@ -58,11 +62,43 @@ def cmd_run(args) -> int:
 
 def cmd_drill(args) -> int:
     from . import drill
+    from .sandbox import Sandbox
 
     sb = Sandbox(args.state_dir)
     steps = drill.redis_drill(sb)
     drill.print_report(steps)
     return 0 if all(s.passed for s in steps) else 1
+
+
+def cmd_kill_switch(args) -> int:
+    """engage: the flag first, straight from here (no Ansible import), then the playbook."""
+    from . import fastpath
+
+    if args.action == "engage":
+        try:
+            done = fastpath.engage(args.inventory, args.reason, args.actor, args.incident, args.state, args.limit,
+                                   started=_T0)
+        except Exception as exc:  # any failure here must not stop the playbook from failing closed
+            print(f"KILL SWITCH FAST PATH FAILED: {exc}; running the playbook, which fails closed", file=sys.stderr)
+            done = None
+        if done:
+            print(f"kill switch {done['outcome']} in Redis {done['endpoint']} ({done['host']}) "
+                  f"{done['seconds']:.3f}s after start (inventory read by {done['via']}"
+                  f"{': ' + done['why_ansible'] if done['why_ansible'] else ''})", flush=True)
+        if args.flag_only:
+            return 0 if done else 1
+    from .api import run_playbook
+
+    extra = dict(kill_switch_action=args.action, kill_switch_actor=args.actor or "",
+                 kill_switch_reason=args.reason or "", kill_switch_incident=args.incident or "",
+                 kill_switch_state=args.state)
+    if args.action == "reset":
+        extra.update(kill_switch_confirm=args.confirm or "", kill_switch_approver=args.approver or "",
+                     kill_switch_force=args.force)
+    res = run_playbook("kill_switch.yml", inventory=args.inventory, extravars=extra, limit=args.limit, quiet=False)
+    for f in res.failures:
+        print(f"FAILED {f.host} / {f.task}: {f.msg}", file=sys.stderr)
+    return 0 if res.ok else (res.rc or 1)
 
 
 def main(argv=None) -> int:
@@ -82,6 +118,20 @@ def main(argv=None) -> int:
     p.add_argument("-t", "--tags")
     p.add_argument("-C", "--check", action="store_true")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("kill-switch", help="engage (flag first, then the playbook), status, flatten, reset")
+    p.add_argument("action", choices=["engage", "status", "flatten", "reset"])
+    p.add_argument("-i", "--inventory", required=True)
+    p.add_argument("-l", "--limit")
+    p.add_argument("--reason")
+    p.add_argument("--actor")
+    p.add_argument("--incident")
+    p.add_argument("--state", choices=["halted", "reducing"], default="halted")
+    p.add_argument("--confirm", help="reset: the incident id")
+    p.add_argument("--approver", help="reset: the second approver")
+    p.add_argument("--force", action="store_true", help="reset beyond the drawdown threshold")
+    p.add_argument("--flag-only", action="store_true", help="engage: set the flag and stop (no playbook)")
+    p.set_defaults(func=cmd_kill_switch)
 
     p = sub.add_parser("drill", help="inject failures into the sandbox and recover them")
     p.add_argument("scenario", choices=["redis"])

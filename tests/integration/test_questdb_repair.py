@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import QUESTDB_FIXTURES as FIXTURES
 from conftest import record
 from tradeops_dr.sandbox import free_port, pid_alive, read_pid, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "questdb-8.1.2"
 REPLAY = ROOT / "tests" / "standins" / "questdb_replay.py"
 PLAYBOOK = "questdb_repair.yml"
 # newest row of trades in the recording (select max(ts) from trades)

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.tradeops.dr.plugins.module_utils import _questdb
+from conftest import QUESTDB_FIXTURES as FIXTURES
 from tradeops_dr.sandbox import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[4]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "questdb-8.1.2"
 
 
 @pytest.fixture(scope="module")
 def client():
+    if not FIXTURES.is_dir():
+        pytest.fail(f"the recorded QuestDB answers are missing: {FIXTURES} (set TRADEOPS_DR_SHARED)")
     port, health = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "standins" / "questdb_replay.py"), "--fixtures",
                              str(FIXTURES), "--port", str(port), "--health-port", str(health), "--wal", "suspended"])

@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tradeops.dr contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the tradeops.dr collection. It may change without notice.
+"""The kill switch in Redis (runbooks 003 section 5, 004 sections 3.1 and 3.5).
+
+    policy:kill_switch          hash: enabled (true|false), state (active|halted|reducing), reason,
+                                actor, incident, engaged_at (ISO 8601), engaged_at_ms, and after a
+                                reset reset_by, approved_by, reset_reason, reset_at
+    policy:kill_switch:events   stream: one entry per engage, re-engage and reset
+
+Engaging is one Lua script, so it is atomic: a switch that is already engaged keeps its
+first reason, actor and time (only a stricter state - reducing to halted - is applied).
+This file imports nothing from Ansible so that the command-line fast path can use it
+directly, without waiting for ansible-playbook to start."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import time
+
+STATES = ('halted', 'reducing')
+_STRICTNESS = {'active': 0, 'reducing': 1, 'halted': 2}
+
+ENGAGE_LUA = """
+local key, events = KEYS[1], KEYS[2]
+local state, reason, actor, incident, iso, ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local rank = {active = 0, reducing = 1, halted = 2}
+if redis.call('HGET', key, 'enabled') == 'true' then
+  local current = redis.call('HGET', key, 'state') or 'halted'
+  if (rank[state] or 2) > (rank[current] or 0) then
+    redis.call('HSET', key, 'state', state)
+    redis.call('XADD', events, '*', 'event', 'escalate', 'state', state, 'actor', actor, 'reason', reason,
+               'incident', incident, 'at', iso)
+    return {'escalated', current}
+  end
+  return {'already', current}
+end
+redis.call('HSET', key, 'enabled', 'true', 'state', state, 'reason', reason, 'actor', actor,
+           'incident', incident, 'engaged_at', iso, 'engaged_at_ms', ms)
+redis.call('HDEL', key, 'reset_by', 'approved_by', 'reset_reason', 'reset_at')
+redis.call('XADD', events, '*', 'event', 'engage', 'state', state, 'actor', actor, 'reason', reason,
+           'incident', incident, 'at', iso)
+return {'engaged', state}
+"""
+
+
+class KillSwitchError(Exception):
+    """A kill-switch action was refused or failed; the message says why."""
+
+
+def now():
+    ms = int(time.time() * 1000)
+    return ms, time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ms / 1000.0)) + '.%03dZ' % (ms % 1000)
+
+
+def engage(client, key, events, state, reason, actor, incident):
+    """Set the flag atomically. Returns (outcome, previous_state): engaged, already, escalated."""
+    if state not in STATES:
+        raise KillSwitchError('state must be one of %s, got %r' % (', '.join(STATES), state))
+    if not reason or not actor:
+        raise KillSwitchError('engaging the kill switch needs a reason and an actor')
+    ms, iso = now()
+    outcome, previous = client.eval(ENGAGE_LUA, 2, key, events, state, reason, actor, incident or '', iso, str(ms))
+    return _s(outcome), _s(previous)
+
+
+def status(client, key):
+    data = dict((_s(k), _s(v)) for k, v in client.hgetall(key).items())
+    data['enabled'] = data.get('enabled') == 'true'
+    data.setdefault('state', 'halted' if data['enabled'] else 'active')
+    return data
+
+
+def reset(client, key, events, actor, reason, confirm, approver=None, require_second_approver=False,
+          drawdown=None, threshold=None, force=False):
+    """Lift the switch back to active, or raise KillSwitchError saying why not."""
+    current = status(client, key)
+    if not current['enabled']:
+        return False, current
+    expected = current.get('incident') or 'RESET'
+    if not confirm or confirm != expected:
+        raise KillSwitchError('reset refused: confirm must repeat the incident id of the engagement (%s)' % (
+            expected if current.get('incident') else 'none was recorded: confirm with RESET'))
+    if not actor or not reason:
+        raise KillSwitchError('reset refused: who resets it (actor) and why (reason) are recorded, both are required')
+    if require_second_approver:
+        if not approver:
+            raise KillSwitchError('reset refused: a second approver is required (two-person rule)')
+        if approver == actor:
+            raise KillSwitchError('reset refused: the second approver must be another person than %s' % actor)
+    if drawdown is not None and threshold is not None and drawdown >= threshold and not force:
+        raise KillSwitchError('reset refused: drawdown %.4g is still at or beyond the threshold %.4g; reset with force '
+                              'only after the risk review' % (drawdown, threshold))
+    _ms, iso = now()
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(key, mapping=dict(enabled='false', state='active', reset_by=actor, approved_by=approver or '',
+                                reset_reason=reason, reset_at=iso, reset_forced='true' if force else 'false'))
+    pipe.xadd(events, dict(event='reset', actor=actor, approved_by=approver or '', reason=reason,
+                           incident=expected, forced='true' if force else 'false', at=iso))
+    pipe.execute()
+    return True, status(client, key)
+
+
+def write_flag_file(path, reason, actor, incident, state, error):
+    """Fail closed: when Redis cannot be reached, leave a local flag the engines can read."""
+    _ms, iso = now()
+    directory = os.path.dirname(path)
+    if directory and not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o755)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as handle:
+        json.dump(dict(enabled=True, state=state, reason=reason, actor=actor, incident=incident, engaged_at=iso,
+                       redis_error=error), handle, indent=2, sort_keys=True)
+    os.rename(tmp, path)
+    return path
+
+
+def ack_status(client, engines, pattern, since_ms):
+    """Engines acknowledge by writing a hash (pattern with {name}) with at_ms >= since_ms."""
+    acked, silent = {}, []
+    for name in engines:
+        raw = client.hgetall(pattern.replace('{name}', name))
+        data = dict((_s(k), _s(v)) for k, v in raw.items())
+        try:
+            at = int(data.get('at_ms', 0))
+        except ValueError:
+            at = 0
+        if at >= since_ms:
+            acked[name] = data
+        else:
+            silent.append(name)
+    return acked, silent
+
+
+def exposure(client, pattern, field):
+    """Sum of absolute position quantities over keys matching pattern (hashes, field)."""
+    total, nonzero = 0.0, {}
+    for key in client.scan_iter(match=pattern):
+        value = client.hget(key, field)
+        try:
+            qty = float(_s(value) or 0)
+        except ValueError:
+            raise KillSwitchError('position %s has a non-numeric %s: %r' % (_s(key), field, _s(value)))
+        if qty:
+            nonzero[_s(key)] = qty
+        total += abs(qty)
+    return total, nonzero
+
+
+def _s(value):
+    return value.decode() if isinstance(value, bytes) else value

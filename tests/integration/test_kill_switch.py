@@ -1,0 +1,270 @@
+"""playbooks/kill_switch.yml through ansible-runner against real Redis, with small stand-ins
+for the users' own trading engines and flatten tool (tests/standins/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import artifacts_text, record
+from tradeops_dr.sandbox import pid_alive, wait_for
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+STANDINS = ROOT / "tests" / "standins"
+PLAYBOOK = "kill_switch.yml"
+
+
+@pytest.fixture
+def desk(redis_seeded, tmp_path):
+    """Redis with the seed data set, two engines that honour the switch, one strategy
+    service (a plain process), and the role variables that describe them."""
+    env = dict(os.environ, REDISCLI_AUTH=redis_seeded.srv.password)
+    engines = {}
+
+    def start_engine(name, *extra):
+        engines[name] = subprocess.Popen([sys.executable, str(STANDINS / "trading_engine.py"), "--port",
+                                          str(redis_seeded.port), "--name", name, *extra], env=env)
+
+    start_engine("momentum")
+    start_engine("meanrev")
+    strategy_pid = tmp_path / "strategy.pid"
+    strategy = dict(name="strategy", manager="process", pidfile=str(strategy_pid), foreground=True, stop_timeout=5,
+                    start_command=[sys.executable, "-c", "import time; time.sleep(300)"])
+    proc = subprocess.Popen(strategy["start_command"], start_new_session=True)
+    strategy_pid.write_text(f"{proc.pid}\n")
+
+    def vars_(**kw):
+        v = dict(kill_switch_redis_port=redis_seeded.port, kill_switch_redis_password=redis_seeded.srv.password,
+                 kill_switch_strategy_services=[strategy], kill_switch_engines=["momentum", "meanrev"],
+                 kill_switch_ack_timeout=10, kill_switch_flag_file=str(tmp_path / "kill_switch.flag"))
+        v.update(kw)
+        return v
+
+    wait_for(lambda: (redis_seeded.client().xlen("orders.validated") > 205, "engines sending"), 10, "engines")
+    yield dict(redis=redis_seeded, vars=vars_, start_engine=start_engine, strategy=proc, tmp=tmp_path, env=env)
+    for p in engines.values():
+        p.kill()
+        p.wait()
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def _run(run, desk, **kw):
+    return run(PLAYBOOK, desk["vars"](**kw), group="kill_switch")
+
+
+def _engage(run, desk, **kw):
+    args = dict(kill_switch_action="engage", kill_switch_reason="drawdown 5%", kill_switch_actor="oncall-a",
+                kill_switch_incident="INC-1")
+    args.update(kw)
+    return _run(run, desk, **args)
+
+
+def _switch(desk) -> dict:
+    with desk["redis"].client() as c:
+        return c.hgetall("policy:kill_switch")
+
+
+def _msg(res) -> str:
+    return " ".join(f.msg for f in res.failures)
+
+
+def test_status_changes_nothing(desk, run):
+    res = _run(run, desk)
+    assert res.ok and res.changed == 0
+    assert "active (trading allowed)" in res.stdout
+
+
+def test_engage_sets_the_flag_stops_services_and_engines_acknowledge(desk, run):
+    positions_before = {k: v for k, v in desk["redis"].snapshot().items() if k.startswith("positions:")}
+    res = _engage(run, desk)
+    assert res.ok, res.failures
+    sw = _switch(desk)
+    assert sw["enabled"] == "true" and sw["state"] == "halted" and sw["reason"] == "drawdown 5%"
+    assert sw["actor"] == "oncall-a" and sw["incident"] == "INC-1" and sw["engaged_at"].endswith("Z")
+    with desk["redis"].client() as c:
+        events = c.xrange("policy:kill_switch:events")
+        assert events[-1][1]["event"] == "engage"
+        for name in ("momentum", "meanrev"):
+            assert int(c.hget(f"engine:{name}:ack", "at_ms")) >= int(sw["engaged_at_ms"])
+        # no new orders once the engines acknowledged
+        n = c.xlen("orders.validated")
+        time.sleep(0.5)
+        assert c.xlen("orders.validated") == n
+    desk["strategy"].wait(timeout=10)
+    assert not pid_alive(desk["strategy"].pid)
+    # engage does not close positions (runbook 003): the book is as it was
+    assert {k: v for k, v in desk["redis"].snapshot().items() if k.startswith("positions:")} == positions_before
+    assert record(res, "kill_switch")["outcome"] == "engaged"
+
+
+def test_engaging_twice_keeps_the_first_reason_actor_and_time(desk, run):
+    assert _engage(run, desk, kill_switch_state="reducing").ok
+    first = _switch(desk)
+    again = _engage(run, desk, kill_switch_reason="second thoughts", kill_switch_actor="oncall-b",
+                    kill_switch_state="reducing")
+    assert again.ok and again.changed == 0
+    assert _switch(desk) == first
+    stricter = _engage(run, desk, kill_switch_reason="worse", kill_switch_actor="oncall-b")
+    assert stricter.ok
+    sw = _switch(desk)
+    assert sw["state"] == "halted" and sw["reason"] == "drawdown 5%" and sw["engaged_at"] == first["engaged_at"]
+
+
+def test_a_silent_engine_is_named(desk, run):
+    desk["start_engine"]("hung", "--silent")
+    res = _engage(run, desk, kill_switch_engines=["momentum", "meanrev", "hung"], kill_switch_ack_timeout=2)
+    assert not res.ok
+    assert "engine(s) hung did not acknowledge the kill switch within 2" in _msg(res)
+    assert _switch(desk)["enabled"] == "true"  # the flag stays set
+
+
+def test_redis_down_during_engage_fails_closed_and_still_stops_services(desk, run):
+    desk["redis"].kill9()
+    res = _engage(run, desk)
+    assert not res.ok and res.rc != 0
+    assert "KILL SWITCH NOT SET IN REDIS" in _msg(res) and "Failed closed" in _msg(res)
+    flag = json.loads((desk["tmp"] / "kill_switch.flag").read_text())
+    assert flag["enabled"] is True and flag["reason"] == "drawdown 5%" and flag["actor"] == "oncall-a"
+    desk["strategy"].wait(timeout=10)
+    assert not pid_alive(desk["strategy"].pid)
+    assert desk["redis"].srv.password not in artifacts_text(res)
+
+
+def test_check_mode_engage_changes_nothing(desk, run):
+    res = run(PLAYBOOK, desk["vars"](kill_switch_action="engage", kill_switch_reason="x", kill_switch_actor="y"),
+              group="kill_switch", check=True)
+    assert res.ok, res.failures
+    assert _switch(desk)["enabled"] == "false"
+    assert desk["strategy"].poll() is None
+
+
+def test_reset_needs_the_incident_id(desk, run):
+    assert _engage(run, desk).ok
+    for confirm in ("", "INC-2"):
+        res = _run(run, desk, kill_switch_action="reset", kill_switch_confirm=confirm, kill_switch_actor="alice",
+                   kill_switch_reason="recovered")
+        assert not res.ok
+        assert "confirm" in _msg(res)
+        assert _switch(desk)["enabled"] == "true"
+
+
+def test_reset_refused_beyond_the_drawdown_unless_forced(desk, run):
+    assert _engage(run, desk).ok
+    with desk["redis"].client() as c:
+        c.set("risk:drawdown", "0.2")
+    args = dict(kill_switch_action="reset", kill_switch_confirm="INC-1", kill_switch_actor="alice",
+                kill_switch_reason="reviewed")
+    res = _run(run, desk, **args)
+    assert not res.ok and "drawdown 0.2 is still at or beyond the threshold 0.15" in _msg(res)
+    assert _switch(desk)["enabled"] == "true"
+    forced = _run(run, desk, kill_switch_force=True, **args)
+    assert forced.ok, forced.failures
+    sw = _switch(desk)
+    assert sw["enabled"] == "false" and sw["state"] == "active" and sw["reset_forced"] == "true"
+
+
+def test_two_person_reset(desk, run):
+    assert _engage(run, desk).ok
+    args = dict(kill_switch_action="reset", kill_switch_confirm="INC-1", kill_switch_actor="alice",
+                kill_switch_reason="broker back", kill_switch_require_second_approver=True)
+    alone = _run(run, desk, **args)
+    assert not alone.ok and "a second approver is required" in _msg(alone)
+    same = _run(run, desk, kill_switch_approver="alice", **args)
+    assert not same.ok and "must be another person than alice" in _msg(same)
+    assert _switch(desk)["enabled"] == "true"
+    both = _run(run, desk, kill_switch_approver="bob", **args)
+    assert both.ok, both.failures
+    sw = _switch(desk)
+    assert sw["enabled"] == "false" and sw["reset_by"] == "alice" and sw["approved_by"] == "bob"
+    with desk["redis"].client() as c:
+        ev = c.xrange("policy:kill_switch:events")[-1][1]
+    assert ev["event"] == "reset" and ev["approved_by"] == "bob" and ev["incident"] == "INC-1"
+    # resetting an active switch changes nothing
+    again = _run(run, desk, kill_switch_approver="bob", **args)
+    assert again.ok and again.changed == 0
+
+
+def test_flatten_brings_exposure_to_zero(desk, run):
+    cmd = [sys.executable, str(STANDINS / "flatten_all.py"), "--port", str(desk["redis"].port)]
+    os.environ["REDISCLI_AUTH"] = desk["redis"].srv.password
+    try:
+        res = _run(run, desk, kill_switch_action="flatten", kill_switch_flatten_command=cmd)
+    finally:
+        del os.environ["REDISCLI_AUTH"]
+    assert res.ok, res.failures
+    with desk["redis"].client() as c:
+        assert all(float(c.hget(k, "qty")) == 0 for k in c.scan_iter(match="positions:*"))
+
+
+def test_flatten_that_leaves_a_position_open_fails_naming_it(desk, run):
+    with desk["redis"].client() as c:
+        c.hset("positions:ES", "qty", 7)
+    cmd = [sys.executable, str(STANDINS / "flatten_all.py"), "--port", str(desk["redis"].port), "--leave", "ES"]
+    os.environ["REDISCLI_AUTH"] = desk["redis"].srv.password
+    try:
+        res = _run(run, desk, kill_switch_action="flatten", kill_switch_flatten_command=cmd,
+                   kill_switch_flatten_timeout=1)
+    finally:
+        del os.environ["REDISCLI_AUTH"]
+    assert not res.ok and "exposure is not zero" in _msg(res) and "positions:ES 7.0" in _msg(res)
+
+
+# --------------------------------------------------------------------------- the fast path
+
+def _inventory(desk, path: Path, password_value: str) -> Path:
+    import yaml
+
+    v = desk["vars"]()
+    host = dict(ansible_connection="local", ansible_python_interpreter=sys.executable,
+                kill_switch_redis_port=v["kill_switch_redis_port"], kill_switch_redis_password=password_value,
+                kill_switch_strategy_services=v["kill_switch_strategy_services"],
+                kill_switch_engines=v["kill_switch_engines"], kill_switch_flag_file=v["kill_switch_flag_file"])
+    path.write_text(yaml.safe_dump({"all": {"children": {"kill_switch": {"hosts": {"desk-1": host}}}}}))
+    return path
+
+
+def _cli(*args, env=None):
+    return subprocess.run([str(Path(sys.executable).parent / "tradeops-dr"), "kill-switch", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env=env, check=False)
+
+
+def test_fast_path_sets_the_flag_then_the_playbook_does_the_rest(desk):
+    inv = _inventory(desk, desk["tmp"] / "inv.yml", desk["redis"].srv.password)
+    res = _cli("engage", "-i", str(inv), "--reason", "feed frozen", "--actor", "oncall-a", "--incident", "INC-9")
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    first_line = res.stdout.splitlines()[0]
+    assert first_line.startswith("kill switch engaged in Redis 127.0.0.1:") and "inventory read by yaml" in first_line
+    sw = _switch(desk)
+    assert sw["enabled"] == "true" and sw["reason"] == "feed frozen" and sw["incident"] == "INC-9"
+    desk["strategy"].wait(timeout=10)  # the playbook stopped the strategy service
+    with desk["redis"].client() as c:
+        assert all(int(c.hget(f"engine:{n}:ack", "at_ms")) >= int(sw["engaged_at_ms"]) for n in ("momentum", "meanrev"))
+    assert desk["redis"].srv.password not in res.stdout + res.stderr
+
+
+def test_fast_path_reads_a_templated_inventory_through_ansible(desk):
+    inv = _inventory(desk, desk["tmp"] / "inv.yml", "{{ lookup('ansible.builtin.env', 'DESK_REDIS_PW') }}")
+    env = dict(os.environ, DESK_REDIS_PW=desk["redis"].srv.password)
+    res = _cli("engage", "-i", str(inv), "--reason", "r", "--actor", "a", "--flag-only", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "inventory read by ansible: kill_switch_redis_password of desk-1 is templated" in res.stdout
+    assert _switch(desk)["enabled"] == "true"
+
+
+def test_fast_path_with_redis_down_still_fails_closed(desk):
+    inv = _inventory(desk, desk["tmp"] / "inv.yml", desk["redis"].srv.password)
+    desk["redis"].kill9()
+    res = _cli("engage", "-i", str(inv), "--reason", "r", "--actor", "a")
+    assert res.returncode != 0
+    assert "KILL SWITCH FAST PATH FAILED" in res.stderr and "KILL SWITCH NOT SET IN REDIS" in res.stderr
+    assert (desk["tmp"] / "kill_switch.flag").exists()
+    desk["strategy"].wait(timeout=10)

@@ -1,0 +1,50 @@
+"""STAND-IN for the users' own trading engine (not part of the collection).
+
+What a real engine is expected to do with the kill switch, reduced to what the tests need:
+while policy:kill_switch is not enabled it sends an order to orders.validated every
+--interval seconds; once it sees the switch enabled it sends no new order and acknowledges
+by writing engine:<name>:ack (state, at_ms). With --silent it never acknowledges (a hung
+engine). It stops by itself after --max-seconds.
+
+Run: python trading_engine.py --port P --name momentum [--silent] (password from REDISCLI_AUTH)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import redis
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--interval", type=float, default=0.05)
+    ap.add_argument("--silent", action="store_true")
+    ap.add_argument("--max-seconds", type=float, default=120)
+    args = ap.parse_args(argv)
+    r = redis.Redis(host="127.0.0.1", port=args.port, password=os.environ.get("REDISCLI_AUTH"), decode_responses=True)
+    deadline = time.monotonic() + args.max_seconds
+    acked_for = None
+    n = 0
+    while time.monotonic() < deadline:
+        switch = r.hgetall("policy:kill_switch")
+        if switch.get("enabled") == "true":
+            engaged = switch.get("engaged_at_ms")
+            if not args.silent and acked_for != engaged:
+                ack = {"state": switch.get("state", "halted"), "at_ms": int(time.time() * 1000)}
+                r.hset(f"engine:{args.name}:ack", mapping=ack)
+                acked_for = engaged
+        else:
+            acked_for = None
+            n += 1
+            r.xadd("orders.validated", {"engine": args.name, "order_id": f"{args.name}-{n}", "qty": 1})
+        time.sleep(args.interval)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
