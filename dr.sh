@@ -14,7 +14,7 @@ esac
 WITH_DOCKER=$([ "$1" = test ] && echo 1 || echo 0) bash scripts/setup.sh
 export PATH="$VENV/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 if [ "$1" = drill ]; then
-  exec tradeops-dr drill redis
+  exec tradeops-dr drill all
 fi
 shift
 exec bash scripts/test.sh "$@"

@@ -24,9 +24,11 @@ options:
       - V(docker) controls the container O(container) through the Docker SDK and waits for its
         health status when the image defines a HEALTHCHECK.
       - V(compose) controls O(compose_service) of a C(docker compose) project.
+      - V(kubernetes) controls the Deployment O(name) with C(kubectl) - restart is C(rollout restart)
+        then C(rollout status); stop and start scale it to 0 and O(replicas).
       - Required, here or in O(service).
     type: str
-    choices: [process, systemd, docker, compose]
+    choices: [process, systemd, docker, compose, kubernetes]
   start_command:
     description:
       - Command that starts the service (a list, or a string split like a shell would).
@@ -77,6 +79,13 @@ options:
   compose_project_dir:
     description: Compose project directory (C(--project-directory)).
     type: path
+  namespace:
+    description: Kubernetes namespace (V(kubernetes)).
+    type: str
+  replicas:
+    description: Replicas a start scales the Deployment to (V(kubernetes)).
+    type: int
+    default: 1
   probe:
     description:
       - Readiness probe retried with exponential backoff until O(ready_timeout).

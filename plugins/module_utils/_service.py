@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - Python 2 is not supported
     pass
 
-MANAGERS = ('process', 'systemd', 'docker', 'compose')
+MANAGERS = ('process', 'systemd', 'docker', 'compose', 'kubernetes')
 PROBE_TYPES = ('redis', 'postgres', 'http', 'tcp', 'command', 'none')
 
 
@@ -55,6 +55,8 @@ def service_argument_spec():
         compose_files=dict(type='list', elements='path', default=[]),
         compose_service=dict(type='str'),
         compose_project_dir=dict(type='path'),
+        namespace=dict(type='str'),
+        replicas=dict(type='int', default=1),
         probe=dict(type='dict', default={}, options=dict(
             type=dict(type='str', default='none', choices=list(PROBE_TYPES)),
             host=dict(type='str', default='127.0.0.1'),
@@ -460,7 +462,48 @@ class ComposeManager(DockerManager):
         self._wait_healthy()
 
 
-_MANAGER_CLASSES = dict((cls.kind, cls) for cls in (ProcessManager, SystemdManager, DockerManager, ComposeManager))
+class KubernetesManager(Manager):
+    """A Deployment through kubectl (runbook 004: kubectl rollout restart deploy/ws-gateway):
+    restart is a rollout restart followed by rollout status; stop and start scale it."""
+
+    kind = 'kubernetes'
+
+    def _kubectl(self, *args):
+        base = ['kubectl']
+        if self.params.get('namespace'):
+            base += ['-n', self.params['namespace']]
+        return base + list(args)
+
+    def _deploy(self):
+        return 'deployment/%s' % self.name
+
+    def status(self):
+        out = self._run_checked(self._kubectl('get', self._deploy(), '-o',
+                                              'jsonpath={.status.readyReplicas}/{.spec.replicas}'), 'kubectl get')
+        ready, _sep, wanted = out.strip().partition('/')
+        ready = int(ready or 0)
+        detail = '%s: %d of %s replicas ready' % (self._deploy(), ready, wanted or '?')
+        return dict(running=ready > 0, pid=None, detail=detail)
+
+    def _rollout_status(self):
+        self._run_checked(self._kubectl('rollout', 'status', self._deploy(), '--timeout=%ds' % int(
+            float(self.params.get('ready_timeout') or 60))), 'kubectl rollout status')
+
+    def start(self):
+        self._run_checked(self._kubectl('scale', self._deploy(), '--replicas=%d' % int(
+            self.params.get('replicas') or 1)), 'kubectl scale')
+        self._rollout_status()
+
+    def stop(self):
+        self._run_checked(self._kubectl('scale', self._deploy(), '--replicas=0'), 'kubectl scale')
+
+    def restart(self):
+        self._run_checked(self._kubectl('rollout', 'restart', self._deploy()), 'kubectl rollout restart')
+        self._rollout_status()
+
+
+_MANAGER_CLASSES = dict((cls.kind, cls) for cls in (ProcessManager, SystemdManager, DockerManager, ComposeManager,
+                                                    KubernetesManager))
 
 
 def get_manager(params, runner):

@@ -21,6 +21,9 @@ description:
   - V(verify_acks) waits until every engine in O(engines) acknowledged the engagement (a hash
     O(ack_key) with C(at_ms) not older than the engagement) and names the silent ones.
   - V(verify_flat) waits until the exposure summed over the position hashes is zero.
+  - V(set_drawdown) writes O(drawdown) to O(drawdown_key) (drills simulate a drawdown with it).
+  - V(wait_engaged) waits until the switch is engaged (by the engines' own risk logic, in a drill).
+  - V(verify_quiet) checks that O(orders_stream) receives no new order for O(quiet_seconds).
   - V(reset) returns the switch to V(active), only with O(confirm) repeating the incident id,
     only while the drawdown is below O(drawdown_threshold) (unless O(force)), and with a second
     approver when O(require_second_approver); who, who approved and why are recorded.
@@ -31,7 +34,18 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [engage, status, verify_acks, verify_flat, reset]
+    choices: [engage, status, verify_acks, verify_flat, reset, set_drawdown, wait_engaged, verify_quiet]
+  drawdown:
+    description: V(set_drawdown) - the drawdown fraction to write.
+    type: float
+  orders_stream:
+    description: V(verify_quiet) - the stream that must stay quiet.
+    type: str
+    default: orders.validated
+  quiet_seconds:
+    description: V(verify_quiet) - seconds without a new order.
+    type: float
+    default: 2
   state:
     description: Graded state taken by V(engage) - V(halted) (no new orders, working orders cancelled) or V(reducing) (only position-reducing orders).
     type: str
@@ -173,6 +187,8 @@ flag_file:
   sample: /var/lib/tradeops-dr/kill_switch.flag
 '''
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _killswitch, _redis
 from ansible_collections.tradeops.dr.plugins.module_utils._service import wait_until
@@ -181,7 +197,11 @@ from ansible_collections.tradeops.dr.plugins.module_utils._service import wait_u
 def main():
     argument_spec = _redis.redis_common_argument_spec()
     argument_spec.update(
-        action=dict(type='str', required=True, choices=['engage', 'status', 'verify_acks', 'verify_flat', 'reset']),
+        action=dict(type='str', required=True, choices=['engage', 'status', 'verify_acks', 'verify_flat', 'reset',
+                                                        'set_drawdown', 'wait_engaged', 'verify_quiet']),
+        drawdown=dict(type='float'),
+        orders_stream=dict(type='str', default='orders.validated'),
+        quiet_seconds=dict(type='float', default=2.0),
         state=dict(type='str', default='halted', choices=list(_killswitch.STATES)),
         reason=dict(type='str'), actor=dict(type='str'), incident=dict(type='str'), confirm=dict(type='str'),
         approver=dict(type='str'), require_second_approver=dict(type='bool', default=False),
@@ -199,6 +219,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('action', 'engage', ('reason', 'actor')),
+                                        ('action', 'set_drawdown', ('drawdown',)),
                                         ('action', 'reset', ('confirm', 'actor', 'reason'))])
     _redis.ensure_library(module)
     p = module.params
@@ -242,6 +263,28 @@ def main():
                                  'the engagement)' % (', '.join(box['silent']), p['timeout'], p['ack_key']),
                                  acked=box['acked'], silent=box['silent'], kill_switch=current)
             module.exit_json(changed=False, acked=box['acked'], silent=[], kill_switch=current)
+        if p['action'] == 'set_drawdown':
+            previous = client.get(p['drawdown_key'])
+            if module.check_mode:
+                module.exit_json(changed=True, previous=previous)
+            client.set(p['drawdown_key'], repr(p['drawdown']))
+            module.exit_json(changed=True, previous=previous, drawdown=p['drawdown'])
+        if p['action'] == 'wait_engaged':
+            started = time.monotonic()
+            res = wait_until(lambda: (_killswitch.status(client, p['key'])['enabled'], 'not engaged'), p['timeout'],
+                             first_delay=0.02, max_delay=0.25)
+            current = _killswitch.status(client, p['key'])
+            if not res['ok']:
+                module.fail_json(msg='the kill switch was not engaged within %ss' % p['timeout'], kill_switch=current)
+            module.exit_json(changed=False, kill_switch=current, waited=round(time.monotonic() - started, 3))
+        if p['action'] == 'verify_quiet':
+            before = client.xlen(p['orders_stream'])
+            time.sleep(p['quiet_seconds'])
+            after = client.xlen(p['orders_stream'])
+            if after != before:
+                module.fail_json(msg='%d new order(s) reached %s in the %ss after the kill switch engaged' % (
+                    after - before, p['orders_stream'], p['quiet_seconds']))
+            module.exit_json(changed=False, orders=after)
         if p['action'] == 'verify_flat':
             box = {}
 

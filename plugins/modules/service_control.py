@@ -28,7 +28,8 @@ options:
       - The per-host service definition of a role (for example C(redis_restart_service)) - a dict
         with any of the options O(name), O(manager), O(start_command), O(foreground), O(pidfile),
         O(workdir), O(log_file), O(stop_timeout), O(unit), O(container), O(docker_host),
-        O(compose_project), O(compose_files), O(compose_service), O(compose_project_dir).
+        O(compose_project), O(compose_files), O(compose_service), O(compose_project_dir), O(namespace),
+        O(replicas).
       - Options given directly to the module take precedence. The merged set is validated like
         the direct options; an unknown key is refused.
     type: dict
@@ -162,7 +163,7 @@ from ansible_collections.tradeops.dr.plugins.module_utils._service import (
 
 SERVICE_KEYS = ('name', 'manager', 'start_command', 'foreground', 'pidfile', 'workdir', 'log_file', 'stop_timeout',
                 'unit', 'container', 'docker_host', 'compose_project', 'compose_files', 'compose_service',
-                'compose_project_dir')
+                'compose_project_dir', 'namespace', 'replicas')
 
 
 def merged_params(module):

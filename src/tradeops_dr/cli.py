@@ -65,7 +65,11 @@ def cmd_drill(args) -> int:
     from .sandbox import Sandbox
 
     sb = Sandbox(args.state_dir)
-    steps = drill.redis_drill(sb)
+    steps = []
+    if args.scenario in ("redis", "all"):
+        steps += drill.redis_drill(sb)
+    if args.scenario in ("kill-switch", "all"):
+        steps += drill.kill_switch_drill(sb)
     drill.print_report(steps)
     return 0 if all(s.passed for s in steps) else 1
 
@@ -134,7 +138,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_kill_switch)
 
     p = sub.add_parser("drill", help="inject failures into the sandbox and recover them")
-    p.add_argument("scenario", choices=["redis"])
+    p.add_argument("scenario", choices=["all", "redis", "kill-switch"], nargs="?", default="all")
     p.set_defaults(func=cmd_drill)
 
     args = parser.parse_args(argv)

@@ -100,8 +100,47 @@ def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
     return steps
 
 
+def kill_switch_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
+    """Runbook 004's monthly drill on the sandbox: two stand-in engines (tests/standins, the
+    users' own engines in real life) trade against the sandbox Redis and engage the switch at
+    a 5% drawdown; the playbook simulates the drawdown and checks the rest."""
+    import os
+    import subprocess
+    import sys
+
+    from .paths import project_root
+
+    state = sandbox.up()
+    srv = _redis(state)
+    engine = project_root() / "tests" / "standins" / "trading_engine.py"
+    env = dict(os.environ, REDISCLI_AUTH=srv.password)
+    procs = [subprocess.Popen([sys.executable, str(engine), "--port", str(srv.port), "--name", name,
+                               "--max-drawdown", "0.05", "--max-seconds", "60"], env=env)
+             for name in ("sandbox-momentum", "sandbox-meanrev")]
+    try:
+        time.sleep(0.5)  # let them trade a little
+        t0 = time.monotonic()
+        res = run_playbook("kill_switch.yml", inventory=inventory, extravars=dict(kill_switch_action="drill"),
+                           envvars={"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)})
+        secs = time.monotonic() - t0
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    rec = next(iter((res.data.get("kill_switch_drill") or {}).values()), {})
+    with srv.client() as c:
+        after = c.hgetall("policy:kill_switch")
+    ok = res.ok and sorted(rec.get("acked", [])) == ["sandbox-meanrev", "sandbox-momentum"] and \
+        after.get("enabled") == "false"
+    return [DrillStep("kill switch", "drawdown set to 5%", "engines engage the switch, all acknowledge, no new "
+                      "orders; drawdown put back and switch reset", ok, secs,
+                      [f"switch found engaged after waiting {rec.get('detected_after_s')}s, by {rec.get('switch', {}).get('actor')}: "
+                       f"{rec.get('switch', {}).get('reason')}", f"acknowledged by {rec.get('acked')}",
+                       f"switch after the drill: enabled={after.get('enabled')}", *[f.msg for f in res.failures]])]
+
+
 def print_report(steps: list[DrillStep]) -> None:
-    print("\nRedis failure drill (sandbox, real redis-server)")
+    print("\nFailure drills (sandbox: real redis-server; stand-in engines for the kill switch)")
     print(f"{'scenario':<12} {'result':<6} {'recovery':>9}  injected -> expected")
     for s in steps:
         print(f"{s.scenario:<12} {'PASS' if s.passed else 'FAIL':<6} {s.seconds:8.2f}s  {s.injected} -> {s.expected}")

@@ -268,3 +268,36 @@ def test_fast_path_with_redis_down_still_fails_closed(desk):
     assert "KILL SWITCH FAST PATH FAILED" in res.stderr and "KILL SWITCH NOT SET IN REDIS" in res.stderr
     assert (desk["tmp"] / "kill_switch.flag").exists()
     desk["strategy"].wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- the monthly drill
+
+@pytest.fixture
+def risk_desk(desk):
+    """Engines whose own risk check engages the switch at a 5% drawdown."""
+    for name in ("momentum", "meanrev"):
+        desk["start_engine"](name + "-risk", "--max-drawdown", "0.05")
+    return desk
+
+
+def test_drill_detects_acknowledges_stops_orders_and_cleans_up(risk_desk, run):
+    desk = risk_desk
+    res = _run(run, desk, kill_switch_action="drill",
+               kill_switch_engines=["momentum", "meanrev", "momentum-risk", "meanrev-risk"])
+    assert res.ok, res.failures
+    rec = record(res, "kill_switch_drill")
+    assert rec["switch"]["actor"].startswith("engine:") and "drawdown 5.00%" in rec["switch"]["reason"]
+    assert sorted(rec["acked"]) == ["meanrev", "meanrev-risk", "momentum", "momentum-risk"]
+    sw = _switch(desk)
+    assert sw["enabled"] == "false" and sw["reset_reason"] == "kill-switch drill finished"
+    with desk["redis"].client() as c:
+        assert c.get("risk:drawdown") in ("0.0", None)
+
+
+def test_drill_fails_when_no_engine_detects_the_drawdown(desk, run):
+    res = _run(run, desk, kill_switch_action="drill", kill_switch_drill_detect_timeout=2)
+    assert not res.ok
+    assert "the kill switch was not engaged within 2" in " ".join(f.msg for f in res.failures)
+    with desk["redis"].client() as c:
+        assert float(c.get("risk:drawdown")) == 0.0  # put back
+    assert _switch(desk)["enabled"] == "false"

@@ -25,6 +25,7 @@ def main(argv=None) -> int:
     ap.add_argument("--interval", type=float, default=0.05)
     ap.add_argument("--silent", action="store_true")
     ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--max-drawdown", type=float, help="engage the switch itself at this drawdown (risk:drawdown)")
     args = ap.parse_args(argv)
     r = redis.Redis(host="127.0.0.1", port=args.port, password=os.environ.get("REDISCLI_AUTH"), decode_responses=True)
     deadline = time.monotonic() + args.max_seconds
@@ -32,6 +33,15 @@ def main(argv=None) -> int:
     n = 0
     while time.monotonic() < deadline:
         switch = r.hgetall("policy:kill_switch")
+        dd = r.get("risk:drawdown")
+        if args.max_drawdown is not None and dd and float(dd) >= args.max_drawdown and switch.get("enabled") != "true":
+            # the engine's own risk check (runbook 004, 3.5: the kill switch auto-engages)
+            ms = int(time.time() * 1000)
+            r.hset("policy:kill_switch", mapping={
+                "enabled": "true", "state": "halted", "reason": f"drawdown {float(dd):.2%} >= {args.max_drawdown:.2%}",
+                "actor": f"engine:{args.name}", "incident": f"AUTO-{ms}", "engaged_at_ms": ms,
+                "engaged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))})
+            switch = r.hgetall("policy:kill_switch")
         if switch.get("enabled") == "true":
             engaged = switch.get("engaged_at_ms")
             if not args.silent and acked_for != engaged:

@@ -272,3 +272,33 @@ def test_daemon_that_never_writes_its_pidfile_is_reported(tmp_path):
     params = _params(tmp_path, start_command=[sys.executable, "-c", "pass"], foreground=False, ready_timeout=0.5)
     with pytest.raises(svc.ServiceError, match="exited 0 but no live pid appeared in .*s.pid within 0.5s"):
         svc.ensure_state(params, "started", _run)
+
+
+def test_kubernetes_manager_restarts_with_rollout():
+    """kubectl and a cluster are not available here: this stand-in answers as kubectl does,
+    to test what the manager runs and how it reads the answers."""
+    calls = []
+
+    def kubectl(argv, data=None):
+        calls.append(argv)
+        if argv[3] == "get":
+            return 0, "2/2", ""
+        return 0, "", ""
+
+    res = svc.ensure_state(dict(name="ws-gateway", manager="kubernetes", namespace="md", ready_timeout=90),
+                           "restarted", kubectl)
+    assert res["running"] is True and res["status"] == "deployment/ws-gateway: 2 of 2 replicas ready"
+    assert ["kubectl", "-n", "md", "rollout", "restart", "deployment/ws-gateway"] in calls
+    assert ["kubectl", "-n", "md", "rollout", "status", "deployment/ws-gateway", "--timeout=90s"] in calls
+
+
+def test_kubernetes_rollout_failure_is_reported():
+    def kubectl(argv, data=None):
+        if argv[1] == "get":
+            return 0, "0/2", ""
+        if argv[1:3] == ["rollout", "status"]:
+            return 1, "", "error: deployment \"ws-gateway\" exceeded its progress deadline"
+        return 0, "", ""
+
+    with pytest.raises(svc.ServiceError, match="kubectl rollout status failed .*exceeded its progress deadline"):
+        svc.ensure_state(dict(name="ws-gateway", manager="kubernetes"), "restarted", kubectl)

@@ -1,0 +1,127 @@
+"""Broker and feed failover (runbook 004, 3.1 and 3.2) through ansible-runner, against real
+Redis, with a stand-in order router (tests/standins/paper_broker.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def router(redis_seeded):
+    procs = []
+
+    def start(*fills_for):
+        env = dict(os.environ, REDISCLI_AUTH=redis_seeded.srv.password)
+        args = [a for f in fills_for for a in ("--fills-for", f)]
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "tests" / "standins" / "paper_broker.py"),
+                                       "--port", str(redis_seeded.port), *args], env=env))
+
+    with redis_seeded.client() as c:
+        c.set("broker:active", "ibkr")
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def _vars(r, **kw):
+    v = dict(broker_failover_redis_port=r.port, broker_failover_redis_password=r.srv.password,
+             broker_failover_chain=["ibkr", "zerodha", "paper"], broker_failover_verify_timeout=3)
+    v.update(kw)
+    return v
+
+
+def _events(r):
+    with r.client() as c:
+        return [f for _i, f in c.xrange("broker:events")]
+
+
+def test_failover_to_the_next_adapter_with_verified_order_flow(redis_seeded, router, run):
+    router("zerodha", "paper")
+    res = run("broker_failover.yml", _vars(redis_seeded), group="brokers")
+    assert res.ok, res.failures
+    with redis_seeded.client() as c:
+        assert c.get("broker:active") == "zerodha"
+        fills = [f for _i, f in c.xrange("orders.fills") if f.get("order_id", "").startswith("dr-test-")]
+    assert len(fills) == 1 and fills[0]["broker"] == "zerodha"
+    assert [(e["event"], e["from"], e["to"]) for e in _events(redis_seeded)] == [("switch", "ibkr", "zerodha")]
+
+
+def test_failover_whose_orders_are_not_filled_is_rolled_back(redis_seeded, router, run):
+    router("paper")  # zerodha is down too
+    res = run("broker_failover.yml", _vars(redis_seeded), group="brokers")
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "Failover from ibkr to zerodha failed and was rolled back" in msg and "got no fill" in msg
+    with redis_seeded.client() as c:
+        assert c.get("broker:active") == "ibkr"
+    assert [(e["from"], e["to"]) for e in _events(redis_seeded)] == [("ibkr", "zerodha"), ("zerodha", "ibkr")]
+
+
+def test_named_target_and_the_end_of_the_chain(redis_seeded, router, run):
+    router("paper")
+    res = run("broker_failover.yml", _vars(redis_seeded, broker_failover_target="paper"), group="brokers")
+    assert res.ok, res.failures
+    again = run("broker_failover.yml", _vars(redis_seeded, broker_failover_target="paper"), group="brokers")
+    assert again.ok and again.changed == 0
+    last = run("broker_failover.yml", _vars(redis_seeded), group="brokers")
+    assert not last.ok and "no backup adapter left after paper" in " ".join(f.msg for f in last.failures)
+
+
+def test_check_mode_switches_nothing(redis_seeded, router, run):
+    res = run("broker_failover.yml", _vars(redis_seeded), group="brokers", check=True)
+    assert res.ok, res.failures
+    with redis_seeded.client() as c:
+        assert c.get("broker:active") == "ibkr" and c.xlen("orders.validated") == 200
+
+
+REGISTRY = """# feed registry (runbook 004)
+primary_feed: yahoo   # main source
+backup_feed: moneycontrol
+feeds:
+  yahoo: {url: wss://example.invalid/yahoo}
+  moneycontrol: {url: wss://example.invalid/mc}
+"""
+
+
+def test_feed_failover_switches_restarts_and_fills_the_gap(tmp_path, run):
+    reg = tmp_path / "registry.yaml"
+    reg.write_text(REGISTRY)
+    marker = tmp_path / "gap-filled"
+    worker_pid = tmp_path / "worker.pid"
+    worker = dict(name="ws-gateway", manager="process", foreground=True, pidfile=str(worker_pid), stop_timeout=5,
+                  start_command=[sys.executable, "-c", "import time; time.sleep(120)"])
+    v = dict(feed_failover_registry=str(reg), feed_failover_primary="moneycontrol",
+             feed_failover_backup_dir=str(tmp_path / "bk"), feed_failover_workers=[worker],
+             feed_failover_gap_fill_command=["touch", str(marker)])
+    res = run("feed_failover.yml", v, group="feeds")
+    assert res.ok, res.failures
+    text = reg.read_text()
+    assert "primary_feed: moneycontrol   # main source" in text and "backup_feed: yahoo" in text
+    assert text.startswith("# feed registry (runbook 004)")
+    assert yaml.safe_load(text)["feeds"]["yahoo"]["url"] == "wss://example.invalid/yahoo"
+    kept = list((tmp_path / "bk").glob("registry-*/registry.yaml"))
+    assert len(kept) == 1 and kept[0].read_text() == REGISTRY
+    assert marker.exists() and worker_pid.exists()
+    marker.unlink()
+    again = run("feed_failover.yml", v, group="feeds")
+    assert again.ok and again.changed == 0 and not marker.exists()
+    subprocess.run(["kill", worker_pid.read_text().strip()], check=False)
+
+
+def test_feed_failover_refuses_an_unknown_feed(tmp_path, run):
+    reg = tmp_path / "registry.yaml"
+    reg.write_text(REGISTRY)
+    res = run("feed_failover.yml", dict(feed_failover_registry=str(reg), feed_failover_primary="bloomberg",
+                                        feed_failover_backup_dir=str(tmp_path / "bk")), group="feeds")
+    assert not res.ok and "feed bloomberg is neither the backup_feed" in " ".join(f.msg for f in res.failures)
+    assert reg.read_text() == REGISTRY
