@@ -145,9 +145,10 @@ def main():
         module.fail_json(checkpoint=result, msg='QuestDB root %s is not a folder' % p['root'])
     size = _tree_size(p['root'])
     free_data = shutil.disk_usage(p['root']).free
-    os.makedirs(p['backup_dir'], exist_ok=True) if not module.check_mode else None
-    free_dest = shutil.disk_usage(p['backup_dir'] if os.path.isdir(p['backup_dir']) else
-                                  os.path.dirname(p['backup_dir'].rstrip('/')) or '/').free
+    if not module.check_mode:
+        os.makedirs(p['backup_dir'], exist_ok=True)
+    dest_volume = p['backup_dir'] if os.path.isdir(p['backup_dir']) else os.path.dirname(p['backup_dir'].rstrip('/'))
+    free_dest = shutil.disk_usage(dest_volume or '/').free
     if free_data < p['min_free_bytes']:
         module.fail_json(checkpoint=result, msg=(
             'the QuestDB volume of %s has %d bytes free, less than min_free_bytes=%d to keep while a checkpoint is '

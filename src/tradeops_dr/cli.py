@@ -78,6 +78,10 @@ def cmd_kill_switch(args) -> int:
     """engage: the flag first, straight from here (no Ansible import), then the playbook."""
     from . import fastpath
 
+    if args.action == "engage" and not (args.reason and args.actor):
+        print("tradeops-dr: engage needs --reason and --actor (they are recorded with the switch); nothing was done",
+              file=sys.stderr)
+        return 2
     if args.action == "engage":
         try:
             done = fastpath.engage(args.inventory, args.reason, args.actor, args.incident, args.state, args.limit,

@@ -69,7 +69,9 @@ def write_ledger(path: Path, rows: list[tuple]) -> None:
 
 
 def apply_to_redis(client, rows: list[tuple]) -> None:
-    """What the platform did at run time: each ledger write, in order, once."""
+    """What the platform did at run time: each ledger write, in order, once. Written apart from
+    module_utils/_ledger.apply on purpose: the tests compare what the replay module brings back
+    with what this independent writer put there."""
     pipe = client.pipeline(transaction=False)
     for op, key, entry_id, payload in rows:
         data = json.loads(payload)

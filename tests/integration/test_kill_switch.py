@@ -301,3 +301,10 @@ def test_drill_fails_when_no_engine_detects_the_drawdown(desk, run):
     with desk["redis"].client() as c:
         assert float(c.get("risk:drawdown")) == 0.0  # put back
     assert _switch(desk)["enabled"] == "false"
+
+
+def test_engage_without_reason_is_refused_before_anything_happens(desk, run):
+    res = _run(run, desk, kill_switch_action="engage", kill_switch_actor="oncall-a")
+    assert not res.ok and "engage needs kill_switch_reason and kill_switch_actor" in _msg(res)
+    assert _switch(desk)["enabled"] == "false"
+    assert desk["strategy"].poll() is None  # still running
