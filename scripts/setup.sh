@@ -48,4 +48,5 @@ for shadow in "$HOME/.ansible/collections/ansible_collections/tradeops/dr" /usr/
          "remove it so that this checkout is the one that runs" >&2
   fi
 done
-echo "setup: ready ($("$VENV/bin/ansible" --version | head -1), venv $VENV)"
+# (not `ansible --version | head -1`: ansible dies of a broken pipe when head exits first)
+echo "setup: ready (ansible-core $("$VENV/bin/python" -c 'import ansible.release; print(ansible.release.__version__)'), venv $VENV)"
