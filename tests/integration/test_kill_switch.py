@@ -47,14 +47,17 @@ def desk(redis_seeded, tmp_path):
         v.update(kw)
         return v
 
-    wait_for(lambda: (redis_seeded.client().xlen("orders.validated") > 205, "engines sending"), 10, "engines")
-    yield dict(redis=redis_seeded, vars=vars_, start_engine=start_engine, strategy=proc, tmp=tmp_path, env=env)
-    for p in engines.values():
-        p.kill()
-        p.wait()
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
+    try:
+        with redis_seeded.client() as c:
+            wait_for(lambda: (c.xlen("orders.validated") > 205, "engines sending"), 10, "engines")
+        yield dict(redis=redis_seeded, vars=vars_, start_engine=start_engine, strategy=proc, tmp=tmp_path, env=env)
+    finally:
+        for p in engines.values():
+            p.kill()
+            p.wait()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 def _run(run, desk, **kw):

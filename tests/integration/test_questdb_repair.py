@@ -52,7 +52,12 @@ class Replay:
         proc = subprocess.Popen(self.command() + ["--pidfile", str(self.pidfile)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         self._proc = proc
-        wait_for(lambda: (self.healthy(), "health port"), 15, "QuestDB replay")
+        try:
+            wait_for(lambda: (self.healthy(), "health port"), 15, "QuestDB replay")
+        except Exception:
+            proc.kill()
+            proc.wait()
+            raise
 
     def healthy(self) -> bool:
         try:

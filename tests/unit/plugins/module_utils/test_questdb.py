@@ -24,11 +24,13 @@ def client():
     port, health = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "standins" / "questdb_replay.py"), "--fixtures",
                              str(FIXTURES), "--port", str(port), "--health-port", str(health), "--wal", "suspended"])
-    c = _questdb.QuestDBClient(dict(url=f"http://127.0.0.1:{port}", health_url=f"http://127.0.0.1:{health}"))
-    wait_for(c.health, 15, "replay")
-    yield c
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        c = _questdb.QuestDBClient(dict(url=f"http://127.0.0.1:{port}", health_url=f"http://127.0.0.1:{health}"))
+        wait_for(c.health, 15, "replay")
+        yield c
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_version_from_build(client):
