@@ -78,7 +78,7 @@ def connection_from_inventory(inventory: str, limit: str | None = None) -> dict:
     base = inv if inv.is_dir() else inv.parent
     tree = {}
     for f in files:
-        tree.update(_load(f) or {})
+        tree.update(_load(f))
     hosts = _hosts(tree, "kill_switch")
     if limit:
         hosts = [h for h in hosts if h == limit] or [limit]
@@ -86,17 +86,11 @@ def connection_from_inventory(inventory: str, limit: str | None = None) -> dict:
         raise NeedsAnsible("no host in group kill_switch found by the plain YAML reader")
     host = hosts[0]
     merged = dict(DEFAULTS)
-    layers = [_load(base / "group_vars" / f"{g}{ext}") for g in ("all",) for ext in (".yml", ".yaml")
-              if (base / "group_vars" / f"{g}{ext}").is_file()]
-    layers = _group_vars_chain(tree, host) + layers
-    for gname in ("kill_switch",):
-        for ext in (".yml", ".yaml"):
-            if (base / "group_vars" / f"{gname}{ext}").is_file():
-                layers.append(_load(base / "group_vars" / f"{gname}{ext}"))
-    layers += [_host_vars(tree, host)]
-    for ext in (".yml", ".yaml"):
-        if (base / "host_vars" / f"{host}{ext}").is_file():
-            layers.append(_load(base / "host_vars" / f"{host}{ext}"))
+    # Ansible's order, lowest first: inventory group vars (outer groups first), group_vars/all,
+    # group_vars/kill_switch, the host's inventory vars, host_vars/<host>.
+    layers = (_group_vars_chain(tree, host) + _vars_files(base / "group_vars", "all")
+              + _vars_files(base / "group_vars", "kill_switch") + [_host_vars(tree, host)]
+              + _vars_files(base / "host_vars", host))
     for layer in layers:
         merged.update({k: v for k, v in layer.items() if k in KEYS})
     for k in KEYS:
@@ -105,6 +99,14 @@ def connection_from_inventory(inventory: str, limit: str | None = None) -> dict:
     return dict(host=host, login_host=merged["kill_switch_redis_host"], login_port=int(merged["kill_switch_redis_port"]),
                 login_user=merged["kill_switch_redis_user"] or None,
                 login_password=merged["kill_switch_redis_password"] or None, via="yaml")
+
+
+def _vars_files(folder: Path, name: str) -> list[dict]:
+    """<folder>/<name>.yml or .yaml, and every YAML file in a <folder>/<name>/ folder."""
+    paths = [folder / f"{name}{ext}" for ext in (".yml", ".yaml")]
+    if (folder / name).is_dir():
+        paths += sorted(p for p in (folder / name).iterdir() if p.suffix in (".yml", ".yaml"))
+    return [_load(p) for p in paths if p.is_file()]
 
 
 def _host_vars(tree: dict, host: str) -> dict:

@@ -1,0 +1,39 @@
+"""The kill-switch fast path's plain-YAML inventory reader (tradeops_dr.fastpath)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tradeops_dr import fastpath
+
+
+def _inventory(tmp_path):
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  vars:\n    kill_switch_redis_host: 10.9.9.9\n  children:\n    kill_switch:\n"
+        "      vars:\n        kill_switch_redis_user: desk\n      hosts:\n        risk-1:\n")
+    (tmp_path / "group_vars" / "all").mkdir(parents=True)
+    (tmp_path / "group_vars" / "all" / "main.yml").write_text("kill_switch_redis_port: 6391\n")
+    return tmp_path
+
+
+def test_vars_in_group_vars_folders_are_read(tmp_path):
+    conn = fastpath.connection_from_inventory(str(_inventory(tmp_path)))
+    assert (conn["host"], conn["login_host"], conn["login_port"], conn["login_user"]) == (
+        "risk-1", "10.9.9.9", 6391, "desk")
+
+
+def test_host_vars_win_over_group_vars(tmp_path):
+    inv = _inventory(tmp_path)
+    (inv / "group_vars" / "kill_switch.yml").write_text("kill_switch_redis_port: 6392\n")
+    (inv / "host_vars").mkdir()
+    (inv / "host_vars" / "risk-1.yml").write_text("kill_switch_redis_port: 6393\nkill_switch_redis_password: pw\n")
+    conn = fastpath.connection_from_inventory(str(inv))
+    assert conn["login_port"] == 6393 and conn["login_password"] == "pw"
+
+
+@pytest.mark.parametrize("value", ["\"{{ vault_pw }}\"", "!vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162"])
+def test_templated_or_vaulted_values_need_ansible(tmp_path, value):
+    inv = _inventory(tmp_path)
+    (inv / "group_vars" / "kill_switch.yml").write_text(f"kill_switch_redis_password: {value}\n")
+    with pytest.raises(fastpath.NeedsAnsible):
+        fastpath.connection_from_inventory(str(inv))
