@@ -274,6 +274,10 @@ class ProcessManager(Manager):
         except (IOError, OSError, IndexError):
             return True
 
+    def _running(self):
+        st = self.status()
+        return st['running'], st['detail']
+
     def status(self):
         pid = self._pid()
         if pid is None:
@@ -320,7 +324,7 @@ class ProcessManager(Manager):
                 ' '.join(argv), rc, '' if log_path == os.devnull else '; see %s' % log_path))
         # The daemon writes its pidfile after it forked, a moment after the command exited:
         # until then the pidfile may still name the pid of the process that died.
-        res = wait_until(lambda: (self.status()['running'], self.status()['detail']), timeout)
+        res = wait_until(self._running, timeout)
         if not res['ok']:
             raise ServiceError('start command %s exited 0 but no live pid appeared in %s within %ss (%s)' % (
                 ' '.join(argv), self.pidfile, timeout, res['last_detail']))
