@@ -22,11 +22,6 @@ class DrillStep:
     details: list[str] = field(default_factory=list)
 
 
-def _redis(state: dict) -> RedisServer:
-    pw = Path(state["redis"]["password_file"]).read_text().strip()
-    return RedisServer(Path(state["redis"]["root"]), state["redis"]["port"], pw)
-
-
 def _record(result: RunResult) -> dict:
     return next(iter((result.data.get("redis_recovery") or {}).values()), {})
 
@@ -38,7 +33,7 @@ def _lengths(srv: RedisServer, names) -> dict:
 
 def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
     state = sandbox.up()
-    srv = _redis(state)
+    srv = Sandbox.redis_server(state)
     expected = state["seeded"]["redis"]["streams"]
     steps: list[DrillStep] = []
 
@@ -111,7 +106,7 @@ def kill_switch_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillS
     from .paths import project_root
 
     state = sandbox.up()
-    srv = _redis(state)
+    srv = Sandbox.redis_server(state)
     engine = project_root() / "tests" / "standins" / "trading_engine.py"
     env = dict(os.environ, REDISCLI_AUTH=srv.password)
     procs = [subprocess.Popen([sys.executable, str(engine), "--port", str(srv.port), "--name", name,

@@ -259,10 +259,15 @@ class Sandbox:
         except (OSError, ValueError):
             return None
 
+    @staticmethod
+    def redis_server(state: dict) -> RedisServer:
+        """The sandbox's Redis as sandbox.json describes it."""
+        pw = Path(state["redis"]["password_file"]).read_text().strip()
+        return RedisServer(Path(state["redis"]["root"]), state["redis"]["port"], pw)
+
     def _servers(self, state: dict):
-        redis_pw = Path(state["redis"]["password_file"]).read_text().strip()
         pg_pw = Path(state["postgres"]["password_file"]).read_text().strip()
-        return (RedisServer(Path(state["redis"]["root"]), state["redis"]["port"], redis_pw),
+        return (self.redis_server(state),
                 PostgresCluster(Path(state["postgres"]["root"]), state["postgres"]["port"], pg_pw,
                                 state["postgres"]["user"]))
 
