@@ -253,9 +253,10 @@ class ProcessManager(Manager):
         self.pidfile = params['pidfile']
 
     def _pid(self):
+        # the first line: PostgreSQL's postmaster.pid carries more lines (data directory, port, ...)
         try:
             with open(self.pidfile) as handle:
-                return int(handle.read().strip() or 0) or None
+                return int(handle.readline().strip() or 0) or None
         except (IOError, OSError, ValueError):
             return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import http.server
+import os
 import socket
 import sys
 import threading
@@ -302,3 +303,10 @@ def test_kubernetes_rollout_failure_is_reported():
 
     with pytest.raises(svc.ServiceError, match="kubectl rollout status failed .*exceeded its progress deadline"):
         svc.ensure_state(dict(name="ws-gateway", manager="kubernetes"), "restarted", kubectl)
+
+
+def test_process_manager_reads_the_pid_from_the_first_line_of_a_postgres_style_pidfile(tmp_path):
+    # postmaster.pid: pid, data directory, start time, port, ... one per line
+    (tmp_path / "s.pid").write_text(f"{os.getpid()}\n/var/lib/postgresql/15/main\n1795000000\n5432\n")
+    st = svc.ensure_state(_params(tmp_path, start_command=["true"]), "status", _run)
+    assert st["running"] is True and st["pid"] == os.getpid()
