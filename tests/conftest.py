@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # shared/ lies beside the checkout (as CI clones it); TRADEOPS_DR_SHARED points elsewhere.
 SHARED = Path(os.environ.get("TRADEOPS_DR_SHARED") or ROOT.parent / "shared")
 QUESTDB_FIXTURES = SHARED / "fixtures" / "questdb-8.1.2"
+TIMESCALE_FIXTURES = SHARED / "fixtures" / "timescaledb-2.28.3"
 COLLECTIONS = ROOT / ".state" / "collections"
 _link = COLLECTIONS / "ansible_collections" / "tradeops" / "dr"
 if not _link.exists():  # scripts/setup.sh makes it; make it here too for a bare pytest run
@@ -27,7 +28,7 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 
 from tradeops_dr import run_playbook  # noqa: E402
 from tradeops_dr import seed  # noqa: E402
-from tradeops_dr.sandbox import RedisServer, free_port, pid_alive, read_pid  # noqa: E402
+from tradeops_dr.sandbox import PostgresCluster, RedisServer, free_port, pid_alive, read_pid  # noqa: E402
 
 
 class SeededRedis:
@@ -150,3 +151,84 @@ def run_module(module, args: dict, capsys) -> tuple[dict, bool]:
             module.main()
     out = json.loads(capsys.readouterr().out)
     return out, exc.value.code != 0 or bool(out.get("failed"))
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+class PG:
+    """One real PostgreSQL 15 cluster for the session (initdb + pg_ctl on a free loopback port);
+    each test gets its own databases on it."""
+
+    def __init__(self, cluster: PostgresCluster):
+        self.cluster = cluster
+        self.port = cluster.port
+        self.user = cluster.user
+        self.password = cluster.password
+
+    def connect(self, dbname: str = "postgres", autocommit: bool = True):
+        import psycopg2
+
+        conn = psycopg2.connect(**self.cluster.dsn(dbname))
+        conn.autocommit = autocommit
+        return conn
+
+    def sql(self, dbname: str, statement: str, args=None):
+        conn = self.connect(dbname)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, args)
+                return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
+    def databases(self) -> set:
+        return {r[0] for r in self.sql("postgres", "SELECT datname FROM pg_database")}
+
+    def counts(self, dbname: str) -> dict:
+        return {t: self.sql(dbname, f"SELECT count(*) FROM {t}")[0][0] for t in ("public.trades", "public.positions")}
+
+    def seed(self, dbname: str, n_trades: int = 5000) -> dict:
+        return seed.seed_postgres(self.cluster, n_trades=n_trades, dbname=dbname)
+
+    def login(self) -> dict:
+        """Module options for this server."""
+        return dict(login_host="127.0.0.1", login_port=self.port, login_user=self.user,
+                    login_password=self.password)
+
+    def env(self) -> dict:
+        return dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(self.port), PGUSER=self.user, PGPASSWORD=self.password)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    import shutil
+    import tempfile
+
+    # as root, PostgreSQL runs as postgres, which cannot enter pytest's 0700 tmp folders
+    root = Path(tempfile.mkdtemp(prefix="tradeops-dr-pg-", dir="/var/tmp"))
+    root.chmod(0o755)
+    cluster = PostgresCluster(root / "pg", free_port(), "pg-test-" + os.urandom(6).hex())
+    cluster.root.mkdir()
+    cluster.root.chmod(0o755)
+    try:
+        cluster.init()
+        cluster.start()
+        yield PG(cluster)
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg(pg_server):
+    """The session's server; databases a test creates are dropped after it."""
+    before = pg_server.databases()
+    yield pg_server
+    conn = pg_server.connect()
+    with conn.cursor() as cur:
+        for name in pg_server.databases() - before:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            cur.execute('DROP DATABASE IF EXISTS "%s"' % name.replace('"', '""'))
+    conn.close()

@@ -103,18 +103,19 @@ def seed_redis(redis_server, ledger: Path, **kw) -> dict:
     return expected_counts(rows)
 
 
-def seed_postgres(pg, n_trades: int = 5000, rng_seed: int = 11) -> dict:
+def seed_postgres(pg, n_trades: int = 5000, rng_seed: int = 11, dbname: str = "trading") -> dict:
     import psycopg2
+    from psycopg2 import sql
 
     conn = psycopg2.connect(**pg.dsn("postgres"))
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = 'trading'")
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
         if not cur.fetchone():
-            cur.execute("CREATE DATABASE trading")
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     conn.close()
     rng = random.Random(rng_seed)
-    conn = psycopg2.connect(**pg.dsn("trading"))
+    conn = psycopg2.connect(**pg.dsn(dbname))
     with conn, conn.cursor() as cur:
         cur.execute("""
             CREATE TABLE IF NOT EXISTS positions (

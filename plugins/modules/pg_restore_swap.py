@@ -1,0 +1,458 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) tradeops.dr contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pg_restore_swap
+short_description: Restore a verified backup into a NEW database, verify it, then swap names - the current database is kept aside, never dropped
+version_added: 0.1.0
+description:
+  - "Checks first, changes nothing until all pass: the manifest exists and every file matches its sha256, the
+    backup is C(verified) (unless O(require_verified=false)), C(pg_restore --list) reads the dump, the dump is not
+    from a newer pg_dump, the server offers every extension the backup needs (TimescaleDB at the manifest's
+    version), and the data directory has room (when it is visible from this host)."
+  - Restores into C(<database>__restore_<stamp>) from the FILE (never stdin) with C(pg_restore --exit-on-error -j
+    O(jobs)) (C(psql ON_ERROR_STOP=1) for a plain script). TimescaleDB dumps get C(CREATE EXTENSION timescaledb
+    VERSION ...), C(timescaledb_pre_restore()) and C(timescaledb_post_restore()) around a one-job restore, as
+    TimescaleDB documents (its docs say C(pg_restore -j) is not supported for TimescaleDB databases).
+  - Runs O(migration_command) against the new database, compares the exact row count of every table of the
+    manifest, then swaps in one transaction - C(<database>) becomes C(<database>__pre_restore_<stamp>) (kept, never
+    dropped) and the restored database takes the name C(<database>).
+  - Any failure before the swap drops only the new, incomplete database (unless O(keep_failed=true)); the current
+    database is untouched. A swap that fails is rolled back.
+  - With O(safety_dump), the pre-restore database is also dumped into C(<backup_root>/safety/) - by default from
+    the renamed-aside copy right after the swap (O(safety_dump=after_swap)), so the file does not delay recovery
+    while the same data is already kept whole by the rename; V(before) dumps it before anything else.
+options:
+  database:
+    description: Name the restored database takes (the current database of that name is renamed aside).
+    type: str
+    required: true
+  backup:
+    description: The dump (C(.pgdump)) or its manifest (C(.manifest.json)).
+    type: path
+    required: true
+  require_verified:
+    description: Refuse a backup whose manifest status is not C(verified).
+    type: bool
+    default: true
+  jobs:
+    description: C(pg_restore -j); V(0) means the number of CPU cores. TimescaleDB dumps always use one job.
+    type: int
+    default: 0
+  safety_dump:
+    description: When to write a file dump of the current database (skipped with a message when it is absent or
+      unreachable).
+    type: str
+    choices: [after_swap, before, none]
+    default: after_swap
+  backup_root:
+    description: Root of the backup catalog; safety dumps go to its C(safety/) folder. Required unless
+      O(safety_dump=none).
+    type: path
+  migration_command:
+    description:
+      - Command run after the restore and before verification, as a list (no shell), for example
+        C([alembic, upgrade, head]). C({database}) in an argument is replaced by the new database's name, and
+        E(PGDATABASE) is set to it (with E(PGHOST), E(PGPORT), E(PGUSER), E(PGPASSWORD)).
+    type: list
+    elements: str
+  migration_chdir:
+    description: Folder the migration command runs in.
+    type: path
+  migration_timeout:
+    description: Seconds the migration command may run.
+    type: int
+    default: 1800
+  terminate_connections:
+    description: At the swap, end the sessions still connected to the current database. Without it, a session
+      still connected makes the module fail before the restore (stop the applications first, runbook 000).
+    type: bool
+    default: false
+  no_owner:
+    description: Restore without the dump's ownership and privileges (C(--no-owner --no-privileges)).
+    type: bool
+    default: false
+  analyze:
+    description: Run C(ANALYZE) on the restored database, so that the planner has statistics at once.
+    type: bool
+    default: true
+  keep_failed:
+    description: Keep the new database when the restore, migration or verification fails (for inspection).
+    type: bool
+    default: false
+  min_free_ratio:
+    description: Free space needed in the data directory, as a multiple of the database size the manifest records.
+    type: float
+    default: 1.2
+  timeout:
+    description: Seconds C(pg_restore) may run.
+    type: int
+    default: 21600
+extends_documentation_fragment:
+  - tradeops.dr.postgres
+attributes:
+  check_mode:
+    support: full
+    description: Every check runs (checksums, table of contents, extensions, space, sessions); the plan is
+      returned and nothing is created, restored or renamed.
+  diff_mode:
+    support: none
+    description: The renamed-aside database is the record of what was replaced.
+  idempotent:
+    support: none
+    description: Every run restores again; the previous database is kept aside each time.
+author:
+  - tradeops.dr maintainers (@tradeops)
+'''
+
+EXAMPLES = r'''
+- name: Restore the newest verified backup of macro_trading and swap it in
+  tradeops.dr.pg_restore_swap:
+    database: macro_trading
+    backup: /var/backups/tradeops-dr/postgres/2026-11-23/macro_trading_20261123T020000Z.pgdump
+    backup_root: /var/backups/tradeops-dr/postgres
+    migration_command: [alembic, upgrade, head]
+    migration_chdir: /srv/macro_trading
+    terminate_connections: true
+'''
+
+RETURN = r'''
+restore:
+  description: What was checked and done, with the time each step took.
+  returned: always
+  type: dict
+  contains:
+    database:
+      description: Name the restored database now has.
+      type: str
+      sample: trading
+    restored_from:
+      description: The dump restored.
+      type: str
+      sample: /var/backups/tradeops-dr/postgres/2026-11-23/trading_20261123T020000Z.pgdump
+    aside:
+      description: Name the previous database was renamed to (absent when there was none).
+      type: str
+      sample: trading__pre_restore_20261123t031500z
+    backup_created_at:
+      description: When the backup was taken (UTC).
+      type: str
+      sample: "2026-11-23T02:00:00Z"
+    data_loss_window_s:
+      description: Seconds between the backup and this restore - writes in that window are not in the restored
+        database (they are still in the aside database).
+      type: float
+      sample: 4500.0
+    jobs:
+      description: pg_restore jobs used.
+      type: int
+      sample: 2
+    row_counts:
+      description: Exact row counts of the restored database, equal to the manifest's.
+      type: dict
+      sample: {public.trades: 5000}
+    safety_dump:
+      description: The safety dump written, or why none was.
+      type: dict
+      sample: {dump: /var/backups/tradeops-dr/postgres/safety/trading_20261123T031500Z_pre_restore.pgdump}
+    seconds:
+      description: Seconds per step (checks, safety_dump, restore, migration, verify, swap) and in total.
+      type: dict
+      sample: {checks: 0.4, restore: 21.0, verify: 0.5, swap: 0.1, total: 22.1}
+    plan:
+      description: In check mode, what would be done.
+      type: list
+      elements: str
+      sample: ["create trading__restore_20261123t031500z", "pg_restore -j 2 ..."]
+'''
+
+import os
+import shutil
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _postgres
+
+
+class Refused(Exception):
+    """A check failed before anything was changed."""
+
+
+class Restore(object):
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.conn = _postgres.Connection(self.p)
+        self.db = _postgres.check_name(self.p['database'])
+        if self.db == self.conn.maintenance_db:
+            raise Refused('cannot restore over the maintenance database %s itself; connect through another one '
+                          '(maintenance_db)' % self.db)
+        self.stamp = _backup.stamp()
+        self.new = _postgres.derived_name(self.db, 'restore', self.stamp)
+        self.aside = _postgres.derived_name(self.db, 'pre_restore', self.stamp)
+        self.result = dict(database=self.db, seconds={})
+        self.t0 = time.time()
+
+    def timed(self, step, started):
+        self.result['seconds'][step] = round(time.time() - started, 3)
+
+    # ----------------------------------------------------------------- checks (no change)
+    def checks(self):
+        started = time.time()
+        p = self.p
+        if p['safety_dump'] != 'none' and not p['backup_root']:
+            raise Refused('safety_dump=%s needs backup_root (or set safety_dump=none)' % p['safety_dump'])
+        path = p['backup']
+        manifest_path, manifest = (path, _backup.read_manifest(path)) if path.endswith(_backup.MANIFEST_SUFFIX) \
+            else _backup.manifest_for_dump(path)
+        directory = os.path.dirname(manifest_path)
+        self.dump = os.path.join(directory, manifest['dump'])
+        self.manifest = manifest
+        self.result.update(restored_from=self.dump, backup_created_at=manifest['created_at'],
+                           backup_status=manifest['status'])
+        if manifest.get('database') and manifest['database'] != self.db:
+            self.result['note'] = 'backup of %s restored as %s' % (manifest['database'], self.db)
+        if p['require_verified'] and manifest['status'] != 'verified':
+            raise Refused('backup %s is %s, not verified (run pg_backup_verify, or require_verified=false)' % (
+                self.dump, manifest['status']))
+        problems = _backup.check_files(manifest, directory)
+        if problems:
+            raise Refused('backup %s does not match its manifest: %s' % (self.dump, '; '.join(problems)))
+        self.info = _postgres.inspect_dump(self.conn, self.dump)
+        restore_major, restore_version = _postgres.binary_version(
+            self.conn.binary('psql' if self.info['format'] == 'plain' else 'pg_restore'))
+        dump_major = _postgres.major_of(self.info.get('pg_dump_version'))
+        if dump_major and dump_major > restore_major:
+            raise Refused('backup %s was made by pg_dump %s, newer than this pg_restore %s: use PostgreSQL %d client '
+                          'binaries (pg_bin_dir)' % (self.dump, self.info['pg_dump_version'], restore_version,
+                                                     dump_major))
+        admin = self.conn.connect()
+        try:
+            needs = _postgres.missing_extensions(admin, manifest, self.info)
+            if needs:
+                raise Refused('; '.join(needs))
+            self.current = _postgres.database_exists(admin, self.db)
+            self.owner = _postgres.database_owner(admin, self.db) if self.current else None
+            self.check_space(admin)
+            if self.current and not p['terminate_connections']:
+                sessions = _postgres.connections_to(admin, self.db)
+                if sessions:
+                    raise Refused('%d session(s) still use %s (%s): stop the applications first, or set '
+                                  'terminate_connections' % (len(sessions), self.db, ', '.join(
+                                      '%s/%s' % (s[1], s[2] or 'pid %s' % s[0]) for s in sessions[:5])))
+            self.result['leftovers'] = _postgres.databases_like(admin, '%s__restore_' % self.db)
+        finally:
+            admin.close()
+        tsdb = 'timescaledb' in self.info['extensions']
+        jobs = p['jobs'] or os.cpu_count() or 1
+        self.jobs = 1 if tsdb or self.info['format'] in ('plain', 'tar') else jobs
+        if tsdb and jobs > 1:
+            self.result['jobs_note'] = 'TimescaleDB dump: restored with one job, as TimescaleDB documents'
+        self.timed('checks', started)
+
+    def check_space(self, admin):
+        facts = _postgres.server_facts(admin)
+        needed = int((self.manifest.get('database_size_bytes') or 0) * self.p['min_free_ratio'])
+        data_dir = facts.get('data_directory')
+        if not data_dir or not os.path.isdir(data_dir):
+            self.result['space'] = 'data directory not visible from this host; free space not checked'
+            return
+        free = shutil.disk_usage(data_dir).free
+        self.result['space'] = dict(data_directory=data_dir, free_bytes=free, needed_bytes=needed)
+        if needed and free < needed:
+            raise Refused('the data directory %s has %.2f GiB free; the restore needs about %.2f GiB (%.1f x the '
+                          '%.2f GiB database): free space first (prune old backups, compress old chunks)' % (
+                              data_dir, free / 2.0 ** 30, needed / 2.0 ** 30, self.p['min_free_ratio'],
+                              self.manifest['database_size_bytes'] / 2.0 ** 30))
+
+    def plan(self):
+        steps = []
+        if self.p['safety_dump'] == 'before' and self.current:
+            steps.append('dump %s into %s/safety' % (self.db, self.p['backup_root']))
+        steps.append('create database %s' % self.new)
+        steps.append('restore %s with %d job(s)%s' % (self.dump, self.jobs, ' between timescaledb_pre_restore() and '
+                                                      'timescaledb_post_restore()' if 'timescaledb' in
+                                                      self.info['extensions'] else ''))
+        if self.p['migration_command']:
+            steps.append('run %s' % ' '.join(self.p['migration_command']))
+        counted = len(self.manifest.get('row_counts') or {})
+        steps.append('compare the row counts of %d table(s) with the manifest' % counted)
+        if self.current:
+            steps.append('rename %s to %s and %s to %s in one transaction' % (self.db, self.aside, self.new, self.db))
+        else:
+            steps.append('rename %s to %s (no current database)' % (self.new, self.db))
+        if self.p['safety_dump'] == 'after_swap' and self.current:
+            steps.append('dump %s into %s/safety' % (self.aside, self.p['backup_root']))
+        return steps
+
+    # ----------------------------------------------------------------- changes
+    def safety(self, source):
+        started = time.time()
+        try:
+            directory, base = _backup.new_backup_paths(self.p['backup_root'], self.db, 'safety')
+            done = _postgres.dump_database(self.conn, source, directory, base, kind='safety')
+            self.result['safety_dump'] = dict(dump=done['dump'], manifest=done['manifest'], source=source)
+        except (_postgres.PostgresError, _backup.BackupError, IOError, OSError) + _postgres.DB_ERRORS as exc:
+            self.result['safety_dump'] = dict(skipped='%s could not be dumped: %s' % (source, exc), source=source)
+        self.timed('safety_dump', started)
+
+    def restore(self, admin):
+        started = time.time()
+        _postgres.create_database(admin, self.new, owner=self.owner)
+        self.created = True
+        done = _postgres.restore_dump(self.conn, self.dump, self.new, self.info, jobs=self.jobs,
+                                      no_owner=self.p['no_owner'], analyze=self.p['analyze'], timeout=self.p['timeout'])
+        self.result.update(jobs=done['jobs'], command=done['command'])
+        self.timed('restore', started)
+
+    def migrate(self):
+        command = self.p['migration_command']
+        if not command:
+            return
+        started = time.time()
+        argv = [arg.replace('{database}', self.new) for arg in command]
+        try:
+            proc = subprocess.run(argv, env=self.conn.env(self.new), cwd=self.p['migration_chdir'],
+                                  capture_output=True, text=True, timeout=self.p['migration_timeout'], check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise _postgres.PostgresError('migration command %s could not complete: %s' % (' '.join(argv), exc))
+        self.result['migration'] = dict(cmd=argv, rc=proc.returncode, stdout=proc.stdout[-2000:],
+                                        stderr=proc.stderr[-2000:])
+        if proc.returncode != 0:
+            raise _postgres.PostgresError('migration command %s failed (rc=%d): %s' % (
+                ' '.join(argv), proc.returncode, _postgres._tail(proc.stderr or proc.stdout)))
+        self.timed('migration', started)
+
+    def verify(self):
+        started = time.time()
+        expected = self.manifest.get('row_counts') or {}
+        restored = self.conn.connect(self.new)
+        try:
+            present = set(_postgres.user_tables(restored))
+            counts = _postgres.row_counts(restored, sorted(t for t in expected if t in present))
+        finally:
+            restored.close()
+        self.result['row_counts'] = counts
+        problems = _postgres.compare_counts(expected, counts)
+        if not expected:
+            problems.append('the manifest records no row counts: the restore cannot be proven complete')
+        if problems:
+            raise _postgres.PostgresError('the restored database does not match the manifest: %s' % '; '.join(
+                problems))
+        self.timed('verify', started)
+
+    def swap(self, admin):
+        started = time.time()
+        if not self.current:
+            _postgres.query(admin, _postgres.sql.SQL('ALTER DATABASE {} RENAME TO {}').format(
+                _postgres.ident(self.new), _postgres.ident(self.db)))
+            self.timed('swap', started)
+            return
+        # no new session may slip in between ending the sessions and the rename
+        _postgres.query(admin, _postgres.sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS false').format(
+            _postgres.ident(self.db)))
+        try:
+            if self.p['terminate_connections']:
+                self.result['terminated_sessions'] = _postgres.terminate_connections(admin, self.db)
+            for attempt in range(20):
+                try:
+                    admin.autocommit = False
+                    with admin.cursor() as cur:
+                        cur.execute(_postgres.sql.SQL('ALTER DATABASE {} RENAME TO {}').format(
+                            _postgres.ident(self.db), _postgres.ident(self.aside)))
+                        cur.execute(_postgres.sql.SQL('ALTER DATABASE {} RENAME TO {}').format(
+                            _postgres.ident(self.new), _postgres.ident(self.db)))
+                    admin.commit()
+                    break
+                except _postgres.DB_ERRORS as exc:
+                    admin.rollback()
+                    if 'being accessed' not in str(exc) or attempt == 19:
+                        raise _postgres.PostgresError('the swap was rolled back: %s' % str(exc).strip())
+                    if self.p['terminate_connections']:
+                        _postgres.terminate_connections(admin, self.db)
+                    time.sleep(0.25)
+                finally:
+                    admin.autocommit = True
+        except Exception:
+            _postgres.query(admin, _postgres.sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS true').format(
+                _postgres.ident(self.db)))
+            raise
+        _postgres.query(admin, _postgres.sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS true').format(
+            _postgres.ident(self.aside)))
+        self.result['aside'] = self.aside
+        self.timed('swap', started)
+
+    def run(self):
+        self.checks()
+        if self.module.check_mode:
+            self.result['plan'] = self.plan()
+            self.module.exit_json(changed=True, restore=self.result)
+        if self.p['safety_dump'] == 'before' and self.current:
+            self.safety(self.db)
+        admin = self.conn.connect()
+        self.created = False
+        try:
+            self.restore(admin)
+            self.migrate()
+            self.verify()
+            self.swap(admin)
+        except (_postgres.PostgresError,) + _postgres.DB_ERRORS as exc:
+            kept = self.p['keep_failed']
+            if self.created and not kept:
+                _postgres.drop_database(admin, self.new)
+            self.result['failed_database'] = self.new if self.created and kept else None
+            admin.close()
+            self.module.fail_json(changed=self.created and kept, restore=self.result, msg=(
+                '%s. The current database %s was not touched%s.' % (
+                    str(exc).rstrip('.'), self.db, '; the incomplete %s is kept for inspection' % self.new
+                    if self.created and kept else '; the incomplete %s was dropped' % self.new if self.created
+                    else '')))
+        admin.close()
+        now = time.time()
+        self.result['data_loss_window_s'] = round(now - _backup.parse_iso(self.manifest['created_at']), 1)
+        self.result['seconds']['recovery'] = round(now - self.t0, 3)
+        if self.p['safety_dump'] == 'after_swap' and self.current:
+            self.safety(self.aside)
+        self.result['seconds']['total'] = round(time.time() - self.t0, 3)
+        self.module.exit_json(changed=True, restore=self.result)
+
+
+def main():
+    spec = _postgres.postgres_argument_spec()
+    spec.update(
+        database=dict(type='str', required=True),
+        backup=dict(type='path', required=True),
+        require_verified=dict(type='bool', default=True),
+        jobs=dict(type='int', default=0),
+        safety_dump=dict(type='str', choices=['after_swap', 'before', 'none'], default='after_swap'),
+        backup_root=dict(type='path'),
+        migration_command=dict(type='list', elements='str'),
+        migration_chdir=dict(type='path'),
+        migration_timeout=dict(type='int', default=1800),
+        terminate_connections=dict(type='bool', default=False),
+        no_owner=dict(type='bool', default=False),
+        analyze=dict(type='bool', default=True),
+        keep_failed=dict(type='bool', default=False),
+        min_free_ratio=dict(type='float', default=1.2),
+        timeout=dict(type='int', default=21600),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    job = None
+    try:
+        job = Restore(module)
+        job.run()
+    except (Refused, _postgres.PostgresError, _backup.BackupError) as exc:
+        module.fail_json(msg='%s; nothing was changed' % str(exc).rstrip('.'),
+                         restore=job.result if job else {})
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,308 @@
+"""The PostgreSQL modules' main() in-process against a real PostgreSQL 15 (fixture pg):
+backups and manifests, verification, refusals, restore-and-swap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ansible_collections.tradeops.dr.plugins.modules import pg_backup, pg_backup_catalog, pg_backup_verify, pg_restore_swap
+
+from conftest import TIMESCALE_FIXTURES, run_module
+
+pytestmark = pytest.mark.integration
+
+
+def backup(pg, root: Path, capsys, db="trading", **kw):
+    out, failed = run_module(pg_backup, dict(pg.login(), database=db, backup_root=str(root), **kw), capsys)
+    assert not failed, out.get("msg")
+    return out["backup"]
+
+
+def verify(pg, path, capsys, **kw):
+    return run_module(pg_backup_verify, dict(pg.login(), backup=str(path), **kw), capsys)
+
+
+def restore(pg, path, capsys, db="trading", **kw):
+    kw.setdefault("safety_dump", "none")
+    return run_module(pg_restore_swap, dict(pg.login(), database=db, backup=str(path), **kw), capsys)
+
+
+def manifest(path) -> dict:
+    return json.loads(Path(str(path).replace(".pgdump", ".manifest.json")).read_text())
+
+
+@pytest.fixture
+def verified(pg, tmp_path, capsys):
+    pg.seed("trading")
+    b = backup(pg, tmp_path / "backups", capsys, csv_tables=["public.positions"])
+    out, failed = verify(pg, b["dump"], capsys, test_restore=True)
+    assert not failed, out.get("msg")
+    return b
+
+
+def test_backup_writes_dump_csv_and_a_manifest_of_evidence(pg, tmp_path, capsys):
+    pg.seed("trading")
+    b = backup(pg, tmp_path / "backups", capsys, csv_tables=["positions"])
+    m = manifest(b["dump"])
+    assert m["status"] == "created" and m["database"] == "trading" and m["kind"] == "backup"
+    assert m["row_counts"] == {"public.trades": 5000, "public.positions": 5}
+    assert m["extensions"] == {"plpgsql": "1.0"} and m["server_version"].startswith("15.")
+    assert m["pg_dump_version"].startswith("15.") and m["database_size_bytes"] > 0
+    dump = Path(b["dump"])
+    assert dump.parent.name == time.strftime("%Y-%m-%d", time.gmtime()) and dump.name.startswith("trading_")
+    csv = dump.with_name(dump.name.replace(".pgdump", ".public.positions.csv"))
+    assert csv.read_text().splitlines()[0] == "id,symbol,qty,avg_price,opened_at"
+    assert len(csv.read_text().splitlines()) == 6
+    import hashlib
+    assert m["files"][dump.name]["sha256"] == hashlib.sha256(dump.read_bytes()).hexdigest()
+    assert m["files"][csv.name]["rows"] == 5 and m["files"][csv.name]["size"] == csv.stat().st_size
+    assert pg.password not in json.dumps(m) and not list(dump.parent.glob("*.partial"))
+
+
+def test_counts_and_dump_share_one_snapshot_while_rows_are_written(pg, tmp_path, capsys):
+    pg.seed("trading", n_trades=20000)
+    stop = threading.Event()
+
+    def writer():
+        conn = pg.connect("trading")
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                cur.execute("INSERT INTO trades (ts, symbol, side, qty, price) VALUES (now(), 'ES', 'buy', 1, 1)")
+        conn.close()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        b = backup(pg, tmp_path / "b", capsys)
+    finally:
+        stop.set()
+        t.join()
+    assert pg.counts("trading")["public.trades"] > b["row_counts"]["public.trades"]  # writes went on
+    out, failed = verify(pg, b["dump"], capsys, test_restore=True)
+    assert not failed, out["msg"]  # the dump holds exactly the counted rows
+    assert out["verification"]["test_restore"]["row_counts"] == b["row_counts"]
+
+
+def test_verify_with_test_restore_then_idempotent_and_scratch_dropped(pg, tmp_path, capsys):
+    pg.seed("trading")
+    b = backup(pg, tmp_path / "backups", capsys)
+    before = pg.databases()
+    out, failed = verify(pg, b["dump"], capsys, test_restore=True)
+    assert not failed and out["changed"] and out["verification"]["status"] == "verified"
+    tr = out["verification"]["test_restore"]
+    assert tr["row_counts"] == {"public.trades": 5000, "public.positions": 5}
+    assert tr["database"].startswith("trading__verify_") and pg.databases() == before
+    m = manifest(b["dump"])
+    assert m["status"] == "verified" and m["verification"]["checksums"] == "ok" and m["toc_entries"] > 5
+    again, failed = verify(pg, b["dump"], capsys, test_restore=True)
+    assert not failed and again["changed"] is False
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("flip", "does not match its sha256"),
+    ("truncate", "truncated or replaced"),
+])
+def test_tampered_or_truncated_dump_is_marked_failed(pg, verified, capsys, damage, words):
+    dump = Path(verified["dump"])
+    data = bytearray(dump.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    dump.write_bytes(bytes(data))
+    out, failed = verify(pg, dump, capsys, force=True)
+    assert failed and words in out["msg"] and "NOT verified" in out["msg"]
+    assert manifest(dump)["status"] == "failed"
+    out, failed = restore(pg, dump, capsys, require_verified=False)
+    assert failed and words in out["msg"] and "nothing was changed" in out["msg"]
+
+
+def test_missing_manifest_is_refused_by_verify_and_restore(pg, verified, capsys):
+    dump = Path(verified["dump"])
+    Path(str(dump).replace(".pgdump", ".manifest.json")).unlink()
+    before = pg.databases()
+    for out, failed in (verify(pg, dump, capsys), restore(pg, dump, capsys)):
+        assert failed and "has no manifest" in out["msg"] and "nothing proves" in out["msg"]
+    assert pg.databases() == before
+
+
+def test_dump_from_a_newer_pg_dump_is_refused(pg, verified, tmp_path, capsys):
+    dump = Path(verified["dump"])
+    data = dump.read_bytes()
+    toc = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True).stdout
+    version = toc.split("Dumped by pg_dump version: ")[1].splitlines()[0]  # '15.18 (Debian 15.18-0+deb12u1)'
+    newer = version.replace("15.", "17.")
+    assert len(newer) == len(version) and data.count(version.encode()) >= 1
+    # the header holds the server's version, then pg_dump's: rewrite the last one (same length)
+    at = data.rindex(version.encode())
+    foreign = tmp_path / "newer" / "trading.pgdump"
+    foreign.parent.mkdir()
+    foreign.write_bytes(data[:at] + newer.encode() + data[at + len(version):])
+    out, failed = verify(pg, foreign, capsys, create_manifest=True, expected_row_counts=verified["row_counts"])
+    assert failed and "newer than this pg_restore" in out["msg"] and "PostgreSQL 17" in out["msg"]
+    out, failed = restore(pg, foreign, capsys, require_verified=False)
+    assert failed and "newer than this pg_restore" in out["msg"]
+    assert not any(d.startswith("trading__restore_") for d in pg.databases())
+
+
+def test_wrong_credentials_and_bad_names_are_refused_before_anything_runs(pg, verified, capsys):
+    before = pg.databases()
+    out, failed = restore(pg, verified["dump"], capsys, login_password="wrong-" + pg.password)
+    assert failed and "cannot connect" in out["msg"] and "password authentication failed" in out["msg"]
+    assert pg.password not in json.dumps(out)
+    out, failed = restore(pg, verified["dump"], capsys, db='x"; drop table trades; --')
+    assert failed and "refused" in out["msg"]
+    out, failed = run_module(pg_backup, dict(pg.login(), database="trading", backup_root="/tmp/x",
+                                             csv_tables=["positions; drop table trades"]), capsys)
+    assert failed and "refused" in out["msg"]
+    assert pg.databases() == before and pg.counts("trading")["public.trades"] == 5000
+
+
+def test_restore_swaps_in_the_backup_and_keeps_the_damaged_database_aside(pg, verified, tmp_path, capsys):
+    pg.sql("trading", "DELETE FROM trades WHERE id % 3 = 0")
+    pg.sql("trading", "UPDATE positions SET qty = -999999")
+    pg.sql("trading", "CREATE TABLE after_backup (x int)")
+    out, failed = restore(pg, verified["dump"], capsys, safety_dump="after_swap", backup_root=str(tmp_path / "b2"))
+    assert not failed, out.get("msg")
+    r = out["restore"]
+    assert pg.counts("trading") == {"public.trades": 5000, "public.positions": 5}
+    assert pg.sql("trading", "SELECT count(*) FROM positions WHERE qty = -999999")[0][0] == 0
+    aside = r["aside"]
+    assert aside.startswith("trading__pre_restore_") and aside in pg.databases()
+    assert pg.sql(aside, "SELECT count(*) FROM trades")[0][0] == 5000 - 5000 // 3  # kept as it was
+    assert pg.sql(aside, "SELECT count(*) FROM after_backup")[0][0] == 0
+    assert r["row_counts"] == {"public.trades": 5000, "public.positions": 5} and r["jobs"] >= 1
+    assert 0 <= r["data_loss_window_s"] < 600 and r["seconds"]["restore"] > 0
+    safety = manifest(r["safety_dump"]["dump"])
+    assert safety["kind"] == "safety" and safety["row_counts"]["public.trades"] == 5000 - 5000 // 3
+    assert "after_backup" in json.dumps(safety["row_counts"])
+
+
+def test_check_mode_runs_every_check_and_changes_nothing(pg, verified, capsys):
+    pg.sql("trading", "DELETE FROM trades WHERE id < 100")
+    before = pg.databases()
+    out, failed = restore(pg, verified["dump"], capsys, _ansible_check_mode=True)
+    assert not failed and out["changed"]
+    assert any(s.startswith("create database trading__restore_") for s in out["restore"]["plan"])
+    assert pg.databases() == before and pg.counts("trading")["public.trades"] == 4901
+
+
+def test_unverified_backup_and_open_sessions_are_refused(pg, tmp_path, capsys):
+    pg.seed("trading")
+    b = backup(pg, tmp_path / "b", capsys)
+    out, failed = restore(pg, b["dump"], capsys)
+    assert failed and "is created, not verified" in out["msg"]
+    verify(pg, b["dump"], capsys)
+    holder = pg.connect("trading")
+    try:
+        out, failed = restore(pg, b["dump"], capsys)
+        assert failed and "session(s) still use trading" in out["msg"] and "nothing was changed" in out["msg"]
+        out, failed = restore(pg, b["dump"], capsys, terminate_connections=True)
+        assert not failed, out.get("msg")
+        assert out["restore"]["terminated_sessions"] == 1
+    finally:
+        holder.close()
+
+
+def test_pg_restore_killed_midway_leaves_the_original_intact(pg, tmp_path, capsys):
+    pg.seed("trading", n_trades=300000)
+    b = backup(pg, tmp_path / "b", capsys)
+    verify(pg, b["dump"], capsys)
+    pg.sql("trading", "DELETE FROM trades WHERE id > 299000")
+    killed = []
+
+    def killer():
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            ps = subprocess.run(["pgrep", "-f", "pg_restore .*trading__restore_"], capture_output=True, text=True,
+                                check=False)
+            for pid in ps.stdout.split():
+                os.kill(int(pid), 9)
+                killed.append(int(pid))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    out, failed = restore(pg, b["dump"], capsys, jobs=1)
+    t.join()
+    assert killed, "pg_restore was never seen running"
+    assert failed and "killed by signal 9" in out["msg"] and "was not touched" in out["msg"]
+    assert pg.counts("trading")["public.trades"] == 299000
+    assert not any(d.startswith("trading__") for d in pg.databases())
+
+
+def test_migration_runs_on_the_new_database_and_a_failing_one_changes_nothing(pg, verified, tmp_path, capsys):
+    out, failed = restore(pg, verified["dump"], capsys, migration_command=[
+        "psql", "-v", "ON_ERROR_STOP=1", "-d", "{database}", "-c", "CREATE TABLE alembic_version (v text)"])
+    assert not failed, out.get("msg")
+    assert pg.sql("trading", "SELECT count(*) FROM alembic_version")[0][0] == 0
+    before = pg.databases()
+    out, failed = restore(pg, verified["dump"], capsys, migration_command=["psql", "-c", "SELECT nope"])
+    assert failed and "migration command" in out["msg"] and "was not touched" in out["msg"]
+    assert pg.databases() == before and pg.sql("trading", "SELECT count(*) FROM alembic_version")[0][0] == 0
+
+
+def test_timescaledb_dump_detected_adopted_and_refused_on_a_server_without_it(pg, tmp_path, capsys):
+    truth = json.loads((TIMESCALE_FIXTURES / "srcdb.truth.json").read_text().rstrip().rstrip(";"))
+    dump = tmp_path / "adopted" / "srcdb.pgdump"
+    dump.parent.mkdir()
+    dump.write_bytes((TIMESCALE_FIXTURES / "srcdb.pgdump").read_bytes())
+    out, failed = verify(pg, dump, capsys, create_manifest=True, expected_row_counts=truth["row_counts"],
+                         test_restore=True)
+    m = manifest(dump)
+    assert m["origin"] == "adopted" and m["database"] == "srcdb"
+    assert m["extensions"]["timescaledb"] == truth["extensions"]["timescaledb"] == "2.28.3"
+    assert m["files"]["srcdb.pgdump"]["sha256"] == truth["sha256"] and m["row_counts"] == truth["row_counts"]
+    assert m["toc_entries"] == 66 and m["server_version"] == truth["server_version"]
+    # the test restore cannot run here: the extension is missing, and verification says so
+    assert failed and "timescaledb extension version 2.28.3" in out["msg"] and m["status"] == "failed"
+    before = pg.databases()
+    out, failed = restore(pg, dump, capsys, db="srcdb", require_verified=False)
+    assert failed and "needs the timescaledb extension version 2.28.3" in out["msg"]
+    assert "nothing was changed" in out["msg"] and pg.databases() == before
+
+
+def test_catalog_newest_staleness_and_retention(pg, tmp_path, capsys):
+    root = tmp_path / "backups"
+    pg.seed("trading", n_trades=100)
+    made = [backup(pg, root, capsys) for _n in range(4)]
+    verify(pg, made[1]["dump"], capsys)
+    # age them: 0 and 1 are 40 days old (1 verified), 2 and 3 are recent
+    for i, b in enumerate(made):
+        mp = Path(b["manifest"])
+        m = json.loads(mp.read_text())
+        m["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (40 * 86400 if i < 2 else
+                                                                                         (3 - i) * 60)))
+        mp.write_text(json.dumps(m))
+    (root / "foreign.pgdump").write_bytes(b"not ours")
+    out, failed = run_module(pg_backup_catalog, dict(backup_root=str(root), database="trading"), capsys)
+    assert not failed and out["newest"]["dump"] == made[3]["dump"]
+    assert out["newest_verified"]["dump"] == made[1]["dump"]
+    out, failed = run_module(pg_backup_catalog, dict(backup_root=str(root), database="trading",
+                                                     max_age_hours=24), capsys)
+    assert failed and out["stale"] is True
+    assert out["msg"].startswith("STALE BACKUP: the newest verified backup of trading is 960.") and "24.0 hour" in out["msg"]
+    out, failed = run_module(pg_backup_catalog, dict(backup_root=str(root), prune=True, keep_days=30,
+                                                     _ansible_check_mode=True), capsys)
+    assert not failed and [w["dump"] for w in out["retention"]["would_delete"]] == [made[0]["dump"]]
+    assert Path(made[0]["dump"]).exists()
+    reasons = {p["dump"]: p["reason"] for p in out["retention"]["plan"]}
+    assert "newest verified" in reasons[made[1]["dump"]] and "not managed" in reasons[str(root / "foreign.pgdump")]
+    out, failed = run_module(pg_backup_catalog, dict(backup_root=str(root), prune=True, keep_days=30), capsys)
+    assert not failed and out["changed"] and not Path(made[0]["dump"]).exists()
+    assert not Path(made[0]["manifest"]).exists() and Path(made[1]["dump"]).exists()
+    assert (root / "foreign.pgdump").exists()
+    again, _failed = run_module(pg_backup_catalog, dict(backup_root=str(root), prune=True, keep_days=30), capsys)
+    assert again["changed"] is False
+
+
+def test_no_backups_at_all_is_a_clear_failure(tmp_path, capsys):
+    out, failed = run_module(pg_backup_catalog, dict(backup_root=str(tmp_path / "none"), database="trading",
+                                                     max_age_hours=24), capsys)
+    assert failed and "no verified backup of trading exists" in out["msg"]
