@@ -1,0 +1,156 @@
+"""playbooks/backup.yml and playbooks/database_failure.yml through ansible-runner against a real
+PostgreSQL 15: backups verified by a test restore, damage restored from them, a stopped
+server started without a restore, refusals that change nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import artifacts_text, record
+
+pytestmark = pytest.mark.integration
+
+SEEDED = {"public.trades": 5000, "public.positions": 5}
+
+
+def conn_vars(pg, prefix: str) -> dict:
+    return {f"{prefix}_{k}": v for k, v in pg.login().items()}
+
+
+def backup_vars(pg, root: Path, **kw) -> dict:
+    return dict(conn_vars(pg, "pg_backup"), pg_backup_databases=["trading"], pg_backup_root=str(root),
+                pg_backup_csv_tables={"trading": ["public.positions"]}, **kw)
+
+
+def restore_vars(pg, root: Path, **kw) -> dict:
+    cluster = pg.cluster
+    return dict(conn_vars(pg, "timescale_restore"), timescale_restore_database="trading",
+                timescale_restore_backup_root=str(root), timescale_restore_min_row_counts=SEEDED,
+                timescale_restore_service=dict(name="postgresql", manager="process",
+                                               start_command=cluster.start_command(), pidfile=str(cluster.pidfile)),
+                **kw)
+
+
+def manifests(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("*.manifest.json"))]
+
+
+@pytest.fixture
+def backed_up(pg, run, tmp_path):
+    pg.seed("trading")
+    root = tmp_path / "backups"
+    res = run("playbooks/backup.yml", backup_vars(pg, root), group="postgres_servers")
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    assert pg.password not in artifacts_text(res)
+    return root
+
+
+def test_backup_playbook_dumps_verifies_and_checks_staleness(pg, run, backed_up):
+    (m,) = manifests(backed_up)
+    assert m["status"] == "verified" and m["row_counts"] == SEEDED
+    assert m["verification"]["test_restore"]["row_counts"] == SEEDED
+    assert {f["kind"] for f in m["files"].values()} == {"dump", "csv"}
+    assert not any(d.startswith("trading__verify") for d in pg.databases())
+
+
+def test_backup_check_mode_writes_nothing_and_stale_catalog_fails(pg, run, tmp_path):
+    pg.seed("trading")
+    root = tmp_path / "b"
+    res = run("playbooks/backup.yml", backup_vars(pg, root), group="postgres_servers", check=True)
+    assert not root.exists() or not list(root.rglob("*.pgdump"))
+    # a check-mode run cannot make a verified backup, so the staleness check reports there is none
+    assert res.status == "failed" and "no verified backup of trading exists" in artifacts_text(res)
+
+
+def test_dropped_table_and_deleted_rows_are_restored_and_the_damage_kept_aside(pg, run, backed_up):
+    pg.sql("trading", "DROP TABLE positions")
+    pg.sql("trading", "DELETE FROM trades WHERE side = 'buy'")
+    res = run("playbooks/database_failure.yml", restore_vars(pg, backed_up), group="postgres_servers")
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    rec = record(res, "database_recovery")
+    assert rec["restored"] is True and rec["started"] is False and rec["row_counts"] == SEEDED
+    assert pg.counts("trading") == SEEDED
+    assert any("public.positions is missing" in p for p in rec["problems_found"])
+    assert any("public.trades has" in p for p in rec["problems_found"])
+    aside = rec["aside"]
+    assert pg.sql(aside, "SELECT count(*) FROM trades WHERE side = 'buy'")[0][0] == 0  # the damage, kept
+    assert rec["safety_dump"]["dump"].startswith(str(backed_up / "safety"))
+    assert 0 <= float(rec["data_loss_window_s"]) < 900 and float(rec["recovery_seconds"]) > 0
+    assert pg.password not in artifacts_text(res)
+    # a second run finds a healthy database and changes nothing
+    before = pg.databases()
+    again = run("playbooks/database_failure.yml", restore_vars(pg, backed_up), group="postgres_servers")
+    assert again.status == "successful" and record(again, "database_recovery")["restored"] is False
+    assert pg.databases() == before and aside in before
+
+
+def test_corrupted_rows_check_mode_predicts_and_changes_nothing(pg, run, backed_up):
+    pg.sql("trading", "UPDATE trades SET price = -1 WHERE id <= 10")
+    pg.sql("trading", "DELETE FROM positions WHERE symbol = 'ES'")
+    before = pg.databases()
+    res = run("playbooks/database_failure.yml", restore_vars(pg, backed_up), group="postgres_servers", check=True)
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    assert "rename trading to trading__pre_restore_" in artifacts_text(res)
+    assert pg.databases() == before and pg.counts("trading")["public.positions"] == 4
+    # forced restore (corrupted values, counts intact elsewhere) puts the backup's rows back
+    res = run("playbooks/database_failure.yml", restore_vars(pg, backed_up, timescale_restore_action="restore"),
+              group="postgres_servers")
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    assert pg.sql("trading", "SELECT count(*) FROM trades WHERE price < 0")[0][0] == 0
+    assert pg.counts("trading") == SEEDED
+
+
+def test_stopped_server_is_started_and_not_restored(pg, run, backed_up):
+    pg.cluster.stop()
+    try:
+        res = run("playbooks/database_failure.yml", restore_vars(pg, backed_up), group="postgres_servers")
+    finally:
+        pg.cluster.start()
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    rec = record(res, "database_recovery")
+    assert rec["started"] is True and rec["restored"] is False and rec["row_counts"] == SEEDED
+    assert not any(d.startswith("trading__") for d in pg.databases())
+
+
+def test_no_backups_at_all_is_refused_and_nothing_changes(pg, run, tmp_path):
+    pg.seed("trading")
+    pg.sql("trading", "DROP TABLE positions")
+    before = pg.databases()
+    res = run("playbooks/database_failure.yml", restore_vars(pg, tmp_path / "empty"), group="postgres_servers")
+    assert res.status == "failed"
+    assert "No verified backup of trading" in artifacts_text(res)
+    assert pg.databases() == before
+
+
+def test_diagnose_tag_is_read_only(pg, run, backed_up):
+    pg.sql("trading", "DELETE FROM trades")
+    res = run("playbooks/database_failure.yml", restore_vars(pg, backed_up), group="postgres_servers",
+              tags="diagnose")
+    assert res.status == "successful"
+    assert "public.trades has 0 rows, at least 5000 expected" in artifacts_text(res)
+    assert pg.counts("trading")["public.trades"] == 0
+
+
+def test_disk_full_prunes_by_retention_and_skips_compression_without_timescaledb(pg, run, backed_up):
+    res = run("playbooks/database_failure.yml", restore_vars(
+        pg, backed_up, timescale_restore_action="disk_full", timescale_restore_compress_hypertables=["public.trades"]),
+        group="postgres_servers")
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    text = artifacts_text(res)
+    assert "has no timescaledb extension" in text and len(manifests(backed_up)) == 1  # the newest is never pruned
+
+
+def test_cli_lists_the_catalog_with_the_newest_verified_backup(backed_up, tmp_path):
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "tradeops_dr.cli", "backups", "list", "--root"]
+    out = subprocess.run(cli + [str(backed_up)], capture_output=True, text=True, check=False)
+    (m,) = manifests(backed_up)
+    assert out.returncode == 0 and f"newest verified: {backed_up}/" in out.stdout
+    assert " trading " in out.stdout and " verified " in out.stdout and m["dump"] in out.stdout
+    empty = subprocess.run(cli + [str(tmp_path / "none")], capture_output=True, text=True, check=False)
+    assert empty.returncode == 1 and "no backups below" in empty.stdout
