@@ -109,6 +109,36 @@ def cmd_kill_switch(args) -> int:
     return 0 if res.ok else (res.rc or 1)
 
 
+def cmd_backups(args) -> int:
+    """The database backup catalog (manifests written by the pg_backup role)."""
+    if args.action == "verify":
+        from tradeops_dr.api import run_playbook
+
+        extra = dict(pg_backup_action="verify", pg_backup_test_restore=args.test_restore)
+        res = run_playbook("backup.yml", inventory=args.inventory, extravars=extra, limit=args.limit, quiet=False)
+        for f in res.failures:
+            print(f"FAILED {f.host} / {f.task}: {f.msg}", file=sys.stderr)
+        return 0 if res.ok else (res.rc or 1)
+    from tradeops_dr.paths import module_utils
+
+    backup = module_utils("_backup")
+    entries = [e for e in backup.catalog(args.root) if not args.database or e["database"] == args.database]
+    now = time.time()
+    if args.json:
+        print(json.dumps([dict(e, created_at=backup.iso(e["created_at"])) for e in entries], indent=2))
+        return 0
+    if not entries:
+        print(f"no backups below {args.root}")
+        return 1
+    print(f"{'created (UTC)':20} {'age h':>7} {'database':16} {'kind':7} {'status':11} {'MB':>9}  dump")
+    for e in entries:
+        print(f"{backup.iso(e['created_at']):20} {(now - e['created_at']) / 3600:7.1f} {e['database'] or '-':16} "
+              f"{e['kind'] or '-':7} {e['status']:11} {e['size'] / 2**20:9.1f}  {e['dump'] or e['manifest']}")
+    newest = backup.newest(entries, args.database, status="verified")
+    print(f"newest verified: {newest['dump'] if newest else 'NONE'}")
+    return 0 if newest else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tradeops-dr", description=__doc__)
     parser.add_argument("--state-dir", help="sandbox state directory (default: .sandbox of the checkout)")
@@ -140,6 +170,16 @@ def main(argv=None) -> int:
     p.add_argument("--force", action="store_true", help="reset beyond the drawdown threshold")
     p.add_argument("--flag-only", action="store_true", help="engage: set the flag and stop (no playbook)")
     p.set_defaults(func=cmd_kill_switch)
+
+    p = sub.add_parser("backups", help="list the database backup catalog, or verify the backups of an inventory")
+    p.add_argument("action", choices=["list", "verify"])
+    p.add_argument("--root", default="/var/backups/tradeops-dr/postgres", help="list: root of the catalog")
+    p.add_argument("--database", help="list: only this database")
+    p.add_argument("--json", action="store_true", help="list: as JSON")
+    p.add_argument("-i", "--inventory", help="verify: inventory (default inventories/local)")
+    p.add_argument("-l", "--limit")
+    p.add_argument("--test-restore", action="store_true", help="verify: also restore into a scratch database")
+    p.set_defaults(func=cmd_backups)
 
     p = sub.add_parser("drill", help="inject failures into the sandbox and recover them")
     p.add_argument("scenario", choices=["all", "redis", "kill-switch"], nargs="?", default="all")

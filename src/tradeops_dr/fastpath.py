@@ -10,9 +10,10 @@ itself: then the inventory is read by Ansible, slower, and the result says so.""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
+
+from tradeops_dr.paths import module_utils
 
 KEYS = ("kill_switch_redis_host", "kill_switch_redis_port", "kill_switch_redis_user", "kill_switch_redis_password")
 DEFAULTS = dict(kill_switch_redis_host="127.0.0.1", kill_switch_redis_port=6379, kill_switch_redis_user="",
@@ -150,13 +151,7 @@ def engage(inventory: str, reason: str, actor: str, incident: str | None, state:
     except NeedsAnsible as why:
         conn = connection_via_ansible(inventory, limit)
         conn["why_ansible"] = str(why)
-    root = Path(__file__).resolve()
-    for cand in root.parents:
-        coll = cand / ".state" / "collections"
-        if coll.is_dir():
-            sys.path.insert(0, str(coll))
-            break
-    from ansible_collections.tradeops.dr.plugins.module_utils import _killswitch
+    _killswitch = module_utils("_killswitch")
     import redis
 
     client = redis.Redis(host=conn["login_host"], port=conn["login_port"], username=conn["login_user"],

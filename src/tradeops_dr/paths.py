@@ -24,3 +24,18 @@ def project_root() -> Path:
         if _is_root(cand):
             return cand
     raise RuntimeError("cannot find the tradeops.dr checkout: set TRADEOPS_DR_ROOT")
+
+
+def module_utils(name: str):
+    """A module_utils file of the collection (those that import nothing from Ansible), found
+    through the .state/collections link of the checkout."""
+    import importlib
+    import sys
+
+    for cand in Path(__file__).resolve().parents:
+        coll = cand / ".state" / "collections"
+        if coll.is_dir():
+            if str(coll) not in sys.path:
+                sys.path.insert(0, str(coll))
+            break
+    return importlib.import_module(f"ansible_collections.tradeops.dr.plugins.module_utils.{name}")
