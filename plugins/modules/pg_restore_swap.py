@@ -56,6 +56,11 @@ options:
     description: Root of the backup catalog; safety dumps go to its C(safety/) folder. Required unless
       O(safety_dump=none).
     type: path
+  safety_dump_compress:
+    description: pg_dump compression level of the safety dump; the default 1 is about twice as fast as pg_dump's
+      own default and a little larger.
+    type: int
+    default: 1
   migration_command:
     description:
       - Command run after the restore and before verification, as a list (no shell), for example
@@ -298,7 +303,8 @@ class Restore(object):
         started = time.time()
         try:
             directory, base = _backup.new_backup_paths(self.p['backup_root'], self.db, 'safety')
-            done = _postgres.dump_database(self.conn, source, directory, base, kind='safety')
+            done = _postgres.dump_database(self.conn, source, directory, base, kind='safety',
+                                           compress=self.p['safety_dump_compress'])
             self.result['safety_dump'] = dict(dump=done['dump'], manifest=done['manifest'], source=source)
         except (_postgres.PostgresError, _backup.BackupError, IOError, OSError) + _postgres.DB_ERRORS as exc:
             self.result['safety_dump'] = dict(skipped='%s could not be dumped: %s' % (source, exc), source=source)
@@ -434,6 +440,7 @@ def main():
         jobs=dict(type='int', default=0),
         safety_dump=dict(type='str', choices=['after_swap', 'before', 'none'], default='after_swap'),
         backup_root=dict(type='path'),
+        safety_dump_compress=dict(type='int', default=1),
         migration_command=dict(type='list', elements='str'),
         migration_chdir=dict(type='path'),
         migration_timeout=dict(type='int', default=1800),
