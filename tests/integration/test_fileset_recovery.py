@@ -1,0 +1,128 @@
+"""playbooks/fileset_recovery.yml (runbook 002's recovery manager) on real files: sets with
+metadata, deleted data restored selectively with a backup of the current state first, dry
+runs that change nothing, tampering and path traversal refused, staleness."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import artifacts_text, record
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def host(tmp_path):
+    root = tmp_path / "srv"
+    (root / "config").mkdir(parents=True)
+    (root / "state").mkdir()
+    (root / "data" / "daily").mkdir(parents=True)
+    (root / "config" / "config.toml").write_text("[trading]\n[risk]\n[live]\n")
+    (root / "state" / "engine.json").write_text('{"last_order": 42}')
+    (root / "data" / "positions.csv").write_text("symbol,qty\nUSDCOP,10\nEURUSD,-3\n")
+    (root / "data" / "daily" / "trades.csv").write_text("id,symbol\n1,USDCOP\n2,EURUSD\n")
+    sources = {c: [str(root / c)] for c in ("config", "state", "data")}
+    return root, sources, tmp_path / "sets"
+
+
+def fvars(sources, sets, **kw):
+    return dict(fileset_recovery_sources=sources, fileset_recovery_root=str(sets), **kw)
+
+
+def play(run, sources, sets, **kw):
+    return run("playbooks/fileset_recovery.yml", fvars(sources, sets, **kw), group="trading_hosts")
+
+
+def backup(run, sources, sets):
+    res = play(run, sources, sets, fileset_recovery_description="nightly", fileset_recovery_tags=["scheduled"])
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    (set_dir,) = [d for d in sets.iterdir() if d.name.startswith("full_")]
+    return set_dir
+
+
+def test_backup_set_has_metadata_of_every_file(run, host):
+    root, sources, sets = host
+    set_dir = backup(run, sources, sets)
+    meta = json.loads((set_dir / "metadata.json").read_text())
+    assert meta["type"] == "full" and meta["description"] == "nightly" and meta["tags"] == ["scheduled"]
+    assert meta["status"] == "created" and meta["created_at"].endswith("Z") and meta["files_count"] == 4
+    paths = {(f["category"], f["path"]) for f in meta["files"]}
+    assert ("data", "daily/trades.csv") in paths and ("config", "config.toml") in paths
+    assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in meta["files"])
+
+
+def test_deleted_data_restored_selectively_with_backups_around_it(run, host):
+    root, sources, sets = host
+    backup(run, sources, sets)
+    (root / "data" / "positions.csv").unlink()
+    (root / "data" / "daily" / "trades.csv").write_text("corrupt")
+    (root / "config" / "config.toml").write_text("[trading]\n[risk]\n[live]\n# edited after the backup\n")
+    (root / "data" / "new_since_backup.csv").write_text("kept")
+    res = play(run, sources, sets, fileset_recovery_action="restore", fileset_recovery_categories=["data"])
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    rec = record(res, "fileset_recovery")
+    assert (root / "data" / "positions.csv").read_text().startswith("symbol,qty\nUSDCOP,10")
+    assert (root / "data" / "daily" / "trades.csv").read_text().startswith("id,symbol")
+    assert "edited after the backup" in (root / "config" / "config.toml").read_text()  # not restored
+    assert (root / "data" / "new_since_backup.csv").read_text() == "kept"
+    assert str(root / "data" / "new_since_backup.csv") in rec["not_in_backup"]
+    actions = {Path(p["path"]).name: p["action"] for p in rec["plan"]}
+    assert actions == {"positions.csv": "create", "trades.csv": "replace"}
+    pre = json.loads((sets / rec["pre_restore_backup"] / "metadata.json").read_text())
+    assert pre["type"] == "pre-restore" and any(f["path"] == "daily/trades.csv" for f in pre["files"])
+    assert rec["post_restore_backup"].startswith("post-restore_") and 0 <= float(rec["data_loss_window_s"]) < 600
+
+
+def test_dry_run_changes_nothing(run, host):
+    root, sources, sets = host
+    backup(run, sources, sets)
+    (root / "state" / "engine.json").unlink()
+    before = sorted(p.name for p in sets.iterdir())
+    res = play(run, sources, sets, fileset_recovery_action="restore", fileset_recovery_dry_run=True)
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    rec = record(res, "fileset_recovery")
+    assert rec["dry_run"] is True and rec["written"] == []
+    assert {Path(p["path"]).name: p["action"] for p in rec["plan"]}["engine.json"] == "create"
+    assert not (root / "state" / "engine.json").exists() and sorted(p.name for p in sets.iterdir()) == before
+
+
+def test_tampered_set_is_detected_and_not_restored(run, host):
+    root, sources, sets = host
+    set_dir = backup(run, sources, sets)
+    (set_dir / "files" / "data" / "0" / "positions.csv").write_text("symbol,qty\nUSDCOP,999999\n")
+    res = play(run, sources, sets, fileset_recovery_action="verify")
+    assert res.status == "failed" and "tampered or corrupted" in artifacts_text(res)
+    (root / "data" / "positions.csv").unlink()
+    res = play(run, sources, sets, fileset_recovery_action="restore")
+    assert res.status == "failed" and "failed verification" in artifacts_text(res)
+    assert not (root / "data" / "positions.csv").exists()
+
+
+@pytest.mark.parametrize("evil", ["../../../outside.txt", "/etc/tradeops-evil"])
+def test_paths_escaping_the_target_are_refused(run, host, tmp_path, evil):
+    root, sources, sets = host
+    set_dir = backup(run, sources, sets)
+    meta_path = set_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["files"][0]["path"] = evil
+    meta_path.write_text(json.dumps(meta))
+    res = play(run, sources, sets, fileset_recovery_action="restore")
+    assert res.status == "failed" and "refused" in artifacts_text(res)
+    assert not Path("/etc/tradeops-evil").exists() and not (tmp_path.parent / "outside.txt").exists()
+
+
+def test_stale_and_incomplete_sets_are_reported(run, host):
+    root, sources, sets = host
+    set_dir = backup(run, sources, sets)
+    meta = json.loads((set_dir / "metadata.json").read_text())
+    meta["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 50 * 3600))
+    (set_dir / "metadata.json").write_text(json.dumps(meta))
+    res = play(run, sources, sets, fileset_recovery_action="verify")
+    assert res.status == "failed" and "STALE BACKUP" in artifacts_text(res) and "50.0 hours old" in artifacts_text(res)
+    (sets / "full_20260101T000000Z").mkdir()
+    res = play(run, sources, sets, fileset_recovery_action="verify", fileset_recovery_max_age_hours=0)
+    assert res.status == "failed" and "no readable metadata.json" in artifacts_text(res)

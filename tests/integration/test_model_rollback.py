@@ -1,0 +1,201 @@
+"""playbooks/model_rollback.yml against real git and DVC (PyPI dvc, a local remote folder) and
+the inference API stand-in (tests/standins/inference_api.py): corruption detected and put back,
+reload failing then restart, rollback to the previous version and to a tag, dirty tree refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, artifacts_text, free_port, record
+
+pytestmark = pytest.mark.integration
+
+STANDIN = ROOT / "tests" / "standins" / "inference_api.py"
+MODEL = "models/ppo_production/final_model.zip"
+
+
+def sh(*argv, cwd):
+    return subprocess.run(list(argv), cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def write_model(repo: Path, version: str) -> str:
+    path = repo / MODEL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model.json", json.dumps({"version": version, "weights": [version] * 100}))
+    data = path.read_bytes()
+    card = dict(name="ppo_production", version=version,
+                artifact=dict(file="final_model.zip", md5=hashlib.md5(data).hexdigest(),
+                              sha256=hashlib.sha256(data).hexdigest()))
+    (path.parent / "model_card.json").write_text(json.dumps(card, indent=2))
+    return hashlib.md5(data).hexdigest()
+
+
+class ModelRepo:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.repo = tmp / "repo"
+        self.remote = tmp / "dvc-remote"
+        self.repo.mkdir()
+        self.remote.mkdir()
+        r = self.repo
+        sh("git", "init", "-q", "-b", "main", cwd=r)
+        sh("git", "config", "user.email", "ops@example.invalid", cwd=r)
+        sh("git", "config", "user.name", "ops", cwd=r)
+        sh("dvc", "init", "-q", cwd=r)
+        sh("dvc", "config", "core.analytics", "false", cwd=r)
+        sh("dvc", "remote", "add", "-d", "local", str(self.remote), cwd=r)
+        self.md5 = {}
+        for version in ("v1", "v2"):
+            self.md5[version] = write_model(r, version)
+            sh("dvc", "add", "-q", "models/ppo_production", cwd=r)
+            sh("git", "add", "-A", cwd=r)
+            sh("git", "commit", "-q", "-m", f"model {version}", cwd=r)
+            sh("git", "tag", version, cwd=r)
+        sh("dvc", "push", "-q", cwd=r)
+        self.port = free_port()
+        self.pidfile = tmp / "inference.pid"
+        self.proc = None
+
+    def start_api(self, reload_broken: bool = False):
+        argv = self.command(reload_broken)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                self.health()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("inference stand-in did not start")
+
+    def command(self, reload_broken: bool = False) -> list:
+        argv = [sys.executable, str(STANDIN), "--port", str(self.port), "--model", str(self.repo / MODEL),
+                "--pidfile", str(self.pidfile)]
+        return argv + (["--reload-broken"] if reload_broken else [])
+
+    def health(self) -> dict:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/health", timeout=2) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+
+    def reload(self) -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/v1/models/reload", method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def stop(self):
+        try:
+            pid = int(self.pidfile.read_text().split()[0])
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, IndexError):
+            pass
+        if self.proc:
+            self.proc.wait(timeout=5)
+
+    def vars(self, **kw) -> dict:
+        return dict(model_rollback_repo=str(self.repo), model_rollback_dvc_target="models/ppo_production.dvc",
+                    model_rollback_model_path=MODEL, model_rollback_card="models/ppo_production/model_card.json",
+                    model_rollback_backup_dir=str(self.tmp / "kept"),
+                    model_rollback_api_url=f"http://127.0.0.1:{self.port}",
+                    model_rollback_service=dict(name="inference-api", manager="process", foreground=True,
+                                                start_command=self.command(), pidfile=str(self.pidfile)),
+                    model_rollback_ready_timeout=20, **kw)
+
+    def file_md5(self) -> str:
+        return hashlib.md5((self.repo / MODEL).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def models(tmp_path):
+    m = ModelRepo(tmp_path)
+    yield m
+    m.stop()
+
+
+def play(run, models, **kw):
+    return run("playbooks/model_rollback.yml", models.vars(**kw), group="model_servers")
+
+
+def test_healthy_model_changes_nothing(run, models):
+    models.start_api()
+    res = play(run, models)
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    rec = record(res, "model_recovery")
+    assert rec["file_was_ok"] is True and rec["reloaded"] is False and rec["restarted"] is False
+    assert rec["serving"]["model_md5"] == models.md5["v2"]
+
+
+def test_corrupted_model_is_detected_restored_from_dvc_and_reloaded(run, models):
+    models.start_api()
+    (models.repo / MODEL).write_bytes(b"PK\x03\x04 truncated garbage")
+    shutil.rmtree(models.repo / ".dvc" / "cache")  # only the DVC remote still has it
+    models.reload()  # the service picked the bad file up: now unhealthy
+    assert models.health()["status"] == "unhealthy"
+    res = play(run, models)
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    rec = record(res, "model_recovery")
+    assert rec["file_was_ok"] is False and rec["reloaded"] is True and rec["restarted"] is False
+    assert any(c.startswith("dvc pull") for c in rec["dvc"]["commands"])
+    assert models.file_md5() == models.md5["v2"] == models.health()["model_md5"]
+    kept = list((models.tmp / "kept").rglob("final_model.zip"))
+    assert kept and kept[0].read_bytes() == b"PK\x03\x04 truncated garbage"  # the bad file, kept aside
+
+
+def test_reload_failing_leads_to_a_restart(run, models):
+    models.start_api(reload_broken=True)
+    (models.repo / MODEL).write_bytes(b"garbage")
+    subprocess.run(["kill", "-TERM", str(models.proc.pid)], check=True)
+    models.proc.wait(timeout=5)
+    models.start_api(reload_broken=True)  # comes up unhealthy on the garbage file
+    assert models.health()["status"] == "unhealthy"
+    res = play(run, models)
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    rec = record(res, "model_recovery")
+    assert rec["reloaded"] is False and rec["restarted"] is True
+    assert models.health()["model_md5"] == models.md5["v2"]
+
+
+def test_rollback_to_previous_then_to_a_tag(run, models):
+    models.start_api()
+    res = play(run, models, model_rollback_action="rollback")
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    rec = record(res, "model_recovery")
+    assert rec["dvc"]["revision_subject"] == "model v1" and rec["reloaded"] is True
+    assert models.file_md5() == models.md5["v1"] == models.health()["model_md5"]
+    # the .dvc file now differs from HEAD: a second rollback is refused without force
+    res = play(run, models, model_rollback_action="rollback", model_rollback_revision="v2")
+    assert res.status == "failed" and "uncommitted changes" in artifacts_text(res)
+    assert models.health()["model_md5"] == models.md5["v1"]
+    res = play(run, models, model_rollback_action="rollback", model_rollback_revision="v2",
+               model_rollback_force=True)
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    assert models.file_md5() == models.md5["v2"] == models.health()["model_md5"]
+
+
+def test_check_mode_rollback_changes_nothing(run, models):
+    models.start_api()
+    before = (models.repo / "models" / "ppo_production.dvc").read_text()
+    res = run("playbooks/model_rollback.yml", models.vars(model_rollback_action="rollback"), group="model_servers",
+              check=True)
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    assert (models.repo / "models" / "ppo_production.dvc").read_text() == before
+    assert models.file_md5() == models.md5["v2"] == models.health()["model_md5"]
