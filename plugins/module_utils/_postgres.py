@@ -40,8 +40,8 @@ DB_ERRORS = (psycopg2.Error,) if HAS_PSYCOPG2 else ()
 NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$')
 # Schemas that belong to PostgreSQL or to TimescaleDB itself; their tables are not user data
 # (a hypertable's rows are counted through the hypertable, not through its chunks).
-SYSTEM_SCHEMA_SQL = ("n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%' "
-                     "AND n.nspname NOT LIKE '\\_timescaledb\\_%%' AND n.nspname NOT LIKE 'timescaledb\\_%%'")
+SYSTEM_SCHEMA_SQL = ("n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' "
+                     "AND n.nspname NOT LIKE '\\_timescaledb\\_%' AND n.nspname NOT LIKE 'timescaledb\\_%'")
 
 
 class PostgresError(Exception):

@@ -306,3 +306,27 @@ def test_no_backups_at_all_is_a_clear_failure(tmp_path, capsys):
     out, failed = run_module(pg_backup_catalog, dict(backup_root=str(tmp_path / "none"), database="trading",
                                                      max_age_hours=24), capsys)
     assert failed and "no verified backup of trading exists" in out["msg"]
+
+
+def test_a_dropped_database_is_restored_under_its_name(pg, verified, capsys):
+    pg.sql("postgres", "DROP DATABASE trading")
+    out, failed = restore(pg, verified["dump"], capsys)
+    assert not failed, out.get("msg")
+    assert "aside" not in out["restore"] and pg.counts("trading") == {"public.trades": 5000, "public.positions": 5}
+    assert not any(d.startswith("trading__") for d in pg.databases())
+
+
+def test_user_tables_leave_out_system_and_timescaledb_schemas(pg, capsys):
+    from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
+
+    pg.seed("trading", n_trades=10)
+    # "pgdata" and "xtimescaledb" are user schemas: the LIKE patterns must escape their "_"
+    for schema in ("_timescaledb_internal", "timescaledb_information", "pgdata", "xtimescaledb_x", "ledger"):
+        pg.sql("trading", f'CREATE SCHEMA "{schema}"')
+        pg.sql("trading", f'CREATE TABLE "{schema}".t (x int)')
+    conn = pg.connect("trading")
+    try:
+        tables = _postgres.user_tables(conn)
+    finally:
+        conn.close()
+    assert tables == ["ledger.t", "pgdata.t", "public.positions", "public.trades", "xtimescaledb_x.t"]
