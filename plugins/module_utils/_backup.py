@@ -20,7 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import calendar
 import json
 import os
 import time
@@ -38,16 +37,9 @@ class BackupError(Exception):
     """A backup or the catalog is not usable; the message says which file and why."""
 
 
-def stamp(now=None):
-    return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now if now is not None else time.time()))
-
-
-def iso(now=None):
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now if now is not None else time.time()))
-
-
-def parse_iso(text):
-    return calendar.timegm(time.strptime(text, '%Y-%m-%dT%H:%M:%SZ'))
+stamp = _manifest.utc_stamp
+iso = _manifest.utc_iso
+parse_iso = _manifest.parse_utc_iso
 
 
 def new_backup_paths(root, database, kind='backup', now=None):

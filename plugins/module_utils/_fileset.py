@@ -34,12 +34,9 @@ class FilesetError(Exception):
     """A backup set is unusable or an operation was refused; the message says why."""
 
 
-def stamp(now=None):
-    return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now if now is not None else time.time()))
-
-
-def iso(now=None):
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now if now is not None else time.time()))
+stamp = _manifest.utc_stamp
+iso = _manifest.utc_iso
+parse_iso = _manifest.parse_utc_iso
 
 
 def categories_of(set_type):

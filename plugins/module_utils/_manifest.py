@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import calendar
 import hashlib
 import json
 import os
@@ -17,6 +18,19 @@ import shutil
 import time
 
 CHUNK = 1024 * 1024
+
+
+def utc_stamp(now=None):
+    """20261123T020000Z: sorts by time, safe in file and database names."""
+    return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now if now is not None else time.time()))
+
+
+def utc_iso(now=None):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now if now is not None else time.time()))
+
+
+def parse_utc_iso(text):
+    return calendar.timegm(time.strptime(text, '%Y-%m-%dT%H:%M:%SZ'))
 
 
 def sha256_file(path):

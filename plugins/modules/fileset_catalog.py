@@ -81,7 +81,6 @@ message:
   type: str
 '''
 
-import calendar
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -117,7 +116,7 @@ def main():
         if not wanted:
             module.fail_json(msg='STALE BACKUP: no %sbackup set below %s' % (
                 (p['type'] + ' ') if p['type'] else '', p['backup_root']), **result)
-        age = (time.time() - calendar.timegm(time.strptime(wanted[0]['created_at'], '%Y-%m-%dT%H:%M:%SZ'))) / 3600.0
+        age = (time.time() - _fileset.parse_iso(wanted[0]['created_at'])) / 3600.0
         result['message'] = 'the newest backup set %s is %.1f hours old (limit %s)' % (
             wanted[0]['backup_id'], age, p['max_age_hours'])
         if age > p['max_age_hours']:

@@ -98,7 +98,6 @@ restore:
       sample: 4500.0
 '''
 
-import calendar
 import os
 import time
 
@@ -148,7 +147,7 @@ def main():
             for c in p['categories'] for root in p['sources'].get(c) or [] if os.path.exists(root)
             for rel in _fileset._walk(root)
             if (os.path.join(root, rel) if os.path.isdir(root) else root) not in planned)
-        created = calendar.timegm(time.strptime(metadata['created_at'], '%Y-%m-%dT%H:%M:%SZ'))
+        created = _fileset.parse_iso(metadata['created_at'])
         result['data_loss_window_s'] = round(time.time() - created, 1)
         to_write = [x for x in plan if x[3] != 'unchanged']
         if module.check_mode or not to_write:
