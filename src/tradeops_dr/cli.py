@@ -70,6 +70,8 @@ def cmd_drill(args) -> int:
         steps += drill.redis_drill(sb)
     if args.scenario in ("kill-switch", "all"):
         steps += drill.kill_switch_drill(sb)
+    if args.scenario in ("database", "all"):
+        steps += drill.database_drill(sb)
     drill.print_report(steps)
     return 0 if all(s.passed for s in steps) else 1
 
@@ -182,7 +184,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_backups)
 
     p = sub.add_parser("drill", help="inject failures into the sandbox and recover them")
-    p.add_argument("scenario", choices=["all", "redis", "kill-switch"], nargs="?", default="all")
+    p.add_argument("scenario", choices=["all", "redis", "kill-switch", "database"], nargs="?", default="all")
     p.set_defaults(func=cmd_drill)
 
     args = parser.parse_args(argv)

@@ -265,11 +265,15 @@ class Sandbox:
         pw = Path(state["redis"]["password_file"]).read_text().strip()
         return RedisServer(Path(state["redis"]["root"]), state["redis"]["port"], pw)
 
-    def _servers(self, state: dict):
+    @staticmethod
+    def postgres_cluster(state: dict) -> PostgresCluster:
+        """The sandbox's PostgreSQL as sandbox.json describes it."""
         pg_pw = Path(state["postgres"]["password_file"]).read_text().strip()
-        return (self.redis_server(state),
-                PostgresCluster(Path(state["postgres"]["root"]), state["postgres"]["port"], pg_pw,
-                                state["postgres"]["user"]))
+        return PostgresCluster(Path(state["postgres"]["root"]), state["postgres"]["port"], pg_pw,
+                               state["postgres"]["user"])
+
+    def _servers(self, state: dict):
+        return self.redis_server(state), self.postgres_cluster(state)
 
     def up(self) -> dict:
         state = self.load()

@@ -74,6 +74,18 @@ def test_local_inventory_recovers_a_killed_sandbox_redis(sandbox):
     assert new_pid != pid and pid_alive(new_pid)
 
 
+def test_database_drill_on_the_sandbox(sandbox):
+    state, env = sandbox
+    drill = _cli(env, "drill", "database")
+    assert drill.returncode == 0, drill.stdout[-3000:] + drill.stderr[-3000:]
+    assert "3 passed, 0 failed" in drill.stdout
+    for scenario in ("db backup", "db damage", "db down"):
+        assert f"{scenario:<12} PASS" in drill.stdout
+    info = json.loads((state / "sandbox.json").read_text())
+    assert list((state / "backups" / "postgres").rglob("trading_*.manifest.json"))
+    assert Path(info["postgres"]["password_file"]).read_text().strip() not in drill.stdout
+
+
 def test_down_stops_both_by_pid(sandbox):
     state, env = sandbox
     info = json.loads((state / "sandbox.json").read_text())
