@@ -256,8 +256,8 @@ def main():
                                             toc_entries=result['toc_entries'], test_restore=restored)
             _backup.write_manifest(manifest_path, manifest)
             changed = True
-    except (_postgres.PostgresError, _backup.BackupError) as exc:
-        module.fail_json(msg='%s; nothing was changed' % exc, verification=result)
+    except (_postgres.PostgresError, _backup.BackupError) + _postgres.DB_ERRORS as exc:
+        module.fail_json(msg='%s; nothing was changed' % str(exc).strip(), verification=result)
     if problems:
         module.fail_json(changed=changed, verification=result, msg='backup %s is NOT verified: %s' % (
             dump_path, '; '.join(problems)))

@@ -456,7 +456,7 @@ def main():
     try:
         job = Restore(module)
         job.run()
-    except (Refused, _postgres.PostgresError, _backup.BackupError) as exc:
+    except (Refused, _postgres.PostgresError, _backup.BackupError) + _postgres.DB_ERRORS as exc:
         module.fail_json(msg='%s; nothing was changed' % str(exc).rstrip('.'),
                          restore=job.result if job else {})
 

@@ -330,3 +330,21 @@ def test_user_tables_leave_out_system_and_timescaledb_schemas(pg, capsys):
     finally:
         conn.close()
     assert tables == ["ledger.t", "pgdata.t", "public.positions", "public.trades", "xtimescaledb_x.t"]
+
+
+def test_a_role_without_createdb_gets_a_clear_failure_not_a_traceback(pg, verified, capsys):
+    pg.sql("postgres", "DROP ROLE IF EXISTS lowpriv")
+    pg.sql("postgres", "CREATE ROLE lowpriv LOGIN PASSWORD 'lowpriv-pw'")
+    try:
+        login = dict(pg.login(), login_user="lowpriv", login_password="lowpriv-pw")
+        out, failed = run_module(pg_backup_verify, dict(login, backup=verified["dump"], test_restore=True, force=True),
+                                 capsys)
+        assert failed and "permission denied to create database" in out["msg"] and "Traceback" not in out["msg"]
+        assert manifest(verified["dump"])["status"] == "verified"  # the earlier verification stands
+        before = pg.databases()
+        out, failed = run_module(pg_restore_swap, dict(login, database="trading", backup=verified["dump"],
+                                                       safety_dump="none"), capsys)
+        assert failed and "permission denied" in out["msg"] and "was not touched" in out["msg"]
+        assert pg.databases() == before
+    finally:
+        pg.sql("postgres", "DROP ROLE lowpriv")
