@@ -524,3 +524,39 @@ def dump_database(conn, db, directory, base, kind='backup', csv_tables=(), compr
     return dict(dump=dump_path, manifest=manifest_path, status='created', row_counts=counts, extensions=exts,
                 size=sum(f['size'] for f in files.values()), duration_s=manifest['duration_s'],
                 created_at=manifest['created_at'])
+
+
+def copy_database_properties(conn, source, target):
+    """What pg_dump (without --create) leaves out and applications notice: the database's
+    GRANTs (CONNECT, TEMP, CREATE) and its settings (ALTER DATABASE/ROLE ... IN DATABASE SET).
+    Copied from source to target before a swap. Returns the statements that ran."""
+    ran = []
+    rows = query(conn, 'SELECT datacl IS NULL FROM pg_database WHERE datname = %s', (source,))
+    if rows and not rows[0][0]:
+        statements = [sql.SQL('REVOKE ALL ON DATABASE {} FROM PUBLIC').format(ident(target))]
+        grants = query(conn, (
+            "SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, "
+            "a.is_grantable FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s "
+            "AND a.grantee <> d.datdba ORDER BY 1 NULLS FIRST, 2"), (source,))
+        for grantee, privilege, grantable in grants:
+            if privilege not in ('CONNECT', 'TEMPORARY', 'CREATE'):
+                continue
+            statements.append(sql.SQL('GRANT {} ON DATABASE {} TO {}{}').format(
+                sql.SQL(privilege), ident(target), ident(grantee) if grantee else sql.SQL('PUBLIC'),
+                sql.SQL(' WITH GRANT OPTION' if grantable else '')))
+        for statement in statements:
+            query(conn, statement)
+            ran.append(statement.as_string(conn))
+    settings = query(conn, (
+        'SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END, unnest(s.setconfig) '
+        'FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s'), (source,))
+    for role, item in settings:
+        name, _sep, value = item.partition('=')
+        if role:
+            statement = sql.SQL('ALTER ROLE {} IN DATABASE {} SET {} = {}').format(
+                ident(role), ident(target), ident(name), sql.Literal(value))
+        else:
+            statement = sql.SQL('ALTER DATABASE {} SET {} = {}').format(ident(target), ident(name), sql.Literal(value))
+        query(conn, statement)
+        ran.append(statement.as_string(conn))
+    return ran

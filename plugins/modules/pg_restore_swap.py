@@ -23,7 +23,9 @@ description:
     TimescaleDB documents (its docs say C(pg_restore -j) is not supported for TimescaleDB databases).
   - Runs O(migration_command) against the new database, compares the exact row count of every table of the
     manifest, then swaps in one transaction - C(<database>) becomes C(<database>__pre_restore_<stamp>) (kept, never
-    dropped) and the restored database takes the name C(<database>).
+    dropped) and the restored database takes the name C(<database>). The GRANTs and settings of the database
+    itself (C(GRANT CONNECT), C(ALTER DATABASE ... SET)), which a dump does not carry, are copied to the restored
+    database first.
   - Any failure before the swap drops only the new, incomplete database (unless O(keep_failed=true)); the current
     database is untouched. A swap that fails is rolled back.
   - With O(safety_dump), the pre-restore database is also dumped into C(<backup_root>/safety/) - by default from
@@ -171,6 +173,11 @@ restore:
       description: Seconds per step (checks, safety_dump, restore, migration, verify, swap) and in total.
       type: dict
       sample: {checks: 0.4, restore: 21.0, verify: 0.5, swap: 0.1, total: 22.1}
+    database_properties:
+      description: Statements that copied the database's own GRANTs and settings to the restored database.
+      type: list
+      elements: str
+      sample: ["REVOKE ALL ON DATABASE \"trading__restore_20261123t031500z\" FROM PUBLIC"]
     plan:
       description: In check mode, what would be done.
       type: list
@@ -291,6 +298,7 @@ class Restore(object):
         counted = len(self.manifest.get('row_counts') or {})
         steps.append('compare the row counts of %d table(s) with the manifest' % counted)
         if self.current:
+            steps.append('copy the GRANTs and settings of database %s to %s' % (self.db, self.new))
             steps.append('rename %s to %s and %s to %s in one transaction' % (self.db, self.aside, self.new, self.db))
         else:
             steps.append('rename %s to %s (no current database)' % (self.new, self.db))
@@ -357,6 +365,8 @@ class Restore(object):
 
     def swap(self, admin):
         started = time.time()
+        if self.current:  # GRANTs and settings on the database itself are not in a pg_dump
+            self.result['database_properties'] = _postgres.copy_database_properties(admin, self.db, self.new)
         if not self.current:
             _postgres.query(admin, _postgres.sql.SQL('ALTER DATABASE {} RENAME TO {}').format(
                 _postgres.ident(self.new), _postgres.ident(self.db)))

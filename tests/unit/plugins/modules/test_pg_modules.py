@@ -348,3 +348,34 @@ def test_a_role_without_createdb_gets_a_clear_failure_not_a_traceback(pg, verifi
         assert pg.databases() == before
     finally:
         pg.sql("postgres", "DROP ROLE lowpriv")
+
+
+def test_database_grants_and_settings_survive_the_swap(pg, verified, capsys):
+    pg.sql("postgres", "DROP ROLE IF EXISTS app_ro")
+    pg.sql("postgres", "CREATE ROLE app_ro LOGIN PASSWORD 'app-ro-pw'")
+    try:
+        pg.sql("postgres", "REVOKE ALL ON DATABASE trading FROM PUBLIC")
+        pg.sql("postgres", "GRANT CONNECT ON DATABASE trading TO app_ro")
+        pg.sql("postgres", "ALTER DATABASE trading SET work_mem = '7MB'")
+        pg.sql("postgres", "ALTER ROLE app_ro IN DATABASE trading SET statement_timeout = '5s'")
+        out, failed = restore(pg, verified["dump"], capsys)
+        assert not failed, out.get("msg")
+        assert any("GRANT CONNECT" in s for s in out["restore"]["database_properties"])
+        acl = pg.sql("postgres", "SELECT datacl::text FROM pg_database WHERE datname = 'trading'")[0][0]
+        assert "app_ro=c/" in acl and not acl.startswith("{=")  # PUBLIC has nothing, as before
+        settings = pg.sql("postgres", "SELECT coalesce(pg_get_userbyid(nullif(s.setrole, 0)), '-'), s.setconfig::text "
+                                      "FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+                                      "WHERE d.datname = 'trading' ORDER BY 1")
+        assert settings == [("-", "{work_mem=7MB}"), ("app_ro", "{statement_timeout=5s}")]
+        import psycopg2
+        conn = psycopg2.connect(host="127.0.0.1", port=pg.port, user="app_ro", password="app-ro-pw", dbname="trading")
+        with conn.cursor() as cur:
+            cur.execute("SHOW statement_timeout")
+            assert cur.fetchone()[0] == "5s"
+        conn.close()
+    finally:
+        for db in pg.databases():
+            if db.startswith("trading"):
+                pg.sql("postgres", f'REVOKE ALL ON DATABASE "{db}" FROM app_ro')
+                pg.sql("postgres", f'ALTER ROLE app_ro IN DATABASE "{db}" RESET ALL')
+        pg.sql("postgres", "DROP ROLE app_ro")
