@@ -20,7 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import time
 
@@ -64,25 +63,13 @@ def manifest_path_for(dump_path):
 
 
 def write_manifest(path, manifest):
-    """Atomic: a reader sees the old manifest or the new one, never half of one."""
-    tmp = '%s.tmp-%d' % (path, os.getpid())
-    with open(tmp, 'w') as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write('\n')
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o640)
-    os.replace(tmp, path)
+    _manifest.write_json_atomic(path, manifest)
 
 
 def read_manifest(path):
-    try:
-        with open(path) as handle:
-            manifest = json.load(handle)
-    except (IOError, OSError) as exc:
-        raise BackupError('manifest %s cannot be read: %s' % (path, exc.strerror or exc))
-    except ValueError as exc:
-        raise BackupError('manifest %s is not valid JSON: %s' % (path, exc))
+    manifest, problem = _manifest.read_json(path)
+    if problem:
+        raise BackupError('manifest %s %s' % (path, problem))
     if not isinstance(manifest, dict) or manifest.get('format') != FORMAT:
         raise BackupError('%s is not a tradeops.dr backup manifest (format %r)' % (
             path, manifest.get('format') if isinstance(manifest, dict) else None))

@@ -18,7 +18,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import shutil
 import time
@@ -101,22 +100,14 @@ def create(backup_root, sources, set_type='full', description='', tags=(), now=N
 
 
 def write_metadata(set_dir, metadata):
-    tmp = os.path.join(set_dir, METADATA + '.tmp')
-    with open(tmp, 'w') as handle:
-        json.dump(metadata, handle, indent=2, sort_keys=True)
-        handle.write('\n')
-    os.replace(tmp, os.path.join(set_dir, METADATA))
+    _manifest.write_json_atomic(os.path.join(set_dir, METADATA), metadata)
 
 
 def read_metadata(set_dir):
     path = os.path.join(set_dir, METADATA)
-    try:
-        with open(path) as handle:
-            metadata = json.load(handle)
-    except (IOError, OSError) as exc:
-        raise FilesetError('backup set %s has no readable metadata.json: %s' % (set_dir, exc.strerror or exc))
-    except ValueError as exc:
-        raise FilesetError('backup set %s: metadata.json is not valid JSON: %s' % (set_dir, exc))
+    metadata, problem = _manifest.read_json(path)
+    if problem:
+        raise FilesetError('backup set %s has no readable metadata.json: it %s' % (set_dir, problem))
     for key in ('backup_id', 'type', 'created_at', 'files'):
         if key not in metadata:
             raise FilesetError('backup set %s: metadata.json lacks %r' % (set_dir, key))

@@ -33,6 +33,29 @@ def parse_utc_iso(text):
     return calendar.timegm(time.strptime(text, '%Y-%m-%dT%H:%M:%SZ'))
 
 
+def write_json_atomic(path, data, mode=0o640):
+    """A reader sees the old file or the new one, never half of one (temp file, fsync, rename)."""
+    tmp = '%s.tmp-%d' % (path, os.getpid())
+    with open(tmp, 'w') as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write('\n')
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    """(data, None) or (None, reason): the reason says whether the file is unreadable or not JSON."""
+    try:
+        with open(path) as handle:
+            return json.load(handle), None
+    except (IOError, OSError) as exc:
+        return None, 'cannot be read: %s' % (exc.strerror or exc)
+    except ValueError as exc:
+        return None, 'is not valid JSON: %s' % exc
+
+
 def sha256_file(path):
     digest = hashlib.sha256()
     with open(path, 'rb') as handle:

@@ -87,3 +87,26 @@ def test_retention_keeps_newest_and_newest_verified_and_foreign_files():
     assert plan["older"] == (False, plan["older"][1]) and "older than 30 days" in plan["older"][1]
     assert plan["other-db"][0] and "newest" in plan["other-db"][1]
     assert plan["foreign"][0] and "not managed" in plan["foreign"][1]
+
+
+def test_catalog_reports_a_corrupt_manifest_and_never_picks_it(tmp_path):
+    day = tmp_path / "2026-11-23"
+    day.mkdir()
+    (day / "trading_20261123T020000Z.manifest.json").write_text('{"format": "tradeops.dr/pg-backup/1", ')
+    (day / "trading_20261123T020000Z.pgdump").write_bytes(b"PGDMP")
+    (entry,) = _backup.catalog(str(tmp_path))
+    assert entry["status"] == "unreadable" and "is not valid JSON" in entry["problem"]
+    assert _backup.newest([entry]) is None
+    plan = _backup.retention_plan([entry], 1, now=entry["created_at"] + 10 * 86400)
+    assert plan[0][1] is True and "not managed" in plan[0][2]
+
+
+def test_backup_set_metadata_is_written_atomically_and_read_back(tmp_path):
+    src = tmp_path / "config"
+    src.mkdir()
+    (src / "a.toml").write_text("[trading]\n")
+    set_dir, meta = _fileset.create(str(tmp_path / "sets"), {"config": [str(src)]}, "config")
+    assert _fileset.read_metadata(set_dir) == meta and not list((tmp_path / "sets").rglob("*.tmp-*"))
+    (tmp_path / "sets" / meta["backup_id"] / "metadata.json").write_text("{")
+    with pytest.raises(_fileset.FilesetError, match="no readable metadata.json: it is not valid JSON"):
+        _fileset.read_metadata(set_dir)
