@@ -38,7 +38,8 @@ def cfg(tmp_path):
         git(repo, "commit", "-q", "-m", f"config {n}")
     pidfile = tmp_path / "engine.pid"
     service = dict(name="trading-engine", manager="process", foreground=True, pidfile=str(pidfile),
-                   start_command=[sys.executable, "-c", "import time; time.sleep(300)"])
+                   start_command=[sys.executable, "-c", "import time; time.sleep(300)"],
+                   probe=dict(type="command", command=["test", "-s", str(pidfile)]))  # a role option, not a service one
     yield repo, service, pidfile
     subprocess.run(["pkill", "-F", str(pidfile)], check=False)
 
