@@ -42,7 +42,7 @@ def categories_of(set_type):
     return CATEGORIES if set_type in ('full', 'pre-restore', 'post-restore') else (set_type,)
 
 
-def _walk(root):
+def walk(root):
     """Relative paths of the regular files below root (root itself when it is a file)."""
     if os.path.isfile(root):
         return [os.path.basename(root)]
@@ -80,7 +80,7 @@ def create(backup_root, sources, set_type='full', description='', tags=(), now=N
         for index, root in enumerate(roots[category]):
             if not os.path.exists(root):
                 continue  # reported as missing in the metadata's roots; nothing to copy
-            for rel in _walk(root):
+            for rel in walk(root):
                 src = _source_file(root, rel)
                 stored = os.path.join('files', category, str(index), rel)
                 target = os.path.join(dest, stored)
@@ -138,10 +138,10 @@ def verify(set_dir):
         except (FilesetError, KeyError, ValueError, TypeError) as exc:
             problems.append(str(exc))
             continue
-        path = os.path.join(set_dir, stored)
-        if not os.path.isfile(path):
+        kind = _manifest.mismatch(os.path.join(set_dir, stored), entry)
+        if kind == 'missing':
             problems.append('%s is missing from the set' % stored)
-        elif os.path.getsize(path) != entry.get('size') or _manifest.sha256_file(path) != entry.get('sha256'):
+        elif kind:
             problems.append('%s does not match its sha256/size in metadata.json (tampered or corrupted)' % stored)
     return metadata, problems
 

@@ -56,12 +56,29 @@ def read_json(path):
         return None, 'is not valid JSON: %s' % exc
 
 
-def sha256_file(path):
-    digest = hashlib.sha256()
+def digest(path, algorithm='sha256'):
+    """Hex digest of a file, read in 1 MiB blocks (sha256 for evidence; md5 where model cards use it)."""
+    h = hashlib.new(algorithm)
     with open(path, 'rb') as handle:
         for block in iter(lambda: handle.read(CHUNK), b''):
-            digest.update(block)
-    return digest.hexdigest()
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_file(path):
+    return digest(path, 'sha256')
+
+
+def mismatch(path, entry):
+    """How a file differs from its recorded {size, sha256}: None, 'missing', 'size' or 'sha256'
+    (the size is compared first: it is free and catches truncation)."""
+    if not os.path.isfile(path):
+        return 'missing'
+    if os.path.getsize(path) != entry.get('size'):
+        return 'size'
+    if sha256_file(path) != entry.get('sha256'):
+        return 'sha256'
+    return None
 
 
 def file_entries(root, paths=None):

@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import re
 import subprocess
 
@@ -44,14 +43,6 @@ def check_rev(rev):
     if not isinstance(rev, str) or not REV_RE.match(rev):
         raise VcsError('revision %r refused: expected a commit, tag or branch name' % (rev,))
     return rev
-
-
-def digest(path, algorithm='md5'):
-    h = hashlib.new(algorithm)
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- git

@@ -126,7 +126,7 @@ def outputs_state(repo, target):
             status = _vcs.dvc(repo, 'status', '--json', target).strip()
             matches = os.path.isdir(path) and status in ('{}', '')
         else:
-            matches = os.path.isfile(path) and _vcs.digest(path, 'md5') == out['md5']
+            matches = os.path.isfile(path) and _manifest.digest(path, 'md5') == out['md5']
         states.append((path, out, matches))
     return states
 
@@ -195,7 +195,7 @@ def main():
             changed = True
             states = outputs_state(repo, target)
         result['outputs'] = [dict(path=pa, md5=o['md5'], matches=m,
-                                  md5_now=_vcs.digest(pa, 'md5') if os.path.isfile(pa) else None)
+                                  md5_now=_manifest.digest(pa, 'md5') if os.path.isfile(pa) else None)
                              for pa, o, m in states]
         bad = [pa for pa, _o, m in states if not m]
         if bad:

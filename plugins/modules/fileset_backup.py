@@ -124,7 +124,7 @@ def main():
     try:
         check_sources(p['sources'])
         if module.check_mode:
-            count = sum(len(_fileset._walk(r)) for c in _fileset.categories_of(p['type'])
+            count = sum(len(_fileset.walk(r)) for c in _fileset.categories_of(p['type'])
                         for r in p['sources'].get(c) or [] if os.path.exists(r))
             module.exit_json(changed=True, backup=dict(files_count=count, backup_id=None, dir=None))
         set_dir, metadata = _fileset.create(p['backup_root'], p['sources'], p['type'], p['description'], p['tags'])

@@ -145,7 +145,7 @@ def main():
         result['not_in_backup'] = sorted(
             os.path.join(root, rel) if os.path.isdir(root) else root
             for c in p['categories'] for root in p['sources'].get(c) or [] if os.path.exists(root)
-            for rel in _fileset._walk(root)
+            for rel in _fileset.walk(root)
             if (os.path.join(root, rel) if os.path.isdir(root) else root) not in planned)
         created = _fileset.parse_iso(metadata['created_at'])
         result['data_loss_window_s'] = round(time.time() - created, 1)

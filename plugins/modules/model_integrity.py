@@ -99,7 +99,7 @@ except ImportError:  # pragma: no cover - PyYAML comes with Ansible
     yaml = None
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _vcs
+from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _vcs
 
 HEX = {'md5': re.compile(r'^[0-9a-f]{32}$'), 'sha256': re.compile(r'^[0-9a-f]{64}$')}
 
@@ -169,7 +169,7 @@ def main():
         out['problems'].append('%s does not exist' % p['path'])
     else:
         for algo in ('md5', 'sha256'):
-            out[algo] = _vcs.digest(p['path'], algo)
+            out[algo] = _manifest.digest(p['path'], algo)
             if algo in expected and out[algo] != expected[algo]:
                 out['problems'].append('%s of %s is %s, the card says %s' % (
                     algo, p['path'], out[algo], expected[algo]))
