@@ -57,8 +57,11 @@ def new_backup_paths(root, database, kind='backup', now=None):
     return directory, candidate
 
 
-def manifest_path_for(dump_path):
-    base = dump_path[:-len(DUMP_SUFFIX)] if dump_path.endswith(DUMP_SUFFIX) else dump_path
+def manifest_path_for(path):
+    """The manifest of a dump; a manifest's path is returned as it is."""
+    if path.endswith(MANIFEST_SUFFIX):
+        return path
+    base = path[:-len(DUMP_SUFFIX)] if path.endswith(DUMP_SUFFIX) else path
     return base + MANIFEST_SUFFIX
 
 
@@ -80,15 +83,16 @@ def read_manifest(path):
 
 
 def manifest_for_dump(dump_path):
-    """The manifest of a dump file; a dump without one is refused (nothing proves it complete)."""
+    """(path, manifest) of a dump, or of a manifest given by its path; a dump without one is refused
+    (nothing proves it complete)."""
     path = manifest_path_for(dump_path)
-    if not os.path.exists(path):
+    if path != dump_path and not os.path.exists(path):
         raise BackupError('%s has no manifest (%s): nothing proves this dump is complete; verify it or name '
                           'a backup that has one' % (dump_path, os.path.basename(path)))
     return path, read_manifest(path)
 
 
-def check_files(manifest, directory, checksums=True):
+def check_files(manifest, directory):
     """Problems (strings) found comparing the files beside a manifest with it; [] when all match."""
     problems = []
     for rel, entry in sorted(manifest['files'].items()):
@@ -98,15 +102,13 @@ def check_files(manifest, directory, checksums=True):
             problems.append(str(exc))
             continue
         path = os.path.join(directory, rel)
-        if not os.path.isfile(path):
+        kind = _manifest.mismatch(path, entry)
+        if kind == 'missing':
             problems.append('%s is missing' % rel)
-            continue
-        size = os.path.getsize(path)
-        if size != entry.get('size'):
+        elif kind == 'size':
             problems.append('%s has %d bytes, the manifest says %s (truncated or replaced)' % (
-                rel, size, entry.get('size')))
-            continue
-        if checksums and _manifest.sha256_file(path) != entry.get('sha256'):
+                rel, os.path.getsize(path), entry.get('size')))
+        elif kind == 'sha256':
             problems.append('%s does not match its sha256 in the manifest (corrupted or replaced)' % rel)
     return problems
 

@@ -309,6 +309,17 @@ def inspect_dump(conn, path):
     return info
 
 
+def newer_dump(conn, info):
+    """'made by pg_dump X, newer than this pg_restore Y: ...' when the dump needs newer client
+    binaries than the ones here (psql for a plain script), else None."""
+    restore_major, restore_version = binary_version(conn.binary('psql' if info['format'] == 'plain' else 'pg_restore'))
+    dump_major = major_of(info.get('pg_dump_version'))
+    if dump_major and dump_major > restore_major:
+        return ('made by pg_dump %s, newer than this pg_restore %s: use PostgreSQL %d client binaries (pg_bin_dir)'
+                % (info['pg_dump_version'], restore_version, dump_major))
+    return None
+
+
 def _timescaledb_version_in_dump(conn, pg_restore, path):
     """TimescaleDB writes its version into _timescaledb_catalog.metadata; a dump carries that table."""
     rc, out, _err = run_client(conn, [pg_restore, '--data-only', '--schema', '_timescaledb_catalog', '--table',
@@ -411,6 +422,16 @@ def drop_database(conn, dbname):
     """Only for databases this collection created for itself (test restores, failed restores)."""
     terminate_connections(conn, dbname)
     query(conn, sql.SQL('DROP DATABASE IF EXISTS {}').format(ident(dbname)))
+
+
+def rename_database(old, new):
+    """The statement; it runs inside the caller's transaction (a swap renames two at once)."""
+    return sql.SQL('ALTER DATABASE {} RENAME TO {}').format(ident(old), ident(new))
+
+
+def allow_connections(conn, dbname, allowed):
+    query(conn, sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}').format(
+        ident(dbname), sql.SQL('true' if allowed else 'false')))
 
 
 def database_owner(conn, dbname):

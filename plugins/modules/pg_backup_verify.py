@@ -148,12 +148,9 @@ def dump_checks(conn, dump_path, manifest):
         info = _postgres.inspect_dump(conn, dump_path)
     except _postgres.PostgresError as exc:
         return None, [str(exc)]
-    restore_major, restore_version = _postgres.binary_version(
-        conn.binary('psql' if info['format'] == 'plain' else 'pg_restore'))
-    dump_major = _postgres.major_of(info.get('pg_dump_version'))
-    if dump_major and dump_major > restore_major:
-        problems.append('the dump was made by pg_dump %s, newer than this pg_restore %s: restore it with PostgreSQL %d '
-                        'client binaries (pg_bin_dir)' % (info['pg_dump_version'], restore_version, dump_major))
+    newer = _postgres.newer_dump(conn, info)
+    if newer:
+        problems.append('the dump was %s' % newer)
     if manifest.get('toc_entries') and info.get('toc_entries') != manifest['toc_entries']:
         problems.append('the dump lists %s entries, the manifest recorded %s' % (
             info.get('toc_entries'), manifest['toc_entries']))
@@ -209,10 +206,7 @@ def main():
     p = module.params
     conn = _postgres.Connection(p)
     backup = p['backup']
-    if backup.endswith(_backup.MANIFEST_SUFFIX):
-        manifest_path = backup
-    else:
-        manifest_path = _backup.manifest_path_for(backup)
+    manifest_path = _backup.manifest_path_for(backup)
     result = dict(manifest=manifest_path, problems=[])
     changed = False
     try:

@@ -223,8 +223,7 @@ class Restore(object):
         if p['safety_dump'] != 'none' and not p['backup_root']:
             raise Refused('safety_dump=%s needs backup_root (or set safety_dump=none)' % p['safety_dump'])
         path = p['backup']
-        manifest_path, manifest = (path, _backup.read_manifest(path)) if path.endswith(_backup.MANIFEST_SUFFIX) \
-            else _backup.manifest_for_dump(path)
+        manifest_path, manifest = _backup.manifest_for_dump(path)
         directory = os.path.dirname(manifest_path)
         self.dump = os.path.join(directory, manifest['dump'])
         self.manifest = manifest
@@ -239,13 +238,9 @@ class Restore(object):
         if problems:
             raise Refused('backup %s does not match its manifest: %s' % (self.dump, '; '.join(problems)))
         self.info = _postgres.inspect_dump(self.conn, self.dump)
-        restore_major, restore_version = _postgres.binary_version(
-            self.conn.binary('psql' if self.info['format'] == 'plain' else 'pg_restore'))
-        dump_major = _postgres.major_of(self.info.get('pg_dump_version'))
-        if dump_major and dump_major > restore_major:
-            raise Refused('backup %s was made by pg_dump %s, newer than this pg_restore %s: use PostgreSQL %d client '
-                          'binaries (pg_bin_dir)' % (self.dump, self.info['pg_dump_version'], restore_version,
-                                                     dump_major))
+        newer = _postgres.newer_dump(self.conn, self.info)
+        if newer:
+            raise Refused('backup %s was %s' % (self.dump, newer))
         admin = self.conn.connect()
         try:
             needs = _postgres.missing_extensions(admin, manifest, self.info)
@@ -365,16 +360,14 @@ class Restore(object):
 
     def swap(self, admin):
         started = time.time()
-        if self.current:  # GRANTs and settings on the database itself are not in a pg_dump
-            self.result['database_properties'] = _postgres.copy_database_properties(admin, self.db, self.new)
         if not self.current:
-            _postgres.query(admin, _postgres.sql.SQL('ALTER DATABASE {} RENAME TO {}').format(
-                _postgres.ident(self.new), _postgres.ident(self.db)))
+            _postgres.query(admin, _postgres.rename_database(self.new, self.db))
             self.timed('swap', started)
             return
+        # GRANTs and settings on the database itself are not in a pg_dump
+        self.result['database_properties'] = _postgres.copy_database_properties(admin, self.db, self.new)
         # no new session may slip in between ending the sessions and the rename
-        _postgres.query(admin, _postgres.sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS false').format(
-            _postgres.ident(self.db)))
+        _postgres.allow_connections(admin, self.db, False)
         try:
             if self.p['terminate_connections']:
                 self.result['terminated_sessions'] = _postgres.terminate_connections(admin, self.db)
@@ -382,10 +375,8 @@ class Restore(object):
                 try:
                     admin.autocommit = False
                     with admin.cursor() as cur:
-                        cur.execute(_postgres.sql.SQL('ALTER DATABASE {} RENAME TO {}').format(
-                            _postgres.ident(self.db), _postgres.ident(self.aside)))
-                        cur.execute(_postgres.sql.SQL('ALTER DATABASE {} RENAME TO {}').format(
-                            _postgres.ident(self.new), _postgres.ident(self.db)))
+                        cur.execute(_postgres.rename_database(self.db, self.aside))
+                        cur.execute(_postgres.rename_database(self.new, self.db))
                     admin.commit()
                     break
                 except _postgres.DB_ERRORS as exc:
@@ -398,11 +389,9 @@ class Restore(object):
                 finally:
                     admin.autocommit = True
         except Exception:
-            _postgres.query(admin, _postgres.sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS true').format(
-                _postgres.ident(self.db)))
+            _postgres.allow_connections(admin, self.db, True)
             raise
-        _postgres.query(admin, _postgres.sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS true').format(
-            _postgres.ident(self.aside)))
+        _postgres.allow_connections(admin, self.aside, True)
         self.result['aside'] = self.aside
         self.timed('swap', started)
 
