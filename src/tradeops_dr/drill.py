@@ -136,12 +136,16 @@ def kill_switch_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillS
                        f"switch after the drill: enabled={after.get('enabled')}", *[f.msg for f in res.failures]])]
 
 
-def _pg_counts(state: dict) -> dict:
+def _pg_connect(state: dict):
     import psycopg2
 
-    pg = state["postgres"]
-    conn = psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"], dbname=pg["database"],
-                            password=Path(pg["password_file"]).read_text().strip())
+    conn = psycopg2.connect(**Sandbox.postgres_cluster(state).dsn(state["postgres"]["database"]))
+    conn.autocommit = True
+    return conn
+
+
+def _pg_counts(state: dict) -> dict:
+    conn = _pg_connect(state)
     try:
         with conn.cursor() as cur:
             counts = {}
@@ -156,12 +160,7 @@ def _pg_counts(state: dict) -> dict:
 
 
 def _pg_exec(state: dict, statement: str) -> None:
-    import psycopg2
-
-    pg = state["postgres"]
-    conn = psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"], dbname=pg["database"],
-                            password=Path(pg["password_file"]).read_text().strip())
-    conn.autocommit = True
+    conn = _pg_connect(state)
     try:
         with conn.cursor() as cur:
             cur.execute(statement)
@@ -178,8 +177,9 @@ def database_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep
     seeded = {"public.trades": state["seeded"]["postgres"]["trades"],
               "public.positions": state["seeded"]["postgres"]["positions"]}
     steps: list[DrillStep] = []
-    if _pg_counts(state) != seeded:  # an earlier, failed drill: start from the seeded data set
-        raise RuntimeError(f"the sandbox database holds {_pg_counts(state)}, not the seeded {seeded}: "
+    found = _pg_counts(state)
+    if found != seeded:  # an earlier, failed drill: start from the seeded data set
+        raise RuntimeError(f"the sandbox database holds {found}, not the seeded {seeded}: "
                            "run `tradeops-dr sandbox` down and remove .sandbox to start over")
 
     t0 = time.monotonic()
