@@ -13,6 +13,12 @@ APT_PACKAGES=(redis-server redis-tools postgresql postgresql-client sqlite3 pyth
 if [ "${WITH_DOCKER:-1}" = 1 ]; then
   APT_PACKAGES+=(docker.io docker-compose debootstrap)
 fi
+# ../shared/servers (or TRADEOPS_DR_SERVERS): the real TimescaleDB and QuestDB builds, see below;
+# QuestDB runs on Debian's Java 17.
+SERVERS=${TRADEOPS_DR_SERVERS:-$ROOT/../shared/servers}
+if [ -f "$SERVERS/SHA256SUMS" ]; then
+  APT_PACKAGES+=(postgresql-15 openjdk-17-jre-headless)
+fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -37,6 +43,39 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e ".[${EXTRAS}]"
   touch "$stamp"
+fi
+
+# The real TimescaleDB and QuestDB builds (no registry here carries them): from ../shared/servers
+# (or TRADEOPS_DR_SERVERS) when present, verified against its SHA256SUMS first. Without them the
+# tests that need these servers are skipped, saying how to get them (under CI=true they fail).
+TSDB_VERSION=2.28.3
+QDB_VERSION=8.1.2
+if [ -f "$SERVERS/SHA256SUMS" ]; then
+  if ! (cd "$SERVERS" && sha256sum --quiet -c SHA256SUMS); then
+    echo "setup: $SERVERS/SHA256SUMS does not match the files beside it: nothing installed from there" >&2
+    exit 1
+  fi
+  tsdb_tar="$SERVERS/timescaledb-$TSDB_VERSION/timescaledb-$TSDB_VERSION-pg15-amd64.tar.gz"
+  if [ ! -f "/usr/share/postgresql/15/extension/timescaledb--$TSDB_VERSION.sql" ] && [ -f "$tsdb_tar" ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "setup: TimescaleDB $TSDB_VERSION needs root to install into PostgreSQL 15 (tar xzf $tsdb_tar -C /)" >&2
+      exit 1
+    fi
+    dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q "install ok installed" || {
+      echo "setup: TimescaleDB $TSDB_VERSION is built for Debian's postgresql-15, which is not installed" >&2; exit 1; }
+    echo "setup: installing TimescaleDB $TSDB_VERSION into PostgreSQL 15"
+    tar xzf "$tsdb_tar" -C /
+  fi
+  qdb_jar="$SERVERS/questdb-$QDB_VERSION/questdb-$QDB_VERSION.jar"
+  if [ -f "$qdb_jar" ]; then
+    mkdir -p .state/servers
+    cmp -s "$qdb_jar" ".state/servers/questdb-$QDB_VERSION.jar" || install -m 0644 "$qdb_jar" ".state/servers/questdb-$QDB_VERSION.jar"
+  fi
+else
+  echo "setup: no $SERVERS: TimescaleDB $TSDB_VERSION and QuestDB $QDB_VERSION are not installed by this script."
+  echo "setup:   TimescaleDB: Timescale's package timescaledb-2-postgresql-15, or a build of tag $TSDB_VERSION"
+  echo "setup:   QuestDB: its no-JRE release, TRADEOPS_DR_QUESTDB_JAR=<its questdb.jar>, and openjdk-17-jre-headless"
+  echo "setup:   the tests that need them are skipped and say so"
 fi
 
 # The collection on its collections path (ansible.cfg: collections_path = .state/collections).

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# shared/ lies beside the checkout (as CI clones it); TRADEOPS_DR_SHARED points elsewhere.
-SHARED = Path(os.environ.get("TRADEOPS_DR_SHARED") or ROOT.parent / "shared")
-QUESTDB_FIXTURES = SHARED / "fixtures" / "questdb-8.1.2"
-TIMESCALE_FIXTURES = SHARED / "fixtures" / "timescaledb-2.28.3"
+# answers recorded from real servers: test data of the project (tests/fixtures/README.md)
+FIXTURES = ROOT / "tests" / "fixtures"
+QUESTDB_FIXTURES = FIXTURES / "questdb-8.1.2"
+TIMESCALE_FIXTURES = FIXTURES / "timescaledb-2.28.3"
 COLLECTIONS = ROOT / ".state" / "collections"
 _link = COLLECTIONS / "ansible_collections" / "tradeops" / "dr"
 if not _link.exists():  # scripts/setup.sh makes it; make it here too for a bare pytest run
@@ -28,7 +28,18 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 
 from tradeops_dr import run_playbook  # noqa: E402
 from tradeops_dr import seed  # noqa: E402
-from tradeops_dr.sandbox import PostgresCluster, RedisServer, free_port, pid_alive, read_pid  # noqa: E402
+from tradeops_dr import servers  # noqa: E402
+from tradeops_dr.sandbox import PostgresCluster, QuestDBServer, RedisServer, free_port, pid_alive, read_pid  # noqa: E402
+
+
+def need_server(name: str) -> None:
+    """Skip (saying how to get it) when the real server `name` is not installed here; under
+    CI=true its absence fails the test: CI installs both from ../shared/servers."""
+    why = servers.missing(name)
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, yet {why}")
+        pytest.skip(why)
 
 
 class SeededRedis:
@@ -199,15 +210,14 @@ class PG:
         return dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(self.port), PGUSER=self.user, PGPASSWORD=self.password)
 
 
-@pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def _cluster(settings: dict | None = None):
     import shutil
     import tempfile
 
     # as root, PostgreSQL runs as postgres, which cannot enter pytest's 0700 tmp folders
     root = Path(tempfile.mkdtemp(prefix="tradeops-dr-pg-", dir="/var/tmp"))
     root.chmod(0o755)
-    cluster = PostgresCluster(root / "pg", free_port(), "pg-test-" + os.urandom(6).hex())
+    cluster = PostgresCluster(root / "pg", free_port(), "pg-test-" + os.urandom(6).hex(), settings=settings or {})
     cluster.root.mkdir()
     cluster.root.chmod(0o755)
     try:
@@ -221,14 +231,56 @@ def pg_server(tmp_path_factory):
             shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """A plain PostgreSQL 15 (TimescaleDB, where installed, is not preloaded)."""
+    yield from _cluster()
+
+
+@pytest.fixture(scope="session")
+def ts_server_session():
+    need_server("timescaledb")
+    yield from _cluster({"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off"})
+
+
 @pytest.fixture
-def pg(pg_server):
-    """The session's server; databases a test creates are dropped after it."""
-    before = pg_server.databases()
-    yield pg_server
-    conn = pg_server.connect()
+def ts(ts_server_session):
+    """PostgreSQL 15 with the real TimescaleDB preloaded; databases a test creates are dropped after it."""
+    yield from _dropping_new_databases(ts_server_session)
+
+
+def _dropping_new_databases(server):
+    before = server.databases()
+    yield server
+    conn = server.connect()
     with conn.cursor() as cur:
-        for name in pg_server.databases() - before:
+        for name in server.databases() - before:
+            cur.execute('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS true' % name.replace('"', '""'))
             cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             cur.execute('DROP DATABASE IF EXISTS "%s"' % name.replace('"', '""'))
     conn.close()
+
+
+@pytest.fixture
+def pg(pg_server):
+    """The session's server; databases a test creates are dropped after it."""
+    yield from _dropping_new_databases(pg_server)
+
+
+# --------------------------------------------------------------------------- QuestDB
+
+@pytest.fixture
+def questdb_real(tmp_path):
+    """A real QuestDB 8.1.2 on free loopback ports, with its own root, stopped after the test."""
+    need_server("questdb")
+    ports = set()
+    for _ in range(4):
+        ports.add(free_port(avoid=ports))
+    http, health, pgw, ilp = sorted(ports)
+    srv = QuestDBServer(tmp_path / "questdb" / "root", http, health, pgw, ilp)
+    srv.write_config()
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.kill()

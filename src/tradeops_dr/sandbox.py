@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import seed
@@ -176,6 +176,8 @@ class PostgresCluster:
     port: int
     password: str
     user: str = "tradeops"
+    # extra server settings on the command line, e.g. shared_preload_libraries=timescaledb
+    settings: dict = field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:
@@ -220,6 +222,8 @@ class PostgresCluster:
 
     def start_command(self) -> list[str]:
         opts = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        for name, value in sorted(self.settings.items()):
+            opts += f" -c {name}={value}"
         return self._as_owner([pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.logfile), "-o", opts,
                                "-w", "start"])
 
@@ -244,6 +248,112 @@ class PostgresCluster:
 
     def dsn(self, dbname: str = "postgres") -> dict:
         return dict(host="127.0.0.1", port=self.port, user=self.user, password=self.password, dbname=dbname)
+
+
+# --------------------------------------------------------------------------- QuestDB
+
+@dataclass
+class QuestDBServer:
+    """A real QuestDB (the jar of tradeops_dr.servers) under `root`, every port on 127.0.0.1.
+    It runs in the foreground: service control's process manager starts it detached and keeps
+    its pid in `pidfile`."""
+
+    root: Path
+    http_port: int
+    health_port: int
+    pg_port: int
+    ilp_port: int
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root.parent / "questdb.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root.parent / "questdb.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}"
+
+    def write_config(self) -> None:
+        (self.root / "conf").mkdir(parents=True, exist_ok=True)
+        (self.root / "conf" / "server.conf").write_text(
+            "# tradeops.dr QuestDB (loopback only)\n"
+            f"http.bind.to=127.0.0.1:{self.http_port}\n"
+            "http.min.enabled=true\n"
+            f"http.min.net.bind.to=127.0.0.1:{self.health_port}\n"
+            f"pg.net.bind.to=127.0.0.1:{self.pg_port}\n"
+            f"line.tcp.net.bind.to=127.0.0.1:{self.ilp_port}\n"
+            "line.udp.enabled=false\ntelemetry.enabled=false\nshared.worker.count=2\n"
+            "# allows ALTER TABLE t SUSPEND WAL: the drills and tests suspend tables on purpose\n"
+            "dev.mode.enabled=true\n"
+        )
+
+    def start_command(self) -> list[str]:
+        from .servers import questdb_jar
+
+        jar = questdb_jar()
+        if jar is None:
+            from .servers import HOW_TO_GET
+
+            raise SandboxError(HOW_TO_GET["questdb"])
+        return ["java", "-Xmx1g", "--add-exports", "java.base/jdk.internal.math=ALL-UNNAMED", "-jar", str(jar),
+                "-d", str(self.root)]
+
+    def service(self, **extra) -> dict:
+        """The service dict of service control (manager process) for this server."""
+        return dict(name="questdb", manager="process", start_command=self.start_command(), foreground=True,
+                    pidfile=str(self.pidfile), log_file=str(self.logfile), stop_timeout=30, **extra)
+
+    def start(self, timeout: float = 60) -> None:
+        if pid_alive(read_pid(self.pidfile)):
+            return
+        with open(os.devnull, "rb") as devnull, open(self.logfile, "ab") as log:
+            proc = subprocess.Popen(self.start_command(), stdin=devnull, stdout=log, stderr=log,
+                                    start_new_session=True)
+        self.pidfile.write_text(f"{proc.pid}\n")
+        self._proc = proc
+        wait_for(self.ready, timeout, f"QuestDB on 127.0.0.1:{self.http_port}")
+
+    def ready(self):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.health_url + "/", timeout=2) as resp:
+                body = resp.read().decode()
+            return "Healthy" in body, body.strip()
+        except OSError as exc:
+            return False, str(exc)
+
+    def sql(self, statement: str) -> dict:
+        """One statement over /exec; raises SandboxError with QuestDB's error."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.url}/exec?" + urllib.parse.urlencode({"query": statement})
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise SandboxError(f"QuestDB rejected {statement!r}: {exc.read().decode()[:300]}") from None
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        pid = read_pid(self.pidfile)
+        if pid_alive(pid):
+            os.kill(pid, sig)
+            wait_for(lambda: (not pid_alive(pid), f"pid {pid} alive"), 60, f"QuestDB pid {pid} to exit")
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
 
 
 # --------------------------------------------------------------------------- the stack
