@@ -26,7 +26,8 @@ except ImportError:  # pragma: no cover - Python 2 is not supported
 
 # Table names go into SQL unquoted, as QuestDB's own examples write them: allow only plain names.
 _TABLE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,126}$')
-_VERSION = re.compile(r'questdb (\d+)\.(\d+)\.(\d+)')
+# 'Build Information: QuestDB 8.1.2, JDK ...' (release) or 'questdb 8.1.2-SNAPSHOT' (a dev build)
+_VERSION = re.compile(r'questdb (\d+)\.(\d+)\.(\d+)', re.IGNORECASE)
 
 
 class QuestDBError(Exception):
@@ -107,11 +108,7 @@ class QuestDBClient(object):
 
     def version(self):
         """(major, minor, patch) from select build()."""
-        text = self.rows('select build()')[0]['build']
-        match = _VERSION.search(text)
-        if not match:
-            raise QuestDBError('select build()', 'cannot read a version from %r' % text, status=200)
-        return tuple(int(x) for x in match.groups())
+        return parse_build(self.rows('select build()')[0]['build'])
 
     def wal_tables(self):
         return self.rows('select * from wal_tables()')
@@ -125,6 +122,14 @@ class QuestDBClient(object):
 
     def newest(self, table, column):
         return self.rows('select max(%s) from %s' % (check_table(column), check_table(table)))[0]['max']
+
+
+def parse_build(text):
+    """(major, minor, patch) from the text of select build()."""
+    match = _VERSION.search(text or '')
+    if not match:
+        raise QuestDBError('select build()', 'cannot read a version from %r' % text, status=200)
+    return tuple(int(x) for x in match.groups())
 
 
 def wal_problems(tables):

@@ -38,6 +38,14 @@ options:
     description: Free space the QuestDB volume must keep while the checkpoint is open.
     type: int
     default: 1073741824
+  tables:
+    description:
+      - Tables whose row counts go into the manifest (C(row_counts)), counted just before
+        C(CHECKPOINT CREATE), so they are a lower bound of what the backup holds. A restore
+        verifies the restored tables against them.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -90,6 +98,10 @@ checkpoint:
       type: list
       elements: int
       sample: [8, 1, 2]
+    row_counts:
+      description: Row counts of O(tables) taken just before C(CHECKPOINT CREATE), also in the manifest.
+      type: dict
+      sample: {trades: 1000}
     released:
       description: Whether C(CHECKPOINT RELEASE) ran.
       type: bool
@@ -116,9 +128,15 @@ def main():
         root=dict(type='path'),
         backup_dir=dict(type='path'),
         min_free_bytes=dict(type='int', default=1024 ** 3),
+        tables=dict(type='list', elements='str', default=[]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'backed_up', ('root', 'backup_dir'))])
+    try:
+        for name in module.params['tables']:
+            _questdb.check_table(name)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     p = module.params
     client = _questdb.QuestDBClient(p)
     result = dict(released=False)
@@ -163,6 +181,11 @@ def main():
         module.exit_json(changed=True, checkpoint=result)
 
     try:
+        counts = dict((name, client.count(name)) for name in p['tables'])
+    except (_questdb.QuestDBError, _questdb.QuestDBUnreachable) as exc:
+        module.fail_json(checkpoint=result, msg='cannot count the tables to back up (%s); no checkpoint was '
+                         'created' % exc)
+    try:
         client.exec_sql('checkpoint create')
     except _questdb.QuestDBError as exc:
         module.fail_json(checkpoint=result, msg='CHECKPOINT CREATE failed, nothing was copied: %s' % exc)
@@ -173,10 +196,12 @@ def main():
                                                       reason='QuestDB checkpoint backup')
         with open(os.path.join(dest, 'MANIFEST.json')) as handle:
             manifest = json.load(handle)
-        manifest.update(questdb_version=version, checkpoint_started_at=started, kind='questdb-checkpoint')
+        manifest.update(questdb_version=version, checkpoint_started_at=started, kind='questdb-checkpoint',
+                        row_counts=counts)
         with open(os.path.join(dest, 'MANIFEST.json'), 'w') as handle:
             json.dump(manifest, handle, indent=2, sort_keys=True)
-        result.update(backup=dest, files=len(entries), bytes=sum(e['size'] for e in entries.values()))
+        result.update(backup=dest, files=len(entries), bytes=sum(e['size'] for e in entries.values()),
+                      row_counts=counts)
     except Exception as exc:
         copy_error = exc
     finally:

@@ -124,12 +124,13 @@ questdb:
       returned: when reachable
       sample: {in_progress: false, started_at: null}
     tables:
-      description: Per configured table - count, newest timestamp, age in seconds.
+      description: Per configured table - whether it could be read, count, newest timestamp, age in seconds (and
+        QuestDB's error for a table that cannot be read, such as a dropped one).
       type: dict
       returned: when reachable
-      sample: {trades: {count: 1000, newest: "2026-11-23T06:39:03.467048Z", age_seconds: 42.0}}
+      sample: {trades: {exists: true, count: 1000, newest: "2026-11-23T06:39:03.467048Z", age_seconds: 42.0}}
     shortfalls:
-      description: Counts below the last known value and stale tables.
+      description: Tables that cannot be read, counts below the last known value, and stale tables.
       type: list
       elements: str
       sample: ["table trades has 990 rows, last known 1000"]
@@ -165,8 +166,14 @@ def diagnose(client, tables, min_counts=None):
     diag['tables'] = {}
     for t in tables:
         name = t['name']
-        info = dict(count=client.count(name))
-        info['newest'] = client.newest(name, t.get('timestamp') or 'ts')
+        try:
+            info = dict(exists=True, count=client.count(name))
+            info['newest'] = client.newest(name, t.get('timestamp') or 'ts')
+        except _questdb.QuestDBError as exc:
+            # a table that is gone is a finding (the case a restore is for), not a failed diagnosis
+            diag['tables'][name] = dict(exists=False, count=None, newest=None, age_seconds=None, error=str(exc))
+            diag['shortfalls'].append('table %s cannot be read: %s' % (name, exc))
+            continue
         info['age_seconds'] = _age(info['newest'])
         diag['tables'][name] = info
         floor = t.get('min_count') if t.get('min_count') is not None else (min_counts or {}).get(name)

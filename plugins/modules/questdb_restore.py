@@ -19,6 +19,8 @@ description:
     creates the C(_restore) trigger file that QuestDB documents, so that QuestDB completes the
     restore when it starts.
   - Refuses while QuestDB still answers on its health port - stop it first (the role does).
+    In check mode every check runs but a running QuestDB is expected (nothing was stopped), so
+    the role checks a backup with this module in check mode before it stops anything.
   - After the start, a C(_restore) file still present means QuestDB could not restore; the role
     reports it.
 options:
@@ -34,14 +36,13 @@ options:
     description: Version of the QuestDB that will start on the restored data (V(8.1.2)); the major versions must match.
     type: str
     required: true
-  health_url:
-    description: Health port of the QuestDB that must be stopped.
-    type: str
-    default: http://127.0.0.1:9003
+extends_documentation_fragment:
+  - tradeops.dr.questdb
 attributes:
   check_mode:
     support: full
-    description: Checks version, checksums and that QuestDB is stopped; moves and copies nothing.
+    description: Checks version and checksums and lists what a restore would do; moves and copies nothing, and
+      does not require QuestDB to be stopped.
   diff_mode:
     support: none
     description: The moved-aside folder is the record of what was replaced.
@@ -75,6 +76,19 @@ restore:
       description: Files restored (all verified against the manifest).
       type: int
       sample: 42
+    row_counts:
+      description: Row counts per table that the backup recorded just before its checkpoint (a lower bound of
+        what the backup holds); empty for backups made before they were recorded.
+      type: dict
+      sample: {trades: 1000}
+    would:
+      description: In check mode, the steps a restore would take.
+      type: list
+      elements: str
+      returned: in check mode
+    questdb_running:
+      description: Whether QuestDB answered on its health port (in check mode the role has not stopped it yet).
+      type: bool
     trigger:
       description: The C(_restore) trigger file created.
       type: str
@@ -96,12 +110,13 @@ from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _que
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(
+    argument_spec = _questdb.questdb_common_argument_spec()
+    argument_spec.update(
         root=dict(type='path', required=True),
         backup=dict(type='path', required=True),
         server_version=dict(type='str', required=True),
-        health_url=dict(type='str', default='http://127.0.0.1:9003'),
-    ), supports_check_mode=True)
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     root = p['root'].rstrip('/')
     result = dict()
@@ -134,16 +149,17 @@ def main():
         module.fail_json(restore=result, msg=(
             'backup %s does not match its manifest (%d file(s) missing, extra or changed: %s); nothing was changed' % (
                 p['backup'], len(bad), ', '.join(bad[:10]))))
-    client = _questdb.QuestDBClient(dict(url='http://127.0.0.1:9000', health_url=p['health_url']))
-    healthy, detail = client.health()
-    if healthy or 'HTTP' in detail:
-        module.fail_json(restore=result, msg='QuestDB still answers (%s): stop it before a restore' % detail)
     result['files'] = len(entries)
+    result['row_counts'] = manifest.get('row_counts') or {}
+    healthy, detail = _questdb.QuestDBClient(p).health()
+    result['questdb_running'] = bool(healthy or 'HTTP' in detail)
     aside = '%s.before-restore-%s' % (root, time.strftime('%Y%m%dT%H%M%S', time.gmtime()))
     if module.check_mode:
-        result['would'] = ['move %s to %s' % (root, aside), 'copy %s to %s' % (data, root),
-                           'create %s/_restore' % root]
+        result['would'] = (['stop QuestDB (%s)' % detail] if result['questdb_running'] else []) + [
+            'move %s to %s' % (root, aside), 'copy %s to %s' % (data, root), 'create %s/_restore' % root]
         module.exit_json(changed=True, restore=result)
+    if result['questdb_running']:
+        module.fail_json(restore=result, msg='QuestDB still answers (%s): stop it before a restore' % detail)
     if os.path.exists(root):
         os.rename(root, aside)
         result['moved_aside'] = aside

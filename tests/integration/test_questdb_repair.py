@@ -1,6 +1,8 @@
 """playbooks/questdb_repair.yml through ansible-runner against a REPLAY of answers recorded
-from a real QuestDB 8.1.2 (tests/standins/questdb_replay.py; QuestDB is not installable
-here). The role is verified separately against a real QuestDB."""
+from a real QuestDB 8.1.2 (tests/standins/questdb_replay.py): the error shapes that are hard
+to provoke on a live server (an open checkpoint of someone else, a restore QuestDB cannot
+complete, a table that suspends again). The main test of the role runs the real QuestDB:
+test_questdb_real.py."""
 
 from __future__ import annotations
 
@@ -296,12 +298,15 @@ def test_restore_of_another_major_version_is_refused_before_any_change(questdb, 
     assert not res.ok
     assert "was made by QuestDB 7.4.0; the server is QuestDB 8.1.2: major versions differ" in _msg(res)
     assert not list(questdb.tmp.glob("questdb.before-restore-*"))
+    assert read_pid(questdb.pidfile) == pid and pid_alive(pid), "QuestDB was stopped for a refused restore"
 
 
 def test_tampered_backup_is_refused(questdb, run):
     backup = _backup(run, questdb)
     (backup / "questdb" / "db" / "trades~7" / "ts.d").write_bytes(b"\x00" * 8192)
+    pid = read_pid(questdb.pidfile)
     res = _run(run, questdb, questdb_repair_action="restore", questdb_repair_restore_from=str(backup))
     assert not res.ok
     assert "does not match its manifest" in _msg(res) and "db/trades~7/ts.d" in _msg(res)
     assert not list(questdb.tmp.glob("questdb.before-restore-*"))
+    assert read_pid(questdb.pidfile) == pid and pid_alive(pid), "QuestDB was stopped for a refused restore"

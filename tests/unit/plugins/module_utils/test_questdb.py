@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[4]
 @pytest.fixture(scope="module")
 def client():
     if not FIXTURES.is_dir():
-        pytest.fail(f"the recorded QuestDB answers are missing: {FIXTURES} (set TRADEOPS_DR_SHARED)")
+        pytest.fail(f"the recorded QuestDB answers are missing: {FIXTURES}")
     port, health = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "standins" / "questdb_replay.py"), "--fixtures",
                              str(FIXTURES), "--port", str(port), "--health-port", str(health), "--wal", "suspended"])
@@ -35,6 +35,21 @@ def client():
 
 def test_version_from_build(client):
     assert client.version() == (8, 1, 2)
+
+
+@pytest.mark.parametrize("text", [
+    # a release build (the jar of ../shared/servers answers this)
+    "Build Information: QuestDB 8.1.2, JDK 17.0.15, Commit Hash f5b0ff3331194700879ea6dc4835237828981d94",
+    # the recorded answer came from a snapshot build
+    "Build Information: questdb 8.1.2-SNAPSHOT, JDK 17.0.15, Commit Hash f5b0ff3331194700879ea6dc4835237828981d94",
+])
+def test_version_of_release_and_snapshot_builds(text):
+    assert _questdb.parse_build(text) == (8, 1, 2)
+
+
+def test_build_without_a_version_is_an_error():
+    with pytest.raises(_questdb.QuestDBError, match="cannot read a version from 'Build Information: unknown'"):
+        _questdb.parse_build("Build Information: unknown")
 
 
 def test_wal_tables_and_problems_as_recorded(client):
