@@ -66,6 +66,19 @@ if [ -f "$SERVERS/SHA256SUMS" ]; then
     echo "setup: installing TimescaleDB $TSDB_VERSION into PostgreSQL 15"
     tar xzf "$tsdb_tar" -C /
   fi
+  # The build links against 15.20 (Debian's security update): 15.18 lacks symbols it uses
+  # ("undefined symbol: heap_datum_check" when the server preloads it).
+  pg_version=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
+  if [ -n "$pg_version" ] && dpkg --compare-versions "$pg_version" lt 15.20; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "setup: TimescaleDB $TSDB_VERSION needs postgresql-15 >= 15.20 (installed: $pg_version): upgrade it as root" >&2
+      exit 1
+    fi
+    echo "setup: upgrading postgresql-15 $pg_version to Debian's current 15.x (TimescaleDB $TSDB_VERSION needs >= 15.20)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-client-15 >/dev/null
+  fi
   qdb_jar="$SERVERS/questdb-$QDB_VERSION/questdb-$QDB_VERSION.jar"
   if [ -f "$qdb_jar" ]; then
     mkdir -p .state/servers

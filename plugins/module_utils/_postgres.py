@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import calendar
 import os
 import re
 import shutil
@@ -46,6 +47,11 @@ SYSTEM_SCHEMA_SQL = ("n.nspname NOT IN ('pg_catalog', 'information_schema') AND 
 
 class PostgresError(Exception):
     """A PostgreSQL step failed; the message says what was tried and what to do."""
+
+
+class LeftBehind(PostgresError):
+    """A failure after which something this collection created is still there (named in the
+    message): never reported as "nothing was changed"."""
 
 
 def postgres_argument_spec():
@@ -176,13 +182,30 @@ def query(conn, statement, args=None):
 def server_facts(conn):
     rows = query(conn, "SELECT current_setting('server_version'), current_setting('server_version_num')::int")
     facts = dict(server_version=rows[0][0], server_version_num=rows[0][1])
-    try:
-        facts['data_directory'] = query(conn, "SELECT current_setting('data_directory')")[0][0]
-    except psycopg2.Error:  # needs superuser or pg_read_all_settings
-        if not conn.autocommit:
-            conn.rollback()
-        facts['data_directory'] = None
+    facts['data_directory'] = readable_setting(conn, 'data_directory')
     return facts
+
+
+def readable_setting(conn, name):
+    """A server setting, or None when this login may not read it (data_directory and
+    shared_preload_libraries need superuser or pg_read_all_settings). Inside a transaction the
+    failed read is undone to a savepoint: a rollback would end the caller's transaction (and
+    with it, for a backup, the exported snapshot pg_dump is about to use)."""
+    if conn.autocommit:
+        try:
+            return query(conn, 'SELECT current_setting(%s)', (name,))[0][0]
+        except psycopg2.Error:
+            return None
+    with conn.cursor() as cur:
+        cur.execute('SAVEPOINT tradeops_setting')
+        try:
+            cur.execute('SELECT current_setting(%s)', (name,))
+            value = cur.fetchone()[0]
+        except psycopg2.Error:
+            cur.execute('ROLLBACK TO SAVEPOINT tradeops_setting')
+            value = None
+        cur.execute('RELEASE SAVEPOINT tradeops_setting')
+    return value
 
 
 def database_exists(conn, dbname):
@@ -245,6 +268,7 @@ def terminate_connections(conn, dbname):
 # --------------------------------------------------------------------------- dumps
 
 DUMP_HEADER = {
+    'archive_created_at': re.compile(r'^;\s+Archive created at\s+(.+)$'),
     'dbname': re.compile(r'^;\s+dbname:\s*(.*)$'),
     'format': re.compile(r'^;\s+Format:\s*(\S+)'),
     'toc_entries': re.compile(r'^;\s+TOC Entries:\s*(\d+)'),
@@ -307,6 +331,20 @@ def inspect_dump(conn, path):
     if 'timescaledb' in info['extensions']:
         info['extension_versions']['timescaledb'] = _timescaledb_version_in_dump(conn, pg_restore, path)
     return info
+
+
+def dump_created_at(info):
+    """Epoch seconds of the dump's own header ('Archive created at 2026-11-23 07:17:03 UTC'), or
+    None. pg_dump writes its local wall time and zone name; a zone other than UTC/GMT is read as
+    this host's local time."""
+    text = (info or {}).get('archive_created_at') or ''
+    match = re.match(r'^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\s*(\S*)', text)
+    if not match:
+        return None
+    parsed = time.strptime(match.group(1), '%Y-%m-%d %H:%M:%S')
+    if match.group(2).upper() in ('UTC', 'GMT', 'Z', '+00', '+0000'):
+        return calendar.timegm(parsed)
+    return time.mktime(parsed)
 
 
 def newer_dump(conn, info):
@@ -461,7 +499,8 @@ def derived_name(base, tag, stamp):
 def missing_extensions(conn, manifest, info=None):
     """Problems (strings) when the server lacks an extension the backup needs: any version of
     each extension the dump creates, and exactly the recorded version of timescaledb (the
-    restore creates it at that version before timescaledb_pre_restore())."""
+    restore creates it at that version before timescaledb_pre_restore()), preloaded, with a
+    superuser login (timescaledb_target_problems)."""
     needed = dict((name, None) for name in (info or {}).get('extensions', []))
     needed.update(dict((k, v) for k, v in (manifest.get('extensions') or {}).items() if k != 'plpgsql'))
     for name, version in ((info or {}).get('extension_versions') or {}).items():
@@ -473,10 +512,71 @@ def missing_extensions(conn, manifest, info=None):
             problems.append('the backup needs the %s extension%s; this server does not offer it (install %s%s on '
                             'the server first)' % (name, ' version %s' % version if version else '', name,
                                                    ' %s' % version if version else ''))
-        elif name == 'timescaledb' and version and version not in available:
-            problems.append('the backup needs timescaledb version %s; this server offers %s (install timescaledb %s '
-                            'on the server first)' % (version, ', '.join(available), version))
+        elif name == 'timescaledb':
+            if version and version not in available:
+                problems.append('the backup needs timescaledb version %s; this server offers %s (install timescaledb '
+                                '%s on the server first)' % (version, ', '.join(available), version))
+            problems += timescaledb_target_problems(conn)
     return problems
+
+
+def timescaledb_target_problems(conn):
+    """Why this server cannot take a TimescaleDB restore (strings; [] when it can), checked
+    before anything changes, beside missing_extensions (which checks the version): the library
+    must be preloaded (without it CREATE EXTENSION kills the session: 'extension "timescaledb"
+    must be preloaded'), and the login must be a superuser (timescaledb_pre_restore() and
+    timescaledb_post_restore() need one)."""
+    problems = []
+    available = available_extension_versions(conn, 'timescaledb')
+    preload = readable_setting(conn, 'shared_preload_libraries')
+    if preload is None:  # not readable by this login: the launcher runs only where it is preloaded
+        loaded = bool(query(conn, "SELECT 1 FROM pg_stat_activity "
+                                  "WHERE backend_type = 'TimescaleDB Background Worker Launcher'"))
+    else:
+        loaded = 'timescaledb' in [lib.strip().strip('"') for lib in preload.split(',')]
+    if available and not loaded:
+        problems.append('timescaledb %s is installed but not in shared_preload_libraries of this server: add '
+                        "shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL first"
+                        % ', '.join(available))
+    if not query(conn, 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')[0][0]:
+        problems.append('login %s is not a superuser: timescaledb_pre_restore() and timescaledb_post_restore(), '
+                        'which a TimescaleDB restore runs around pg_restore, need one' % conn.info.user)
+    return problems
+
+
+SCHEDULER = 'TimescaleDB Background Worker Scheduler'
+
+
+def timescaledb_scheduler(conn, dbname):
+    """Whether TimescaleDB's scheduler of `dbname` runs (pg_stat_activity)."""
+    return bool(query(conn, 'SELECT 1 FROM pg_stat_activity WHERE backend_type = %s AND datname = %s',
+                      (SCHEDULER, dbname)))
+
+
+def restart_timescaledb_scheduler(conn, dbname, timeout=30.0):
+    """ALTER DATABASE ... RENAME stops the scheduler of the renamed database (TimescaleDB warns
+    that running background workers must be restarted by hand): start the workers again in
+    `dbname` and wait until its scheduler shows in pg_stat_activity. Returns 'running' or
+    raises PostgresError."""
+    target = conn.connect(dbname)
+    try:
+        query(target, 'SELECT _timescaledb_functions.start_background_workers()')
+    except psycopg2.Error as exc:
+        raise PostgresError('cannot restart the TimescaleDB background workers of %s: %s' % (dbname, _first_line(exc)))
+    finally:
+        target.close()
+    admin = conn.connect()
+    try:
+        deadline = time.time() + timeout
+        while not timescaledb_scheduler(admin, dbname):
+            if time.time() > deadline:
+                raise PostgresError('the TimescaleDB scheduler of %s did not start within %ss: compression, retention '
+                                    'and continuous aggregate policies would not run (see the server log)' % (
+                                        dbname, timeout))
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    return 'running'
 
 
 # --------------------------------------------------------------------------- backups

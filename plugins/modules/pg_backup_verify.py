@@ -41,7 +41,8 @@ options:
     type: bool
     default: false
   create_manifest:
-    description: Build a manifest for a dump that has none (status C(created), origin C(adopted)).
+    description: Build a manifest for a dump that has none (status C(created), origin C(adopted)); its
+      C(created_at) is the time in the dump's own header (C(Archive created at)), not the file's modification time.
     type: bool
     default: false
   expected_row_counts:
@@ -130,7 +131,8 @@ def adopt(conn, dump_path, expected_row_counts):
     database = info.get('dbname') or name.split('.')[0]
     extensions = dict((ext, None) for ext in info['extensions'])
     extensions.update(info['extension_versions'])
-    created = os.path.getmtime(dump_path)
+    # the dump's own header says when it was made; a copied file's mtime says only when it was copied
+    created = _postgres.dump_created_at(info) or os.path.getmtime(dump_path)
     return dict(
         format=_backup.FORMAT, kind='backup', origin='adopted', database=_postgres.check_name(database),
         created_at=_backup.iso(created), status='created', dump=name,
@@ -185,7 +187,12 @@ def test_restore(conn, manifest, dump_path, info, jobs):
         except _postgres.PostgresError as exc:
             return dict(database=scratch), ['test restore failed: %s' % exc]
         finally:
-            _postgres.drop_database(admin, scratch)
+            try:
+                _postgres.drop_database(admin, scratch)
+            except (_postgres.PostgresError,) + _postgres.DB_ERRORS as exc:
+                # never claim "nothing was changed" over a scratch database left behind
+                raise _postgres.LeftBehind('the scratch database %s of the test restore could NOT be dropped (%s): '
+                                           'drop it by hand' % (scratch, str(exc).strip()))
     finally:
         admin.close()
     result = dict(database=scratch, seconds=round(time.time() - started, 3), row_counts=counts)
@@ -251,7 +258,9 @@ def main():
             _backup.write_manifest(manifest_path, manifest)
             changed = True
     except (_postgres.PostgresError, _backup.BackupError) + _postgres.DB_ERRORS as exc:
-        module.fail_json(msg='%s; nothing was changed' % str(exc).strip(), verification=result)
+        left = isinstance(exc, _postgres.LeftBehind)
+        module.fail_json(msg='%s%s' % (str(exc).strip(), '' if left else '; nothing was changed'), changed=left,
+                         verification=result)
     if problems:
         module.fail_json(changed=changed, verification=result, msg='backup %s is NOT verified: %s' % (
             dump_path, '; '.join(problems)))

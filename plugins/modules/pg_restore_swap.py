@@ -16,7 +16,8 @@ description:
   - "Checks first, changes nothing until all pass: the manifest exists and every file matches its sha256, the
     backup is C(verified) (unless O(require_verified=false)), C(pg_restore --list) reads the dump, the dump is not
     from a newer pg_dump, the server offers every extension the backup needs (TimescaleDB at the manifest's
-    version), and the data directory has room (when it is visible from this host)."
+    version, preloaded through C(shared_preload_libraries), with a superuser login), and the data directory has
+    room (when it is visible from this host). These checks run in check mode too."
   - Restores into C(<database>__restore_<stamp>) from the FILE (never stdin) with C(pg_restore --exit-on-error -j
     O(jobs)) (C(psql ON_ERROR_STOP=1) for a plain script). TimescaleDB dumps get C(CREATE EXTENSION timescaledb
     VERSION ...), C(timescaledb_pre_restore()) and C(timescaledb_post_restore()) around a one-job restore, as
@@ -27,7 +28,10 @@ description:
     itself (C(GRANT CONNECT), C(ALTER DATABASE ... SET)), which a dump does not carry, are copied to the restored
     database first.
   - Any failure before the swap drops only the new, incomplete database (unless O(keep_failed=true)); the current
-    database is untouched. A swap that fails is rolled back.
+    database is untouched. A swap that fails is rolled back. A new database that cannot be dropped is named in
+    the failure.
+  - The rename stops TimescaleDB's background-job scheduler of the database; after the swap it is started again
+    (C(_timescaledb_functions.start_background_workers())) and the module waits until it runs, or fails saying so.
   - With O(safety_dump), the pre-restore database is also dumped into C(<backup_root>/safety/) - by default from
     the renamed-aside copy right after the swap (O(safety_dump=after_swap)), so the file does not delay recovery
     while the same data is already kept whole by the rename; V(before) dumps it before anything else.
@@ -178,6 +182,19 @@ restore:
       type: list
       elements: str
       sample: ["REVOKE ALL ON DATABASE \"trading__restore_20261123t031500z\" FROM PUBLIC"]
+    timescaledb:
+      description: For a TimescaleDB database, whether its background-job scheduler runs again after the swap
+        (the rename stops it).
+      type: dict
+      sample: {scheduler: running}
+    aside_planned:
+      description: In check mode, the name the current database would be kept under.
+      type: str
+      sample: trading__pre_restore_20261123t031500z
+    failed_database:
+      description: A new database left behind after a failure (kept on purpose with O(keep_failed), or one that
+        could not be dropped).
+      type: str
     plan:
       description: In check mode, what would be done.
       type: list
@@ -395,10 +412,36 @@ class Restore(object):
         self.result['aside'] = self.aside
         self.timed('swap', started)
 
+    def restart_scheduler(self):
+        """The rename stopped TimescaleDB's scheduler of the database: start it again, or policies
+        (compression, retention, continuous aggregates) silently stop."""
+        if 'timescaledb' not in self.info['extensions']:
+            return
+        started = time.time()
+        try:
+            self.result['timescaledb'] = dict(scheduler=_postgres.restart_timescaledb_scheduler(self.conn, self.db))
+        except _postgres.PostgresError as exc:
+            self.result['timescaledb'] = dict(scheduler='not running', error=str(exc))
+            self.module.fail_json(changed=True, restore=self.result, msg=(
+                'the restored %s is in place (the previous one is kept as %s), but %s. Run SELECT '
+                '_timescaledb_functions.start_background_workers() in %s once the cause is fixed.' % (
+                    self.db, self.result.get('aside') or '-', exc, self.db)))
+        self.timed('scheduler', started)
+
+    def drop_failed(self, admin):
+        """Drop the incomplete new database; a drop that fails is named, never hidden."""
+        try:
+            _postgres.drop_database(admin, self.new)
+            return '; the incomplete %s was dropped' % self.new
+        except (_postgres.PostgresError,) + _postgres.DB_ERRORS as exc:
+            self.result['failed_database'] = self.new
+            return '; the incomplete %s could NOT be dropped (%s): drop it by hand' % (self.new, str(exc).strip())
+
     def run(self):
         self.checks()
         if self.module.check_mode:
             self.result['plan'] = self.plan()
+            self.result['aside_planned'] = self.aside if self.current else None
             self.module.exit_json(changed=True, restore=self.result)
         if self.p['safety_dump'] == 'before' and self.current:
             self.safety(self.db)
@@ -411,16 +454,15 @@ class Restore(object):
             self.swap(admin)
         except (_postgres.PostgresError,) + _postgres.DB_ERRORS as exc:
             kept = self.p['keep_failed']
-            if self.created and not kept:
-                _postgres.drop_database(admin, self.new)
             self.result['failed_database'] = self.new if self.created and kept else None
+            left = ''
+            if self.created:
+                left = '; the incomplete %s is kept for inspection' % self.new if kept else self.drop_failed(admin)
             admin.close()
-            self.module.fail_json(changed=self.created and kept, restore=self.result, msg=(
-                '%s. The current database %s was not touched%s.' % (
-                    str(exc).rstrip('.'), self.db, '; the incomplete %s is kept for inspection' % self.new
-                    if self.created and kept else '; the incomplete %s was dropped' % self.new if self.created
-                    else '')))
+            self.module.fail_json(changed=bool(self.result['failed_database']), restore=self.result, msg=(
+                '%s. The current database %s was not touched%s.' % (str(exc).rstrip('.'), self.db, left)))
         admin.close()
+        self.restart_scheduler()
         now = time.time()
         self.result['data_loss_window_s'] = round(now - _backup.parse_iso(self.manifest['created_at']), 1)
         self.result['seconds']['recovery'] = round(now - self.t0, 3)

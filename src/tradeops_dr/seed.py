@@ -141,6 +141,49 @@ def seed_postgres(pg, n_trades: int = 5000, rng_seed: int = 11, dbname: str = "t
     return dict(trades=trades, positions=positions)
 
 
+def seed_timescale(pg, dbname: str = "trading", days: int = 5, per_day: int = 2000, compress_older_than: str = "2 days"
+                   ) -> dict:
+    """A TimescaleDB hypertable of ticks beside the trading tables: one chunk per day over the last
+    `days` days, compression on (segmented by symbol) with the chunks older than
+    `compress_older_than` compressed, and a compression policy (a background job). Needs a server
+    with timescaledb in shared_preload_libraries."""
+    import psycopg2
+
+    conn = psycopg2.connect(**pg.dsn(dbname))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        cur.execute("""CREATE TABLE IF NOT EXISTS ticks (
+                           ts timestamptz NOT NULL, symbol text NOT NULL, price double precision NOT NULL,
+                           qty integer NOT NULL)""")
+        cur.execute("SELECT create_hypertable('ticks', 'ts', chunk_time_interval => interval '1 day', "
+                    "if_not_exists => true)")
+        cur.execute("SELECT count(*) FROM ticks")
+        if cur.fetchone()[0] == 0:
+            # deterministic rows: symbol, price and qty follow the row number
+            cur.execute("""INSERT INTO ticks (ts, symbol, price, qty)
+                           SELECT date_trunc('day', now()) - (%s - 1) * interval '1 day'
+                                  + i * (interval '1 day' / %s),
+                                  (ARRAY['BTC-USD','ETH-USD','SOL-USD','XRP-USD'])[1 + i %% 4],
+                                  100 + (i %% 1000) / 10.0, 1 + i %% 7
+                           FROM generate_series(0, %s - 1) AS i""",
+                        (days, per_day, days * per_day))
+            cur.execute("ALTER TABLE ticks SET (timescaledb.compress, timescaledb.compress_segmentby = 'symbol', "
+                        "timescaledb.compress_orderby = 'ts')")
+            cur.execute("SELECT compress_chunk(c, if_not_compressed => true) "
+                        "FROM show_chunks('ticks', older_than => %s::interval) c", (compress_older_than,))
+            cur.execute("SELECT add_compression_policy('ticks', %s::interval, if_not_exists => true)",
+                        (compress_older_than,))
+        cur.execute("SELECT count(*), sum(price), sum(qty) FROM ticks")
+        n, price_sum, qty_sum = cur.fetchone()
+        cur.execute("SELECT count(*) FILTER (WHERE is_compressed), count(*) FROM timescaledb_information.chunks "
+                    "WHERE hypertable_name = 'ticks'")
+        compressed, chunks = cur.fetchone()
+    conn.close()
+    return dict(ticks=n, price_sum=float(price_sum), qty_sum=int(qty_sum), chunks=chunks,
+                compressed_chunks=compressed)
+
+
 def seed_all(redis_server, pg, ledger: Path) -> dict:
     return dict(redis=seed_redis(redis_server, ledger), postgres=seed_postgres(pg))
 

@@ -14,6 +14,7 @@ import pytest
 from ansible_collections.tradeops.dr.plugins.modules import pg_backup, pg_backup_catalog, pg_backup_verify, pg_restore_swap
 
 from conftest import TIMESCALE_FIXTURES, run_module
+from tradeops_dr import servers
 
 pytestmark = pytest.mark.integration
 
@@ -260,12 +261,22 @@ def test_timescaledb_dump_detected_adopted_and_refused_on_a_server_without_it(pg
     assert m["extensions"]["timescaledb"] == truth["extensions"]["timescaledb"] == "2.28.3"
     assert m["files"]["srcdb.pgdump"]["sha256"] == truth["sha256"] and m["row_counts"] == truth["row_counts"]
     assert m["toc_entries"] == 66 and m["server_version"] == truth["server_version"]
-    # the test restore cannot run here: the extension is missing, and verification says so
-    assert failed and "timescaledb extension version 2.28.3" in out["msg"] and m["status"] == "failed"
+    # the copy is new, the dump is not: its time comes from its header ("Archive created at
+    # 2026-11-23 07:17:03 UTC"), not from the file, so the data-loss window is not understated
+    assert m["created_at"] == "2026-11-23T07:17:03Z"
+    # the test restore cannot run on this server (a plain PostgreSQL: TimescaleDB missing, or
+    # installed but not preloaded), and verification says which
+    if servers.timescaledb_installed():
+        why = "timescaledb 2.28.3 is installed but not in shared_preload_libraries of this server"
+    else:
+        why = "needs the timescaledb extension version 2.28.3"
+    assert failed and why in out["msg"] and m["status"] == "failed"
     before = pg.databases()
     out, failed = restore(pg, dump, capsys, db="srcdb", require_verified=False)
-    assert failed and "needs the timescaledb extension version 2.28.3" in out["msg"]
+    assert failed and why in out["msg"]
     assert "nothing was changed" in out["msg"] and pg.databases() == before
+    out, failed = restore(pg, dump, capsys, db="srcdb", require_verified=False, _ansible_check_mode=True)
+    assert failed and why in out["msg"] and pg.databases() == before  # refused in check mode too
 
 
 def test_catalog_newest_staleness_and_retention(pg, tmp_path, capsys):
