@@ -30,9 +30,21 @@ def cmd_sandbox(args) -> int:
     try:
         if args.action == "up":
             state = sb.up()
+            seeded = state.get("seeded") or {}
             print(f"sandbox up in {sb.state_dir}")
             print(f"  redis     127.0.0.1:{state['redis']['port']}  (AOF on, ledger {state['redis']['ledger']})")
-            print(f"  postgres  127.0.0.1:{state['postgres']['port']}  (database trading, user {state['postgres']['user']})")
+            tsdb = state["postgres"].get("timescaledb")
+            print(f"  postgres  127.0.0.1:{state['postgres']['port']}  (database trading, user {state['postgres']['user']}"
+                  + (f"; TimescaleDB {tsdb}, hypertable ticks with {seeded['timescaledb']['compressed_chunks']} "
+                     "compressed chunks" if tsdb and "timescaledb" in seeded else "; no TimescaleDB") + ")")
+            if state.get("questdb"):
+                q = state["questdb"]
+                print(f"  questdb   127.0.0.1:{q['http_port']}  (HTTP; health {q['health_port']}; WAL table trades)")
+            if state.get("model"):
+                m = state["model"]
+                print(f"  inference 127.0.0.1:{m['port']}  (stand-in serving {m['model_path']}, git+DVC in {m['repo']})")
+            for name, why in (state.get("missing") or {}).items():
+                print(f"  {name:<9} not part of this sandbox: {why}")
             print("  inventory inventories/local")
             return 0
         status = sb.down() if args.action == "down" else sb.status()
@@ -43,8 +55,9 @@ def cmd_sandbox(args) -> int:
         print("sandbox down" if status else "no sandbox to stop")
     bad = 0
     for name, st in status.items():
+        port = f"127.0.0.1:{st['port']}" if st.get("port") else ""
         print(f"  {name:<9} {'running' if st.get('running') else 'stopped':<8} "
-              f"{'ready' if st.get('ready') else '':<6} {st.get('detail', '')}")
+              f"{'ready' if st.get('ready') else '':<6} {port:<16} {st.get('detail', '')}")
         bad += args.action == "status" and not st.get("ready")
     return 1 if bad else 0
 
@@ -146,7 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--state-dir", help="sandbox state directory (default: .sandbox of the checkout)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sandbox", help="the local stack: real Redis and PostgreSQL on 127.0.0.1")
+    p = sub.add_parser("sandbox", help="the local stack: real Redis, PostgreSQL/TimescaleDB and QuestDB on 127.0.0.1")
     p.add_argument("action", choices=["up", "down", "status"])
     p.set_defaults(func=cmd_sandbox)
 

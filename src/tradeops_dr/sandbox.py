@@ -1,6 +1,7 @@
-"""The sandbox stack: a real PostgreSQL 15 cluster and a real Redis server (AOF on) on
-127.0.0.1, on free ports, under a state directory of the checkout, seeded with a small
-trading data set and its ledger. `inventories/local` describes it through sandbox.json."""
+"""The sandbox stack: a real PostgreSQL 15 cluster (with TimescaleDB preloaded where it is
+installed), a real Redis server (AOF on), where its jar is installed a real QuestDB, and the
+inference API stand-in serving a model that real git and DVC track, on 127.0.0.1, on free ports, under a state directory of the checkout, seeded with a small trading
+data set and its ledger. `inventories/local` describes it through sandbox.json."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import seed
+from . import seed, servers
 from .paths import project_root
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
@@ -23,6 +24,25 @@ PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
 
 class SandboxError(RuntimeError):
     """The sandbox could not be brought to the asked state."""
+
+
+# Servers that run in the foreground (QuestDB, the inference stand-in) are started detached and
+# outlive the objects that started them; their Popen objects are kept here so that they are
+# reaped when they exit and never collected (with a warning) while they still run.
+_DETACHED: list = []
+
+
+def _reap() -> None:
+    for proc in list(_DETACHED):
+        if proc.poll() is not None:
+            _DETACHED.remove(proc)
+
+
+def _start_detached(argv: list[str], logfile: Path) -> subprocess.Popen:
+    with open(os.devnull, "rb") as devnull, open(logfile, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log, start_new_session=True)
+    _DETACHED.append(proc)
+    return proc
 
 
 def free_port(avoid=()) -> int:
@@ -313,11 +333,8 @@ class QuestDBServer:
     def start(self, timeout: float = 60) -> None:
         if pid_alive(read_pid(self.pidfile)):
             return
-        with open(os.devnull, "rb") as devnull, open(self.logfile, "ab") as log:
-            proc = subprocess.Popen(self.start_command(), stdin=devnull, stdout=log, stderr=log,
-                                    start_new_session=True)
+        proc = _start_detached(self.start_command(), self.logfile)
         self.pidfile.write_text(f"{proc.pid}\n")
-        self._proc = proc
         wait_for(self.ready, timeout, f"QuestDB on 127.0.0.1:{self.http_port}")
 
     def ready(self):
@@ -348,9 +365,74 @@ class QuestDBServer:
         if pid_alive(pid):
             os.kill(pid, sig)
             wait_for(lambda: (not pid_alive(pid), f"pid {pid} alive"), 60, f"QuestDB pid {pid} to exit")
-        proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            proc.wait(timeout=10)
+        _reap()
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+# --------------------------------------------------------------------------- the users' inference API
+
+@dataclass
+class InferenceAPI:
+    """A stand-in for the users' inference API (tests/standins/inference_api.py: loads a zip
+    model, reports its md5/sha256 at /v1/health, reloads on POST /v1/models/reload), serving the
+    model of a git work tree whose model folder real DVC tracks, with a local DVC remote."""
+
+    root: Path
+    port: int
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "repo"
+
+    @property
+    def remote(self) -> Path:
+        return self.root / "dvc-remote"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "inference.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "inference.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_command(self) -> list[str]:
+        import sys
+
+        return [sys.executable, str(project_root() / "tests" / "standins" / "inference_api.py"), "--port",
+                str(self.port), "--model", str(self.repo / seed.MODEL), "--pidfile", str(self.pidfile)]
+
+    def start(self, timeout: float = 20) -> None:
+        if pid_alive(read_pid(self.pidfile)):
+            return
+        _start_detached(self.start_command(), self.logfile)
+        wait_for(self.ready, timeout, f"inference API stand-in on 127.0.0.1:{self.port}")
+
+    def ready(self):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "/v1/health", timeout=2) as resp:
+                body = json.loads(resp.read())
+            return body.get("status") == "healthy", f"model md5 {body.get('model_md5')}"
+        except urllib.error.HTTPError as exc:
+            return False, exc.read().decode()[:200]
+        except (OSError, ValueError) as exc:
+            return False, str(exc)
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        pid = read_pid(self.pidfile)
+        if pid_alive(pid):
+            os.kill(pid, sig)
+            wait_for(lambda: (not pid_alive(pid), f"pid {pid} alive"), 10, f"inference stand-in pid {pid} to exit")
+        _reap()
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
@@ -380,20 +462,50 @@ class Sandbox:
         """The sandbox's PostgreSQL as sandbox.json describes it."""
         pg_pw = Path(state["postgres"]["password_file"]).read_text().strip()
         return PostgresCluster(Path(state["postgres"]["root"]), state["postgres"]["port"], pg_pw,
-                               state["postgres"]["user"])
+                               state["postgres"]["user"], settings=state["postgres"].get("settings") or {})
+
+    @staticmethod
+    def questdb_server(state: dict) -> QuestDBServer | None:
+        """The sandbox's QuestDB, or None when the sandbox was made without one (not installed)."""
+        q = state.get("questdb")
+        if not q:
+            return None
+        return QuestDBServer(Path(q["root"]), q["http_port"], q["health_port"], q["pg_port"], q["ilp_port"])
+
+    @staticmethod
+    def inference_api(state: dict) -> InferenceAPI | None:
+        m = state.get("model")
+        return InferenceAPI(Path(m["root"]), m["port"]) if m else None
 
     def _servers(self, state: dict):
         return self.redis_server(state), self.postgres_cluster(state)
+
+    def parts(self, state: dict) -> list:
+        """(name, server, readiness probe) of every running part of the stack."""
+        redis_srv, pg = self._servers(state)
+        out = [("redis", redis_srv, redis_srv.ping), ("postgres", pg, pg.ready)]
+        qdb = self.questdb_server(state)
+        if qdb is not None:
+            out.append(("questdb", qdb, qdb.ready))
+        api = self.inference_api(state)
+        if api is not None:
+            out.append(("inference", api, api.ready))
+        return out
 
     def up(self) -> dict:
         state = self.load()
         if state is None:
             state = self._create()
-        redis_srv, pg = self._servers(state)
-        redis_srv.start()
-        pg.start()
+        for _name, srv, _probe in self.parts(state):
+            srv.start()
         if not state.get("seeded"):
+            redis_srv, pg = self._servers(state)
             counts = seed.seed_all(redis_srv, pg, Path(state["redis"]["ledger"]))
+            if state["postgres"].get("timescaledb"):
+                counts["timescaledb"] = seed.seed_timescale(pg, state["postgres"]["database"])
+            qdb = self.questdb_server(state)
+            if qdb is not None:
+                counts["questdb"] = seed.seed_questdb(qdb)
             state["seeded"] = counts
             self._write(state)
         return state
@@ -412,8 +524,26 @@ class Sandbox:
             f.chmod(0o600)
         redis_srv = RedisServer(self.state_dir / "redis", redis_port, redis_pw)
         redis_srv.write_config()
-        pg = PostgresCluster(self._postgres_root(), pg_port, pg_pw)
+        tsdb = servers.timescaledb_installed()
+        pg = PostgresCluster(self._postgres_root(), pg_port, pg_pw,
+                             settings=dict(shared_preload_libraries="timescaledb", **{
+                                 "timescaledb.telemetry_level": "off"}) if tsdb else {})
         pg.init()
+        qdb = None
+        if servers.questdb_jar() is not None:
+            taken = {redis_port, pg_port}
+            for _ in range(4):
+                taken.add(free_port(avoid=taken))
+            http, health, pgw, ilp = sorted(taken - {redis_port, pg_port})
+            qdb = QuestDBServer(self.state_dir / "questdb" / "root", http, health, pgw, ilp)
+            qdb.write_config()
+        api = None
+        missing = {name: why for name in ("timescaledb", "questdb") if (why := servers.missing(name))}
+        if shutil.which("dvc") and shutil.which("git"):
+            api = InferenceAPI(self.state_dir / "model", free_port(avoid={redis_port, pg_port}))
+            md5 = seed.seed_model_repo(api.repo, api.remote)
+        else:
+            missing["inference"] = "git and dvc are needed for the model repository (pip install dvc)"
         state = dict(
             state_dir=str(self.state_dir),
             redis=dict(root=str(redis_srv.root), host="127.0.0.1", port=redis_port, conf=str(redis_srv.conf),
@@ -423,7 +553,20 @@ class Sandbox:
             postgres=dict(root=str(pg.root), host="127.0.0.1", port=pg_port, user=pg.user,
                           data_dir=str(pg.data_dir), socket_dir=str(pg.socket_dir), pidfile=str(pg.pidfile),
                           logfile=str(pg.logfile), start_command=pg.start_command(),
-                          password_file=str(secrets_dir / "postgres_password"), database="trading"),
+                          password_file=str(secrets_dir / "postgres_password"), database="trading",
+                          timescaledb=servers.TIMESCALEDB_VERSION if tsdb else None, settings=pg.settings),
+            questdb=None if qdb is None else dict(
+                root=str(qdb.root), url=qdb.url, health_url=qdb.health_url, http_port=qdb.http_port,
+                health_port=qdb.health_port, pg_port=qdb.pg_port, ilp_port=qdb.ilp_port, pidfile=str(qdb.pidfile),
+                logfile=str(qdb.logfile), start_command=qdb.start_command(),
+                backup_dir=str(self.state_dir / "backups" / "questdb"),
+                state_file=str(self.state_dir / "questdb-known-counts.json")),
+            model=None if api is None else dict(
+                root=str(api.root), port=api.port, url=api.url, repo=str(api.repo), remote=str(api.remote),
+                pidfile=str(api.pidfile), logfile=str(api.logfile), start_command=api.start_command(),
+                model_path=seed.MODEL, card=str(Path(seed.MODEL).parent / "model_card.json"), md5=md5,
+                backup_dir=str(self.state_dir / "backups" / "models")),
+            missing=missing,
             seeded=None,
         )
         self._write(state)
@@ -459,9 +602,8 @@ class Sandbox:
         state = self.load()
         if state is None:
             return {}
-        redis_srv, pg = self._servers(state)
-        redis_srv.stop()
-        pg.stop()
+        for _name, srv, _probe in self.parts(state):
+            srv.stop()
         return self.status()
 
     def status(self) -> dict:
@@ -469,13 +611,13 @@ class Sandbox:
         if state is None:
             return dict(redis=dict(running=False, detail="no sandbox (run: tradeops-dr sandbox up)"),
                         postgres=dict(running=False, detail="no sandbox"))
-        redis_srv, pg = self._servers(state)
         out = {}
-        for name, srv, probe in (("redis", redis_srv, redis_srv.ping), ("postgres", pg, pg.ready)):
+        for name, srv, probe in self.parts(state):
             pid = read_pid(srv.pidfile)
             running = pid_alive(pid)
             ok, detail = probe() if running else (False, "not running")
-            out[name] = dict(running=running, pid=pid if running else None, port=srv.port, ready=ok, detail=detail)
+            port = getattr(srv, "http_port", None) or srv.port
+            out[name] = dict(running=running, pid=pid if running else None, port=port, ready=ok, detail=detail)
         return out
 
     def destroy(self) -> None:

@@ -184,6 +184,76 @@ def seed_timescale(pg, dbname: str = "trading", days: int = 5, per_day: int = 20
                 compressed_chunks=compressed)
 
 
+def seed_questdb(qdb, rows: int = 1000) -> dict:
+    """A WAL table of trades in QuestDB, `rows` rows applied (waits for the WAL apply job)."""
+    import time
+
+    qdb.sql("create table if not exists trades (ts timestamp, symbol symbol, side symbol, qty double, price double) "
+            "timestamp(ts) partition by DAY WAL")
+    if qdb.sql("select count() from trades")["dataset"][0][0] == 0:
+        qdb.sql("insert into trades select timestamp_sequence(now() - 3600000000L, 1000000L) ts, "
+                "rnd_symbol('BTC-USD','ETH-USD','SOL-USD') symbol, rnd_symbol('buy','sell') side, "
+                f"rnd_double() * 10 qty, 100 + rnd_double() * 10 price from long_sequence({rows})")
+    deadline = time.monotonic() + 30
+    while True:
+        row = next(r for r in qdb.sql("select name, writerTxn, sequencerTxn from wal_tables()")["dataset"]
+                   if r[0] == "trades")
+        if row[1] == row[2]:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"QuestDB did not apply the seed rows of trades within 30 s: {row}")
+        time.sleep(0.2)
+    return dict(trades=qdb.sql("select count() from trades")["dataset"][0][0])
+
+
+MODEL = "models/ppo_production/final_model.zip"
+
+
+def write_model(repo: Path, version: str) -> str:
+    """A small zip model and its card (md5 and sha256 of the file, as runbook 001 checks);
+    returns the file's md5."""
+    import hashlib
+    import zipfile
+
+    path = repo / MODEL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model.json", json.dumps({"version": version, "weights": [version] * 100}))
+    data = path.read_bytes()
+    card = dict(name="ppo_production", version=version,
+                artifact=dict(file="final_model.zip", md5=hashlib.md5(data).hexdigest(),
+                              sha256=hashlib.sha256(data).hexdigest()))
+    (path.parent / "model_card.json").write_text(json.dumps(card, indent=2))
+    return hashlib.md5(data).hexdigest()
+
+
+def seed_model_repo(repo: Path, remote: Path, versions=("v1", "v2")) -> dict:
+    """A git work tree whose model folder is tracked by real DVC with a local remote folder:
+    one commit and tag per version, every version pushed. Returns {version: md5}."""
+    import subprocess
+
+    def sh(*argv):
+        subprocess.run(list(argv), cwd=repo, check=True, capture_output=True, text=True)
+
+    repo.mkdir(parents=True)
+    remote.mkdir(parents=True, exist_ok=True)
+    sh("git", "init", "-q", "-b", "main")
+    sh("git", "config", "user.email", "ops@example.invalid")
+    sh("git", "config", "user.name", "ops")
+    sh("dvc", "init", "-q")
+    sh("dvc", "config", "core.analytics", "false")
+    sh("dvc", "remote", "add", "-d", "local", str(remote))
+    md5 = {}
+    for version in versions:
+        md5[version] = write_model(repo, version)
+        sh("dvc", "add", "-q", "models/ppo_production")
+        sh("git", "add", "-A")
+        sh("git", "commit", "-q", "-m", f"model {version}")
+        sh("git", "tag", version)
+    sh("dvc", "push", "-q")
+    return md5
+
+
 def seed_all(redis_server, pg, ledger: Path) -> dict:
     return dict(redis=seed_redis(redis_server, ledger), postgres=seed_postgres(pg))
 

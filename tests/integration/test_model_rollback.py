@@ -14,34 +14,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, artifacts_text, free_port, record
+from tradeops_dr.seed import MODEL, seed_model_repo
 
 pytestmark = pytest.mark.integration
 
 STANDIN = ROOT / "tests" / "standins" / "inference_api.py"
-MODEL = "models/ppo_production/final_model.zip"
-
-
-def sh(*argv, cwd):
-    return subprocess.run(list(argv), cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
-def write_model(repo: Path, version: str) -> str:
-    path = repo / MODEL
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("model.json", json.dumps({"version": version, "weights": [version] * 100}))
-    data = path.read_bytes()
-    card = dict(name="ppo_production", version=version,
-                artifact=dict(file="final_model.zip", md5=hashlib.md5(data).hexdigest(),
-                              sha256=hashlib.sha256(data).hexdigest()))
-    (path.parent / "model_card.json").write_text(json.dumps(card, indent=2))
-    return hashlib.md5(data).hexdigest()
 
 
 class ModelRepo:
@@ -49,23 +31,7 @@ class ModelRepo:
         self.tmp = tmp
         self.repo = tmp / "repo"
         self.remote = tmp / "dvc-remote"
-        self.repo.mkdir()
-        self.remote.mkdir()
-        r = self.repo
-        sh("git", "init", "-q", "-b", "main", cwd=r)
-        sh("git", "config", "user.email", "ops@example.invalid", cwd=r)
-        sh("git", "config", "user.name", "ops", cwd=r)
-        sh("dvc", "init", "-q", cwd=r)
-        sh("dvc", "config", "core.analytics", "false", cwd=r)
-        sh("dvc", "remote", "add", "-d", "local", str(self.remote), cwd=r)
-        self.md5 = {}
-        for version in ("v1", "v2"):
-            self.md5[version] = write_model(r, version)
-            sh("dvc", "add", "-q", "models/ppo_production", cwd=r)
-            sh("git", "add", "-A", cwd=r)
-            sh("git", "commit", "-q", "-m", f"model {version}", cwd=r)
-            sh("git", "tag", version, cwd=r)
-        sh("dvc", "push", "-q", cwd=r)
+        self.md5 = seed_model_repo(self.repo, self.remote)
         self.port = free_port()
         self.pidfile = tmp / "inference.pid"
         self.proc = None

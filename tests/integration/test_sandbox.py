@@ -10,15 +10,28 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from conftest import need_server
+from tradeops_dr import servers
 from tradeops_dr.sandbox import Sandbox, pid_alive, read_pid
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+
+STATE_KEY = {"inference": "model"}  # where sandbox.json describes a part
+
+
+def parts() -> list[str]:
+    """The parts a sandbox has here: QuestDB only where its jar is installed; the inference
+    stand-in wherever git and dvc are (the test extras install dvc)."""
+    return (["redis", "postgres"] + (["questdb"] if servers.questdb_jar() else [])
+            + (["inference"] if shutil.which("dvc") and shutil.which("git") else []))
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +63,23 @@ def test_up_status_and_the_local_inventory(sandbox):
     assert oct(pw_file.stat().st_mode & 0o777) == "0o600"
     assert pw_file.read_text().strip() not in (state / "sandbox.json").read_text()
     assert info["seeded"]["postgres"] == {"trades": 5000, "positions": 5}
+    # the whole platform of the runbooks where its servers are installed; each part says why not otherwise
+    if servers.timescaledb_installed():
+        assert info["postgres"]["timescaledb"] == "2.28.3"
+        assert info["seeded"]["timescaledb"]["ticks"] == 10000 and info["seeded"]["timescaledb"]["compressed_chunks"] == 2
+        assert "TimescaleDB 2.28.3, hypertable ticks with 2 compressed chunks" in up.stdout
+    else:
+        assert "timescaledb not part of this sandbox" in up.stdout
+    if servers.questdb_jar():
+        assert info["seeded"]["questdb"] == {"trades": 1000}
+        assert f"questdb   127.0.0.1:{info['questdb']['http_port']}" in up.stdout
+    else:
+        assert "questdb   not part of this sandbox" in up.stdout
 
     status = _cli(env, "sandbox", "status")
-    assert status.returncode == 0 and status.stdout.count("running  ready") == 2, status.stdout
+    assert status.returncode == 0 and status.stdout.count("running  ready") == len(parts()), status.stdout
+    for part in parts():
+        assert f"  {part:<9} running  ready  127.0.0.1:" in status.stdout
 
     # the user's command, as README.md writes it
     play = subprocess.run([str(BIN / "ansible-playbook"), "playbooks/redis_failure.yml", "-i", "inventories/local"],
@@ -74,6 +101,27 @@ def test_local_inventory_recovers_a_killed_sandbox_redis(sandbox):
     assert new_pid != pid and pid_alive(new_pid)
 
 
+def test_questdb_timescaledb_and_model_playbooks_on_the_sandbox(sandbox):
+    state, env = sandbox
+    need_server("questdb")
+    need_server("timescaledb")
+    assert _cli(env, "sandbox", "up").returncode == 0
+    info = json.loads((state / "sandbox.json").read_text())
+    for playbook in ("questdb_repair.yml", "backup.yml", "model_rollback.yml"):
+        play = subprocess.run([str(BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", "inventories/local"],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        assert play.returncode == 0, play.stdout[-3000:] + play.stderr[-3000:]
+    known = json.loads(Path(info["questdb"]["state_file"]).read_text())
+    assert known == {"trades": 1000}
+    manifest = max((json.loads(p.read_text()) for p in (state / "backups" / "postgres").rglob("trading_*.manifest.json")),
+                   key=lambda m: m["created_at"])
+    assert manifest["status"] == "verified" and manifest["extensions"]["timescaledb"] == "2.28.3"
+    assert manifest["row_counts"]["public.ticks"] == 10000
+    # the model served is the one DVC tracks at HEAD (v2)
+    health = json.loads(urllib.request.urlopen(info["model"]["url"] + "/v1/health", timeout=5).read())
+    assert health["model_md5"] == info["model"]["md5"]["v2"]
+
+
 def test_database_drill_on_the_sandbox(sandbox):
     state, env = sandbox
     drill = _cli(env, "drill", "database")
@@ -89,13 +137,13 @@ def test_database_drill_on_the_sandbox(sandbox):
 def test_down_stops_both_by_pid(sandbox):
     state, env = sandbox
     info = json.loads((state / "sandbox.json").read_text())
-    pids = [read_pid(Path(info["redis"]["pidfile"])), read_pid(Path(info["postgres"]["pidfile"]))]
+    pids = [read_pid(Path(info[STATE_KEY.get(part, part)]["pidfile"])) for part in parts()]
     assert all(pid_alive(p) for p in pids)
     down = _cli(env, "sandbox", "down")
     assert down.returncode == 0
     assert not any(pid_alive(p) for p in pids)
     status = _cli(env, "sandbox", "status")
-    assert status.returncode == 1 and status.stdout.count("stopped") == 2
+    assert status.returncode == 1 and status.stdout.count("stopped") == len(parts())
     # up again reuses the same state: same ports, data kept
     again = Sandbox(state).up()
     assert again["redis"]["port"] == info["redis"]["port"]
