@@ -13,21 +13,28 @@ Ledger table (name configurable), one row per write the platform made to Redis:
     entry_id TEXT                 -- stream entry ID (<ms>-<seq>), required for xadd
     payload  TEXT NOT NULL        -- JSON: object of fields (xadd, hset) or a string (set)
 
-Replay is idempotent by construction: stream entries keep their ledger IDs (present ones
-are skipped), hashes and strings are folded to their final ledger state and only fields
-that differ are written. Every row is validated and the whole plan made before the first
-write, so a bad ledger writes nothing."""
+Replay only ADDS what Redis lacks: stream entries keep their ledger IDs (present ones are
+skipped); hashes and strings are folded to their final ledger state and only fields (or
+strings) that Redis does not have are written. A live value that differs from the ledger is
+newer than the ledger or was set on purpose: it is reported as diverged, never overwritten.
+Control state (the kill switch and its events, risk limits, the active broker: PROTECTED) is
+never written by a replay at all - its ledger value may be older than the live one, and a
+replay must never lower the protection of an engaged kill switch. Every row is validated and
+the whole plan made before the first write, so a bad ledger writes nothing."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import json
 import os
 import re
 import sqlite3
 
 OPS = ('xadd', 'hset', 'set')
+# glob patterns (fnmatch) of the control keys a replay never writes
+PROTECTED = ('policy:kill_switch', 'policy:kill_switch:*', 'risk:*', 'broker:active', 'broker:events')
 _STREAM_ID = re.compile(r'^(\d+)-(\d+)$')
 _TABLE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 
@@ -120,11 +127,21 @@ def _text(value):
     return str(value) if not isinstance(value, str) else value
 
 
-def plan(client, entries):
-    """Compare the ledger with Redis. Returns dict(streams, hashes, strings, writes, conflicts);
-    writes is the ordered list of operations still missing from Redis."""
+def is_protected(key, patterns=PROTECTED):
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+
+
+def plan(client, entries, protected=PROTECTED):
+    """Compare the ledger with Redis. Returns dict(streams, hashes, strings, writes, conflicts,
+    diverged, protected); writes is the ordered list of operations still missing from Redis,
+    diverged the live values that differ from the ledger (left as they are), protected the
+    control keys of the ledger with whether Redis has them (never written)."""
     streams, hashes, strings = {}, {}, {}
+    skipped = {}
     for entry in entries:
+        if is_protected(entry['key'], protected):
+            skipped[entry['key']] = None
+            continue
         if entry['op'] == 'xadd':
             streams.setdefault(entry['key'], []).append(entry)
         elif entry['op'] == 'hset':
@@ -132,7 +149,9 @@ def plan(client, entries):
         else:
             strings[entry['key']] = _text(entry['payload'])
 
-    writes, conflicts, report = [], [], dict(streams={}, hashes={}, strings={})
+    writes, conflicts, diverged = [], [], []
+    report = dict(streams={}, hashes={}, strings={})
+    report['protected'] = dict((key, 'present' if client.exists(key) else 'missing') for key in sorted(skipped))
     for key, items in streams.items():
         kind = client.type(key)
         if kind not in ('stream', 'none'):
@@ -159,21 +178,26 @@ def plan(client, entries):
             conflicts.append('key %s is a %s in Redis, the ledger has a hash' % (key, kind))
             continue
         current = client.hgetall(key) if kind == 'hash' else {}
-        diff = dict((f, v) for f, v in fields.items() if current.get(f) != v)
-        report['hashes'][key] = dict(fields=len(fields), differing=len(diff))
-        if diff:
-            writes.append(('hset', key, None, diff))
+        missing = dict((f, v) for f, v in fields.items() if f not in current)
+        differ = sorted(f for f, v in fields.items() if f in current and current[f] != v)
+        diverged.extend('hash %s field %s: live %r, ledger %r' % (key, f, current[f], fields[f]) for f in differ)
+        report['hashes'][key] = dict(fields=len(fields), missing=len(missing), diverged=len(differ))
+        if missing:
+            writes.append(('hset', key, None, missing))
     for key, value in strings.items():
         kind = client.type(key)
         if kind not in ('string', 'none'):
             conflicts.append('key %s is a %s in Redis, the ledger has a string' % (key, kind))
             continue
-        same = kind == 'string' and client.get(key) == value
-        report['strings'][key] = dict(differing=not same)
-        if not same:
+        live = client.get(key) if kind == 'string' else None
+        report['strings'][key] = dict(missing=live is None, diverged=live is not None and live != value)
+        if live is None:
             writes.append(('set', key, None, value))
+        elif live != value:
+            diverged.append('string %s: live %r, ledger %r' % (key, live, value))
     report['writes'] = writes
     report['conflicts'] = conflicts
+    report['diverged'] = diverged
     return report
 
 
@@ -186,9 +210,10 @@ def apply(client, writes, batch=500):
             if op == 'xadd':
                 pipe.xadd(key, payload, id=entry_id)
             elif op == 'hset':
-                pipe.hset(key, mapping=payload)
+                for field, value in payload.items():  # only fields that are still missing: HSETNX
+                    pipe.hsetnx(key, field, value)
             else:
-                pipe.set(key, payload)
+                pipe.set(key, payload, nx=True)  # a value that appeared since the plan wins
         pipe.execute()
         done += len(writes[start:start + batch])
     return done

@@ -20,9 +20,15 @@ description:
     (V(xadd), V(hset) or V(set)), C(key) TEXT, C(entry_id) TEXT (stream entry ID C(<ms>-<seq>),
     required for xadd), C(payload) TEXT (a JSON object of fields for xadd and hset, a JSON
     string or number for set)."
-  - Idempotent - stream entries keep their ledger IDs and present ones are skipped; hashes
-    and strings are folded to their final ledger state and only differing fields are
-    written. Replaying twice writes nothing the second time.
+  - Adds only what Redis lacks - stream entries keep their ledger IDs and present ones are
+    skipped; hashes and strings are folded to their final ledger state and only fields (and
+    strings) that Redis does not have are written (C(HSETNX), C(SET NX)). A live value that
+    differs from the ledger is newer than it or was set on purpose - it is reported in
+    RV(replay.diverged), never overwritten. Replaying twice writes nothing the second time.
+  - Control state is never written - keys matching O(protected_keys) (by default the kill switch,
+    its events, risk limits and the active broker) are left as they are, present or not, and
+    reported in RV(replay.protected), so that a replay can never lower the protection of an
+    engaged kill switch or bring back an older broker or limit.
   - Nothing is written when any row is malformed, when a key has another type in Redis, or
     when missing stream entries are older than the stream's newest entry (they could not be
     inserted in order); the message names the rows or keys.
@@ -42,6 +48,11 @@ options:
     description: Operations per MULTI/EXEC transaction.
     type: int
     default: 500
+  protected_keys:
+    description: Glob patterns (C(fnmatch)) of control keys the replay never writes.
+    type: list
+    elements: str
+    default: ["policy:kill_switch", "policy:kill_switch:*", "risk:*", "broker:active", "broker:events"]
 attributes:
   check_mode:
     support: full
@@ -88,22 +99,32 @@ replay:
       type: int
       sample: 115
     keys_written:
-      description: Hash and string keys whose value was brought back.
+      description: Hash and string keys whose missing fields or value were brought back.
       type: list
       elements: str
-      sample: ["positions:EURUSD", "policy:kill_switch"]
+      sample: ["positions:EURUSD", "strategy:mode"]
+    diverged:
+      description: Live values that differ from the ledger's final state, left as they are.
+      type: list
+      elements: str
+      sample: ["hash positions:EURUSD field qty: live '12', ledger '10'"]
+    protected:
+      description: Control keys of the ledger, never written, with whether Redis has them (V(present) or
+        V(missing)); a missing one must be set by a person (the kill_switch role).
+      type: dict
+      sample: {"policy:kill_switch": present}
     streams:
       description: Per stream - entries in the ledger, present before, missing.
       type: dict
       sample: {orders.fills: {ledger: 118, present: 3, missing: 115}}
     hashes:
-      description: Per hash - fields in the ledger state and how many differed.
+      description: Per hash - fields in the ledger state, how many Redis lacked and how many differ.
       type: dict
-      sample: {"policy:kill_switch": {fields: 4, differing: 4}}
+      sample: {"positions:EURUSD": {fields: 2, missing: 2, diverged: 0}}
     strings:
-      description: Per string key - whether it differed.
+      description: Per string key - whether Redis lacked it or holds another value.
       type: dict
-      sample: {"strategy:mode": {differing: false}}
+      sample: {"strategy:mode": {missing: false, diverged: false}}
 '''
 
 import traceback
@@ -118,6 +139,7 @@ def main():
         ledger_path=dict(type='path', required=True),
         table=dict(type='str', default='ledger'),
         batch_size=dict(type='int', default=500),
+        protected_keys=dict(type='list', elements='str', default=list(_ledger.PROTECTED)),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     _redis.ensure_library(module)
@@ -127,7 +149,7 @@ def main():
     try:
         entries = _ledger.validate(_ledger.read_ledger(p['ledger_path'], p['table']))
         client = _redis.connect(p)
-        report = _ledger.plan(client, entries)
+        report = _ledger.plan(client, entries, p['protected_keys'])
     except (_ledger.LedgerError, _redis.RedisDRError) as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:

@@ -55,19 +55,29 @@ def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
                            [f"restarted={rec.get('restarted')}", f"streams={lengths or rec.get('streams')}",
                             *[f.msg for f in res.failures]]))
 
-    # 2. data loss: Redis answers but came back empty; the ledger fills it, exactly once
+    # 2. data loss: Redis answers but came back empty; the ledger fills it, exactly once. The
+    # replay never writes control state: the run fails closed naming the missing kill switch,
+    # the operator (here: the drill) sets it back, and the next run completes.
     with srv.client() as c:
+        switch = c.hgetall("policy:kill_switch")
         c.flushall()
     t0 = time.monotonic()
+    first = run()
+    rec = _record(first)
+    lengths = _lengths(srv, expected)
+    named = any("Control state missing: policy:kill_switch" in f.msg for f in first.failures)
+    with srv.client() as c:
+        c.hset("policy:kill_switch", mapping=switch)  # the operator's decision, not the replay's
     res = run()
     secs = time.monotonic() - t0
-    rec = _record(res)
     again = run()
-    lengths = _lengths(srv, expected) if res.ok else {}
-    steps.append(DrillStep("data loss", "FLUSHALL", "ledger replay restores every entry once; a 2nd run writes 0",
-                           res.ok and again.ok and lengths == expected and again.changed == 0
-                           and int(rec.get("replayed_entries", 0)) > 0, secs,
+    steps.append(DrillStep("data loss", "FLUSHALL",
+                           "ledger replay restores every entry once, never the kill switch (named, set by the "
+                           "operator); a 2nd run writes 0",
+                           (not first.ok) and named and res.ok and again.ok and lengths == expected
+                           and again.changed == 0 and int(rec.get("replayed_entries", 0)) > 0, secs,
                            [f"replayed_entries={rec.get('replayed_entries')}", f"streams={lengths}",
+                            f"kill switch named as missing control state={named}",
                             f"second run changed={again.changed}", *[f.msg for f in res.failures]]))
 
     # 3. damaged AOF: refused without permission (broken copy kept), repaired with it

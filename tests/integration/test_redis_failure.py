@@ -56,12 +56,24 @@ def test_flushed_redis_is_refilled_from_the_ledger_exactly_once(redis_seeded, ru
     with redis_seeded.client() as c:
         c.flushall()
 
+    # everything comes back but the kill switch: control state is never written by a replay,
+    # so the run fails closed and names it
     res = run(PLAYBOOK, redis_seeded.role_vars())
-    assert res.ok, res.failures
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "key policy:kill_switch is missing" in msg and "Control state missing: policy:kill_switch" in msg
+    assert "set it with playbooks/kill_switch.yml" in msg
     rec = record(res)
     n_stream_entries = sum(redis_seeded.expected["streams"].values())
     n_keys = len(redis_seeded.expected["keys"])
-    assert rec["replayed_entries"] == n_stream_entries + n_keys
+    assert rec["replayed_entries"] == n_stream_entries + n_keys - 1
+    assert rec["control_state"] == {"policy:kill_switch": "missing"}
+    with redis_seeded.client() as c:
+        assert not c.exists("policy:kill_switch")
+        c.hset("policy:kill_switch", mapping=before["policy:kill_switch"])  # the operator sets it
+
+    res = run(PLAYBOOK, redis_seeded.role_vars())
+    assert res.ok, res.failures
     assert redis_seeded.snapshot() == before  # same IDs, same fields, same final hash state
 
     # replaying again, even when forced, writes nothing
@@ -72,9 +84,10 @@ def test_flushed_redis_is_refilled_from_the_ledger_exactly_once(redis_seeded, ru
     assert redis_seeded.snapshot() == before
 
 
-def test_lost_tail_replays_only_the_missing_entries(redis_seeded, run):
+def test_lost_tail_adds_only_what_is_missing_and_reports_what_differs(redis_seeded, run):
     """What an appendfsync window loses: the newest writes. Redis holds the first 300 ledger
-    writes; the replay adds the rest and nothing else."""
+    writes; the replay adds the missing stream entries and keys, and reports - never
+    overwrites - the hash fields whose live value differs from the ledger's final state."""
     from tradeops_dr import seed
 
     before = redis_seeded.snapshot()
@@ -83,13 +96,24 @@ def test_lost_tail_replays_only_the_missing_entries(redis_seeded, run):
     with redis_seeded.client() as c:
         c.flushall()
         seed.apply_to_redis(c, kept)
+    after_loss = redis_seeded.snapshot()
+    kept_keys = {r[1] for r in kept if r[0] != "xadd"}
     lost_entries = sum(1 for r in rows[300:] if r[0] == "xadd")
-    lost_keys = {r[1] for r in rows[300:] if r[0] != "xadd"}
+    new_keys = {r[1] for r in rows[300:] if r[0] != "xadd"} - kept_keys
+    stale = sorted(k for k in kept_keys if k != "policy:kill_switch" and after_loss[k] != before[k])
+    assert stale, "the test needs hashes whose newest state was lost"
 
     res = run(PLAYBOOK, redis_seeded.role_vars())
     assert res.ok, res.failures
-    assert record(res)["replayed_entries"] == lost_entries + len(lost_keys)
-    assert redis_seeded.snapshot() == before
+    rec = record(res)
+    assert rec["replayed_entries"] == lost_entries + len(new_keys)
+    now = redis_seeded.snapshot()
+    for key in stale:  # live values are left as they are, and each difference is reported
+        assert now[key] == after_loss[key]
+        assert any(d.startswith(f"hash {key} field ") for d in rec["diverged"]), rec["diverged"]
+    for key, value in before.items():
+        if key not in stale:
+            assert now[key] == value, key
 
 
 def test_entries_below_a_stream_top_are_refused_and_nothing_is_written(redis_seeded, run):
@@ -126,7 +150,8 @@ def test_check_mode_on_a_flushed_server_reports_the_replay_and_writes_nothing(re
     res = run(PLAYBOOK, redis_seeded.role_vars(), check=True)
     assert res.ok, res.failures
     rec = record(res)
-    assert rec["would_replay"] == sum(redis_seeded.expected["streams"].values()) + len(redis_seeded.expected["keys"])
+    # every stream entry and key but the kill switch (control state is never replayed)
+    assert rec["would_replay"] == sum(redis_seeded.expected["streams"].values()) + len(redis_seeded.expected["keys"]) - 1
     assert rec["replayed_entries"] == 0
     with redis_seeded.client() as c:
         assert c.dbsize() == 0
@@ -283,3 +308,35 @@ def test_diagnose_tag_is_read_only_on_a_dead_server(redis_seeded, run):
     assert res.changed == 0
     assert not redis_seeded.running()
     assert "DOWN - cannot connect to Redis at 127.0.0.1:%d" % redis_seeded.port in res.stdout
+
+
+def test_a_recovery_never_turns_off_an_engaged_kill_switch(redis_seeded, run):
+    """Engage the switch, lose a stream, recover: the stream comes back from the ledger, the
+    switch stays engaged (the ledger's older enabled=false is never written), and so do a risk
+    limit and the active broker the ledger knows older values of."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(redis_seeded.ledger) as conn:
+        top = conn.execute("SELECT max(seq) FROM ledger").fetchone()[0]
+        conn.execute("INSERT INTO ledger VALUES (?, 'hset', 'risk:limits', NULL, ?)",
+                     (top + 1, json.dumps({"max_position": "1000000"})))
+        conn.execute("INSERT INTO ledger VALUES (?, 'set', 'broker:active', NULL, ?)", (top + 2, json.dumps("primary")))
+    conn.close()
+    engaged = {"enabled": "true", "state": "halted", "reason": "drawdown 5%", "updated_by": "risk-desk"}
+    with redis_seeded.client() as c:
+        c.hset("policy:kill_switch", mapping=engaged)
+        c.hset("risk:limits", mapping={"max_position": "0"})
+        c.set("broker:active", "backup")
+        c.delete("orders.fills")
+    res = run(PLAYBOOK, redis_seeded.role_vars())
+    assert res.ok, res.failures
+    rec = record(res)
+    assert rec["replayed_entries"] == redis_seeded.expected["streams"]["orders.fills"]
+    with redis_seeded.client() as c:
+        assert c.hgetall("policy:kill_switch") == engaged
+        assert c.hgetall("risk:limits") == {"max_position": "0"}
+        assert c.get("broker:active") == "backup"
+        assert c.xlen("orders.fills") == redis_seeded.expected["streams"]["orders.fills"]
+    assert rec["control_state"] == {"broker:active": "present", "policy:kill_switch": "present",
+                                    "risk:limits": "present"}

@@ -140,9 +140,24 @@ def test_plan_and_apply_against_real_redis_are_idempotent(redis_seeded):
         c.flushall()
         report = _ledger.plan(c, entries)
         n = len(report["writes"])
-        assert n == sum(redis_seeded.expected["streams"].values()) + len(redis_seeded.expected["keys"])
+        # every stream entry and key but the control state, which a replay never writes
+        assert n == sum(redis_seeded.expected["streams"].values()) + len(redis_seeded.expected["keys"]) - 1
+        assert report["protected"] == {"policy:kill_switch": "missing"}
+        assert not any(w[1] == "policy:kill_switch" for w in report["writes"])
         assert _ledger.apply(c, report["writes"], batch=64) == n
         assert _ledger.plan(c, entries)["writes"] == []
+        assert not c.exists("policy:kill_switch")
+        # with no protected keys (seeding an empty Redis on purpose) the ledger's state is written
+        assert _ledger.apply(c, _ledger.plan(c, entries, protected=())["writes"]) == 1
+        assert c.hget("policy:kill_switch", "enabled") == "false"
+        # a live value that differs is reported and left; a missing field is added
+        c.hset("positions:ES", "qty", "999")
+        c.hdel("positions:ES", "last_price")
+        report = _ledger.plan(c, entries)
+        assert report["writes"] == [("hset", "positions:ES", None, {"last_price": report["writes"][0][3]["last_price"]})]
+        assert [d for d in report["diverged"] if d.startswith("hash positions:ES field qty: live '999', ledger")]
+        _ledger.apply(c, report["writes"])
+        assert c.hget("positions:ES", "qty") == "999"
         # a key of another type is a conflict, not an overwrite
         c.delete("strategy:mode")
         c.rpush("strategy:mode", "x")

@@ -44,13 +44,17 @@ def test_ledger_replay_check_mode_then_real_then_idempotent(redis_seeded, capsys
         c.flushall()
     args = dict(_conn(redis_seeded), ledger_path=str(redis_seeded.ledger))
     out, failed = run_module(redis_ledger_replay, dict(args, _ansible_check_mode=True), capsys)
-    total = sum(redis_seeded.expected["streams"].values()) + len(redis_seeded.expected["keys"])
+    # the kill switch is control state: never written by a replay, reported as missing
+    total = sum(redis_seeded.expected["streams"].values()) + len(redis_seeded.expected["keys"]) - 1
     assert not failed and out["changed"] and out["replay"]["would_write"] == total
+    assert out["replay"]["protected"] == {"policy:kill_switch": "missing"}
     with redis_seeded.client() as c:
         assert c.dbsize() == 0
     out, failed = run_module(redis_ledger_replay, args, capsys)
     assert not failed and out["changed"] and out["replay"]["written"] == total
-    assert sorted(out["replay"]["keys_written"]) == redis_seeded.expected["keys"]
+    assert sorted(out["replay"]["keys_written"]) == [k for k in redis_seeded.expected["keys"] if k != "policy:kill_switch"]
+    with redis_seeded.client() as c:
+        assert not c.exists("policy:kill_switch")
     out, failed = run_module(redis_ledger_replay, args, capsys)
     assert not failed and not out["changed"] and out["replay"]["written"] == 0
 
