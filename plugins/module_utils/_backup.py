@@ -92,9 +92,30 @@ def manifest_for_dump(dump_path):
     return path, read_manifest(path)
 
 
+def dump_file(manifest, directory):
+    """The dump a manifest names, as a path, or BackupError: a plain file name in the backup's
+    own folder (no directory part, no link), listed in the manifest's files as the dump, so
+    that check_files proves its checksum. A manifest copied elsewhere and edited to point at
+    another file must never lead a restore there."""
+    name = manifest.get('dump')
+    if not isinstance(name, str) or not name or name in ('.', '..') or os.path.basename(name) != name:
+        raise BackupError('the manifest names its dump %r: only a file name in the backup folder %s is accepted' % (
+            name, directory))
+    entry = (manifest.get('files') or {}).get(name)
+    if not isinstance(entry, dict) or entry.get('kind', 'dump') != 'dump' or not entry.get('sha256'):
+        raise BackupError('the manifest does not list its dump %s among its files with a sha256: nothing proves it '
+                          'is the dump that was taken' % name)
+    path = os.path.join(directory, name)
+    if os.path.islink(path):
+        raise BackupError('the dump %s is a symbolic link: refused (a backup holds its own files)' % path)
+    return path
+
+
 def check_files(manifest, directory):
-    """Problems (strings) found comparing the files beside a manifest with it; [] when all match."""
+    """Problems (strings) found comparing the files beside a manifest with it; [] when all match.
+    Every file must be a regular file inside the backup folder: links are refused."""
     problems = []
+    real_dir = os.path.realpath(directory)
     for rel, entry in sorted(manifest['files'].items()):
         try:
             _manifest.safe_relpath(rel)
@@ -102,6 +123,9 @@ def check_files(manifest, directory):
             problems.append(str(exc))
             continue
         path = os.path.join(directory, rel)
+        if os.path.islink(path) or not os.path.realpath(path).startswith(real_dir + os.sep):
+            problems.append('%s is a link or lies outside the backup folder: refused' % rel)
+            continue
         kind = _manifest.mismatch(path, entry)
         if kind == 'missing':
             problems.append('%s is missing' % rel)
@@ -130,6 +154,7 @@ def catalog(root):
                 try:
                     manifest = read_manifest(path)
                     created = parse_iso(manifest['created_at'])
+                    dump_file(manifest, dirpath)  # a manifest whose dump is elsewhere is never chosen
                 except (BackupError, ValueError) as exc:
                     entries.append(dict(manifest=path, dump=None, database=None, kind=None, status='unreadable',
                                         created_at=os.path.getmtime(path), size=0, problem=str(exc)))

@@ -227,11 +227,15 @@ def main():
         else:
             manifest = _backup.read_manifest(manifest_path)
         directory = os.path.dirname(manifest_path)
-        dump_path = os.path.join(directory, manifest['dump'])
+        try:
+            dump_path = _backup.dump_file(manifest, directory)
+            file_problems = []
+        except _backup.BackupError as exc:  # a manifest pointing elsewhere is failed, never verified
+            dump_path, file_problems = os.path.join(directory, str(manifest.get('dump'))), [str(exc)]
         previous = manifest.get('verification') or {}
         already = (manifest['status'] == 'verified' and not p['force']
                    and (previous.get('test_restore') or not p['test_restore']))
-        file_problems = _backup.check_files(manifest, directory)
+        file_problems += _backup.check_files(manifest, directory)
         problems = list(file_problems)
         info = None
         if not problems:

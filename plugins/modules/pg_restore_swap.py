@@ -242,7 +242,7 @@ class Restore(object):
         path = p['backup']
         manifest_path, manifest = _backup.manifest_for_dump(path)
         directory = os.path.dirname(manifest_path)
-        self.dump = os.path.join(directory, manifest['dump'])
+        self.dump = _backup.dump_file(manifest, directory)
         self.manifest = manifest
         self.result.update(restored_from=self.dump, backup_created_at=manifest['created_at'],
                            backup_status=manifest['status'])

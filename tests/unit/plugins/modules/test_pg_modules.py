@@ -4,6 +4,7 @@ backups and manifests, verification, refusals, restore-and-swap."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import threading
@@ -131,6 +132,41 @@ def test_missing_manifest_is_refused_by_verify_and_restore(pg, verified, capsys)
     for out, failed in (verify(pg, dump, capsys), restore(pg, dump, capsys)):
         assert failed and "has no manifest" in out["msg"] and "nothing proves" in out["msg"]
     assert pg.databases() == before
+
+
+@pytest.mark.parametrize("how", ["path outside", "not listed", "symlink"])
+def test_a_manifest_cannot_point_the_restore_at_another_dump(pg, verified, tmp_path, capsys, how):
+    """A copied manifest edited to name another file (a path that climbs out, a dump missing
+    from its files, a link to a file elsewhere) must change nothing and never be verified."""
+    evil_db = "evil_src"
+    pg.seed(evil_db, n_trades=7)
+    evil = backup(pg, tmp_path / "evil", capsys, db=evil_db)  # a real dump of other data
+    good = manifest(verified["dump"])
+    copy_dir = tmp_path / "copied" / "a" / "b"
+    copy_dir.mkdir(parents=True)
+    m = json.loads(json.dumps(good))
+    name = Path(verified["dump"]).name
+    if how == "path outside":
+        m["dump"] = os.path.relpath(evil["dump"], copy_dir)
+        del m["files"][name]
+    elif how == "not listed":
+        shutil.copyfile(evil["dump"], copy_dir / name)
+        del m["files"][name]
+    else:
+        (copy_dir / name).symlink_to(evil["dump"])
+        m["files"][name] = manifest(evil["dump"])["files"][Path(evil["dump"]).name]
+    for rel in m["files"]:
+        shutil.copyfile(Path(verified["dump"]).parent / rel, copy_dir / rel)
+    mpath = copy_dir / (name.replace(".pgdump", ".manifest.json"))
+    mpath.write_text(json.dumps(m))
+    before = pg.databases()
+    counts = pg.counts("trading")
+    out, failed = restore(pg, mpath, capsys)
+    assert failed and "nothing was changed" in out["msg"], out["msg"]
+    assert any(w in out["msg"] for w in ("only a file name", "does not list its dump", "symbolic link", "link or lies"))
+    assert pg.databases() == before and pg.counts("trading") == counts
+    out, failed = verify(pg, mpath, capsys, force=True)
+    assert failed and json.loads(mpath.read_text())["status"] != "verified"
 
 
 def test_dump_from_a_newer_pg_dump_is_refused(pg, verified, tmp_path, capsys):
