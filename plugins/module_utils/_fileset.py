@@ -138,7 +138,12 @@ def verify(set_dir):
         except (FilesetError, KeyError, ValueError, TypeError) as exc:
             problems.append(str(exc))
             continue
-        kind = _manifest.mismatch(os.path.join(set_dir, stored), entry)
+        path = os.path.join(set_dir, stored)
+        if _link_below(set_dir, path) or not _inside(set_dir, path):
+            problems.append('%s is a symbolic link or lies outside the set: refused (a set holds its own files)'
+                            % stored)
+            continue
+        kind = _manifest.mismatch(path, entry)
         if kind == 'missing':
             problems.append('%s is missing from the set' % stored)
         elif kind:
@@ -169,6 +174,36 @@ def catalog(backup_root):
     return sets
 
 
+def _inside(root, path):
+    """Whether path, every link resolved, lies inside root (resolved too)."""
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+
+
+def _link_below(root, path):
+    """The first symbolic link among path and its parents below root (root itself may be a
+    link: it is the folder configured now), or None."""
+    root = os.path.abspath(root)
+    rel = os.path.relpath(os.path.abspath(path), root)
+    current = root
+    for part in ([] if rel == os.curdir else rel.split(os.sep)):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return current
+    return None
+
+
+def check_target(root, target):
+    """Refuse to write target unless it lies inside root with every link resolved, and no
+    link stands at it or between it and root: a restore never writes through a link."""
+    link = _link_below(root, target)
+    if link:
+        raise FilesetError('refused: %s is a symbolic link; a restore never writes through a link (%s -> %s)' % (
+            link, link, os.readlink(link)))
+    if not _inside(root, target):
+        raise FilesetError('refused: %s resolves outside %s' % (target, os.path.realpath(root)))
+
+
 def plan_restore(set_dir, metadata, sources, categories):
     """[(entry, stored, target, action)] with action create, replace or unchanged; targets are
     built from the roots configured now. Raises FilesetError on a path that escapes."""
@@ -186,11 +221,16 @@ def plan_restore(set_dir, metadata, sources, categories):
         target = root if entry.get('single') else os.path.join(root, rel)  # a root may be one file
         if os.path.commonpath([root, os.path.abspath(target)]) != root:
             raise FilesetError('refused: %s would be written outside %s' % (rel, root))
+        if not entry.get('single'):
+            check_target(root, target)
+        elif os.path.islink(target):
+            raise FilesetError('refused: %s is a symbolic link; a restore never writes through a link' % target)
         if os.path.isfile(target) and _manifest.sha256_file(target) == entry['sha256']:
             action = 'unchanged'
         else:
             action = 'replace' if os.path.exists(target) else 'create'
-        plan.append((entry, os.path.join(set_dir, stored), target, action))
+        plan.append((dict(entry, __root=None if entry.get('single') else root), os.path.join(set_dir, stored),
+                     target, action))
     return plan
 
 
@@ -200,6 +240,9 @@ def apply_restore(plan):
     for entry, stored, target, action in plan:
         if action == 'unchanged':
             continue
+        root = entry.get('__root')
+        if root:  # checked again right before the write: a link may have appeared since the plan
+            check_target(root, target)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         tmp = '%s.tradeops-restore-%d' % (target, os.getpid())
         shutil.copy2(stored, tmp)

@@ -126,3 +126,44 @@ def test_stale_and_incomplete_sets_are_reported(run, host):
     (sets / "full_20260101T000000Z").mkdir()
     res = play(run, sources, sets, fileset_recovery_action="verify", fileset_recovery_max_age_hours=0)
     assert res.status == "failed" and "no readable metadata.json" in artifacts_text(res)
+
+
+def _tree(path: Path) -> dict:
+    return {str(p.relative_to(path)): (p.read_bytes() if p.is_file() and not p.is_symlink() else "link"
+                                       if p.is_symlink() else "dir") for p in sorted(path.rglob("*"))}
+
+
+def test_a_link_inside_a_set_is_refused_not_restored_as_content(run, host, tmp_path):
+    """A stored file replaced by a link to an outside file with the same bytes still passes a
+    checksum; the set must be refused because it holds a link."""
+    root, sources, sets = host
+    set_dir = backup(run, sources, sets)
+    stored = set_dir / "files" / "state" / "0" / "engine.json"
+    outside = tmp_path / "outside-engine.json"
+    outside.write_bytes(stored.read_bytes())
+    stored.unlink()
+    stored.symlink_to(outside)
+    (root / "state" / "engine.json").unlink()
+    before = _tree(root)
+    res = play(run, sources, sets, fileset_recovery_action="restore", fileset_recovery_categories=["state"])
+    assert res.status == "failed"
+    assert "files/state/0/engine.json is a symbolic link or lies outside the set: refused" in artifacts_text(res)
+    assert _tree(root) == before
+
+
+def test_a_restore_never_writes_through_a_link_in_the_live_folder(run, host, tmp_path):
+    root, sources, sets = host
+    (root / "config" / "sub").mkdir()
+    (root / "config" / "sub" / "limits.toml").write_text("max_position = 10\n")
+    backup(run, sources, sets)
+    # the live folder now has a link where the set has a folder: a write would land elsewhere
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / "config" / "sub" / "limits.toml").unlink()
+    (root / "config" / "sub").rmdir()
+    (root / "config" / "sub").symlink_to(elsewhere)
+    res = play(run, sources, sets, fileset_recovery_action="restore", fileset_recovery_categories=["config"])
+    assert res.status == "failed"
+    assert "a restore never writes through a link" in artifacts_text(res)
+    assert list(elsewhere.iterdir()) == []
+    assert (root / "config" / "sub").is_symlink()
