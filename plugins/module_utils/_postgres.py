@@ -579,6 +579,46 @@ def restart_timescaledb_scheduler(conn, dbname, timeout=30.0):
     return 'running'
 
 
+# --------------------------------------------------------------------------- one restore at a time
+
+# Advisory locks of this collection: (LOCK_CLASS, hashtext('<what> <database>')), two-key form,
+# so that pg_locks shows them as classid/objid with objsubid 2.
+LOCK_CLASS = 0x74726472  # 'trdr'
+
+
+def _lock_key(what, dbname):
+    return '%s %s' % (what, dbname)
+
+
+def try_lock(conn, what, dbname):
+    """Take the session-level advisory lock for `what` on dbname on this connection (held until
+    it is released or the session ends, also when the process is killed). True when taken."""
+    return bool(query(conn, 'SELECT pg_try_advisory_lock(%s, hashtext(%s))', (LOCK_CLASS, _lock_key(what, dbname)))[0][0])
+
+
+def unlock(conn, what, dbname):
+    query(conn, 'SELECT pg_advisory_unlock(%s, hashtext(%s))', (LOCK_CLASS, _lock_key(what, dbname)))
+
+
+def lock_holder(conn, what, dbname):
+    """Who holds the lock: dict(pid, user, application, client, since, query) or None."""
+    rows = query(conn, (
+        "SELECT a.pid, a.usename, a.application_name, coalesce(host(a.client_addr), 'local'), "
+        "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+        "AND l.classid = %s AND l.objid = hashtext(%s)::oid AND l.objsubid = 2"),
+        (LOCK_CLASS, _lock_key(what, dbname)))
+    if not rows:
+        return None
+    pid, user, app, client, since = rows[0]
+    return dict(pid=pid, user=user, application=app, client=client, since=since)
+
+
+def allows_connections(conn, dbname):
+    rows = query(conn, 'SELECT datallowconn FROM pg_database WHERE datname = %s', (dbname,))
+    return rows[0][0] if rows else None
+
+
 # --------------------------------------------------------------------------- backups
 
 def dump_database(conn, db, directory, base, kind='backup', csv_tables=(), compress=None, timeout=None):

@@ -66,6 +66,20 @@ postgres:
     reachable:
       description: The server accepted a connection.
       type: bool
+    answers:
+      description: The server answered, even if it refused the login (a wrong password is not a server that is
+        down, and starting it would be the wrong remedy).
+      type: bool
+    refuses_connections:
+      description: O(database) has C(ALLOW_CONNECTIONS false) (an interrupted restore swap leaves that).
+      type: bool
+    leftover_restores:
+      description: Databases C(<database>__restore_*) an interrupted or failed restore left behind.
+      type: list
+      elements: str
+    restore_in_progress:
+      description: The session holding the restore lock of O(database), when a restore is running.
+      type: dict
     database_exists:
       description: O(database) exists.
       type: bool
@@ -108,24 +122,42 @@ def disk_usage(paths):
     return report
 
 
+# What a connection error says when nothing listens (the server is down); any other error
+# comes from a server that answers (a wrong password, a missing role, too many connections).
+DOWN_SIGNS = ('Connection refused', 'No such file or directory', 'could not translate host name', 'timeout expired',
+              'Network is unreachable', 'No route to host', 'the database system is starting up',
+              'the database system is shutting down')
+
+
 def diagnose(conn, database, min_rows, paths):
-    out = dict(reachable=False, database_exists=False, healthy=False, problems=[], row_counts={})
+    out = dict(reachable=False, answers=False, database_exists=False, healthy=False, problems=[], row_counts={},
+               refuses_connections=False, leftover_restores=[], restore_in_progress=None)
     try:
         admin = conn.connect()
     except _postgres.PostgresError as exc:
         out['problems'].append(str(exc))
+        # a server that refuses the login is up: starting it again would be the wrong remedy
+        out['answers'] = not any(sign in str(exc) for sign in DOWN_SIGNS)
         out['disk'] = disk_usage(paths)
         return out
     try:
-        out['reachable'] = True
+        out['reachable'] = out['answers'] = True
         facts = _postgres.server_facts(admin)
         out['server_version'] = facts['server_version']
         out['disk'] = disk_usage([facts.get('data_directory')] + list(paths))
         out['database_exists'] = _postgres.database_exists(admin, database)
+        out['leftover_restores'] = _postgres.databases_like(admin, '%s__restore_' % database)
+        out['restore_in_progress'] = _postgres.lock_holder(admin, 'restore', database)
+        out['refuses_connections'] = _postgres.allows_connections(admin, database) is False
     finally:
         admin.close()
     if not out['database_exists']:
         out['problems'].append('database %s does not exist' % database)
+        return out
+    if out['refuses_connections']:
+        out['problems'].append('database %s refuses connections (ALLOW_CONNECTIONS false)%s' % (
+            database, ': a restore is swapping it now' if out['restore_in_progress'] else
+            ', left by an interrupted restore swap or set by hand; pg_swap_repair allows them again'))
         return out
     db = conn.connect(database)
     try:

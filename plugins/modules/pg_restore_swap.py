@@ -30,6 +30,16 @@ description:
   - Any failure before the swap drops only the new, incomplete database (unless O(keep_failed=true)); the current
     database is untouched. A swap that fails is rolled back. A new database that cannot be dropped is named in
     the failure.
+  - One restore of a database at a time - an advisory lock is held on its own session for the whole run (a second
+    run, from any control node, is refused naming the holder; PostgreSQL releases the lock when the session ends,
+    also after C(kill -9)).
+  - The module stops when the run that started it is gone (its ancestor processes, read from C(/proc) at start,
+    checked before each step and right before the swap) - a killed C(ansible-playbook) never leads to a swap
+    later. Not for C(async) tasks, whose wrappers exit on purpose.
+  - Connections to the current database are refused only for the instant between ending its sessions and the
+    rename, and allowed again on every way out; with O(terminate_connections=false) a session opened since the
+    checks fails the swap at once. M(tradeops.dr.pg_swap_repair) puts right a database left refusing connections
+    by a run killed in that instant.
   - The rename stops TimescaleDB's background-job scheduler of the database; after the swap it is started again
     (C(_timescaledb_functions.start_background_workers())) and the module waits until it runs, or fails saying so.
   - With O(safety_dump), the pre-restore database is also dumped into C(<backup_root>/safety/) - by default from
@@ -208,7 +218,9 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _postgres
+from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _guard, _postgres
+
+LOCK = 'restore'
 
 
 class Refused(Exception):
@@ -229,6 +241,28 @@ class Restore(object):
         self.aside = _postgres.derived_name(self.db, 'pre_restore', self.stamp)
         self.result = dict(database=self.db, seconds={})
         self.t0 = time.time()
+        self.watch = _guard.ControllerWatch()
+        self.locked = None
+
+    def guard(self, before):
+        """Stop when the run that started this module is gone (ansible-playbook killed): a swap
+        nobody asked for any more must not happen after a re-run finished."""
+        pid = self.watch.gone()
+        if pid:
+            raise _postgres.PostgresError('the run that started this restore is gone (process %d exited) before %s: '
+                                          'stopped there' % (pid, before))
+
+    def lock(self):
+        """One restore of a database at a time: an advisory lock held on its own connection until
+        the module ends (PostgreSQL releases it when the session ends, also after kill -9)."""
+        self.locked = self.conn.connect()
+        if not _postgres.try_lock(self.locked, LOCK, self.db):
+            holder = _postgres.lock_holder(self.locked, LOCK, self.db) or {}
+            self.locked.close()
+            self.locked = None
+            raise Refused('another restore of %s is running (PostgreSQL session pid %s, %s from %s, since %s): one '
+                          'restore at a time' % (self.db, holder.get('pid', '?'), holder.get('user', '?'),
+                                                 holder.get('client', '?'), holder.get('since', '?')))
 
     def timed(self, step, started):
         self.result['seconds'][step] = round(time.time() - started, 3)
@@ -383,12 +417,22 @@ class Restore(object):
             return
         # GRANTs and settings on the database itself are not in a pg_dump
         self.result['database_properties'] = _postgres.copy_database_properties(admin, self.db, self.new)
-        # no new session may slip in between ending the sessions and the rename
+        if not self.p['terminate_connections']:
+            sessions = _postgres.connections_to(admin, self.db)
+            if sessions:  # without the right to end them, waiting would only keep production closed
+                raise _postgres.PostgresError('%d session(s) opened on %s since the checks (%s): the swap needs it '
+                                              'free; stop the applications or set terminate_connections' % (
+                                                  len(sessions), self.db, ', '.join('%s/%s' % (r[1], r[2] or r[0])
+                                                                                    for r in sessions[:5])))
+        # No new session may slip in between ending the sessions and the rename: connections are
+        # refused for that instant only (a few seconds at most), and allowed again on every way
+        # out. A run killed in that instant leaves them refused: the next diagnosis sees it and
+        # pg_swap_repair allows them again.
         _postgres.allow_connections(admin, self.db, False)
         try:
             if self.p['terminate_connections']:
                 self.result['terminated_sessions'] = _postgres.terminate_connections(admin, self.db)
-            for attempt in range(20):
+            for attempt in range(3):
                 try:
                     admin.autocommit = False
                     with admin.cursor() as cur:
@@ -398,7 +442,7 @@ class Restore(object):
                     break
                 except _postgres.DB_ERRORS as exc:
                     admin.rollback()
-                    if 'being accessed' not in str(exc) or attempt == 19:
+                    if 'being accessed' not in str(exc) or attempt == 2:
                         raise _postgres.PostgresError('the swap was rolled back: %s' % str(exc).strip())
                     if self.p['terminate_connections']:
                         _postgres.terminate_connections(admin, self.db)
@@ -438,6 +482,14 @@ class Restore(object):
             return '; the incomplete %s could NOT be dropped (%s): drop it by hand' % (self.new, str(exc).strip())
 
     def run(self):
+        self.lock()
+        try:
+            self._run()
+        finally:
+            if self.locked is not None:
+                self.locked.close()  # ends the session: the advisory lock goes with it
+
+    def _run(self):
         self.checks()
         if self.module.check_mode:
             self.result['plan'] = self.plan()
@@ -448,9 +500,13 @@ class Restore(object):
         admin = self.conn.connect()
         self.created = False
         try:
+            self.guard('creating %s' % self.new)
             self.restore(admin)
+            self.guard('the migration')
             self.migrate()
+            self.guard('the verification')
             self.verify()
+            self.guard('the swap')
             self.swap(admin)
         except (_postgres.PostgresError,) + _postgres.DB_ERRORS as exc:
             kept = self.p['keep_failed']

@@ -154,3 +154,59 @@ def test_cli_lists_the_catalog_with_the_newest_verified_backup(backed_up, tmp_pa
     assert " trading " in out.stdout and " verified " in out.stdout and m["dump"] in out.stdout
     empty = subprocess.run(cli + [str(tmp_path / "none")], capture_output=True, text=True, check=False)
     assert empty.returncode == 1 and "no backups below" in empty.stdout
+
+
+# --------------------------------------------------------------------------- faults around the swap
+
+def test_a_database_left_refusing_connections_is_diagnosed_and_put_right(pg, run, backed_up):
+    """What a kill -9 inside the swap's window leaves: trading refusing connections, and a
+    half-restored database. The diagnosis says so (no connect error), the recovery allows
+    connections again without restoring anything, and the leftover is named, not dropped."""
+    pg.sql("postgres", "CREATE DATABASE trading__restore_20261123t031500z")
+    pg.sql("postgres", "ALTER DATABASE trading WITH ALLOW_CONNECTIONS false")
+    diag = run("playbooks/database_failure.yml", restore_vars(pg, backed_up), group="postgres_servers",
+               tags="diagnose")
+    assert diag.status == "successful", artifacts_text(diag)[-3000:]
+    assert "database trading refuses connections (ALLOW_CONNECTIONS false)" in diag.stdout
+    assert "left by earlier restores: trading__restore_20261123t031500z" in diag.stdout
+    res = run("playbooks/database_failure.yml", restore_vars(pg, backed_up), group="postgres_servers")
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    rec = record(res, "database_recovery")
+    assert rec["restored"] is False
+    assert pg.sql("postgres", "SELECT datallowconn FROM pg_database WHERE datname = 'trading'")[0][0] is True
+    assert pg.counts("trading") == SEEDED
+    assert "trading__restore_20261123t031500z" in pg.databases()  # reported, never dropped
+    again = run("playbooks/database_failure.yml", restore_vars(pg, backed_up), group="postgres_servers")
+    assert again.status == "successful" and again.changed == 0
+
+
+def test_a_second_restore_is_refused_while_one_holds_the_lock(pg, run, backed_up):
+    from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
+
+    holder = pg.connect()
+    with holder.cursor() as cur:  # what a running restore holds, on its own session
+        cur.execute("SELECT pg_try_advisory_lock(%s, hashtext('restore trading'))", (_postgres.LOCK_CLASS,))
+        assert cur.fetchone()[0] is True
+    try:
+        before = pg.databases()
+        res = run("playbooks/database_failure.yml", restore_vars(pg, backed_up, timescale_restore_action="restore"),
+                  group="postgres_servers")
+        assert res.status == "failed"
+        msg = " ".join(f.msg for f in res.failures)
+        assert "A restore of trading is running" in msg and "Nothing was changed" in msg
+        assert pg.databases() == before and pg.counts("trading") == SEEDED
+    finally:
+        holder.close()
+
+
+def test_a_wrong_password_is_not_a_server_that_is_down(pg, run, backed_up):
+    pid = pg.cluster.pidfile.read_text().split()[0]
+    wrong = "pw-not-this-one-" + pg.password[-4:]
+    res = run("playbooks/database_failure.yml", restore_vars(pg, backed_up, timescale_restore_login_password=wrong),
+              group="postgres_servers")
+    assert res.status == "failed"
+    msg = " ".join(f.msg for f in res.failures)
+    assert "answers but refused the login" in msg and "password authentication failed" in msg
+    assert wrong not in artifacts_text(res)
+    assert pg.cluster.pidfile.read_text().split()[0] == pid  # not restarted
+    assert "Start the server through service control" not in res.stdout
