@@ -2,13 +2,15 @@
 
 In one run, against one real redis-server, repeated --runs times each (medians printed):
   (a) raw `redis-cli HSET policy:kill_switch enabled true` (what runbook 004 types);
-  (b) the fast path: `tradeops-dr kill-switch engage --flag-only` (inventory read, atomic engage);
+  (b) the fast path: `tradeops-dr kill-switch engage --flag-only` (atomic engage), on a plain
+      inventory and on one shaped like the sandbox's (templated values: the first engage
+      resolves them through Ansible and caches the connection, the measured ones use the cache);
   (c) the full playbook (`ansible-playbook playbooks/kill_switch.yml -e kill_switch_action=engage`)
       on inventories of 1, 10 and 50 hosts: time to the flag, and time to the end of the run.
-Each figure is printed with its ratio to (a). Target: (b) under 0.3 s. The machines are shared
-and noisy: read the figures as such.
+Each figure is printed with its ratio to (a). Target: (b) on the templated inventory at most
+50 ms to the flag (median). The machines are shared and noisy: read the figures as such.
 
-    python bench/kill_switch.py [--runs 5]
+    python bench/kill_switch.py [--runs 10]
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def _time_to_flag(r: SeededRedis, argv: list[str], env: dict) -> tuple[float, fl
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tradeops-bench-ks-"))
     r = SeededRedis(work / "redis")
@@ -71,6 +73,22 @@ def main() -> int:
         "fast_path": [str(BIN / "tradeops-dr"), "kill-switch", "engage", "-i", str(inv1), "--reason", "bench",
                       "--actor", "bench", "--flag-only"],
     }
+    # shaped like inventories/local: every value templated, read from files beside it
+    templated = work / "inv-templated"
+    (templated / "group_vars").mkdir(parents=True)
+    (templated / "hosts.yml").write_text(yaml.safe_dump({"all": {"vars": dict(
+        ansible_connection="local", ansible_python_interpreter=sys.executable),
+        "children": {"kill_switch": {"hosts": {"desk-0": None}}}}}))
+    (templated / "port").write_text(str(r.port))
+    (templated / "secret").write_text(r.srv.password)
+    (templated / "group_vars" / "kill_switch.yml").write_text(
+        "kill_switch_redis_port: \"{{ lookup('ansible.builtin.file', inventory_dir ~ '/port') }}\"\n"
+        "kill_switch_redis_password: \"{{ lookup('ansible.builtin.file', inventory_dir ~ '/secret') }}\"\n"
+        f"kill_switch_flag_file: {flag}\n")
+    cases["fast_path_templated"] = [str(BIN / "tradeops-dr"), "kill-switch", "engage", "-i", str(templated),
+                                    "--reason", "bench", "--actor", "bench", "--flag-only"]
+    env["XDG_CACHE_HOME"] = str(work / "cache")
+    first = _time_to_flag(r, cases["fast_path_templated"], env)  # resolves through Ansible, fills the cache
     for n in (1, 10, 50):
         inv = _inventory(work / f"inv-{n}.yml", r, n, flag)
         cases[f"playbook_{n}_hosts"] = [str(BIN / "ansible-playbook"), "playbooks/kill_switch.yml", "-i", str(inv),
@@ -90,8 +108,9 @@ def main() -> int:
         total = statistics.median(t for _v, t in vals)
         extra = f", run ends after {total:.3f}s" if name.startswith("playbook") else ""
         print(f"{name}_to_flag_s {vis:.3f} (ratio to raw {vis / raw:.1f}{extra})")
-    fast = statistics.median(v for v, _t in results["fast_path"])
-    print(f"fast_path_under_target {'yes' if fast < 0.3 else 'no'} ({fast:.3f}s, target < 0.3 s)")
+    print(f"fast_path_templated_first_engage_s {first[0]:.3f} (resolved through Ansible, then cached)")
+    fast = statistics.median(v for v, _t in results["fast_path_templated"])
+    print(f"fast_path_templated_to_flag_ms {fast * 1000:.0f} (target <= 50)")
     return 0
 
 

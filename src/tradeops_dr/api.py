@@ -111,7 +111,21 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
         elif kind == "playbook_on_stats":
             stats = _host_stats(ed)
             data = ed.get("artifact_data") or {}
+        elif kind == "playbook_on_no_hosts_matched":
+            # a recovery that reaches no host did nothing: never a success
+            failures.append(Failure(host="-", task=ed.get("play", "?"), msg=(
+                f"no host of inventory {inventory or 'inventories/local'} matched play {ed.get('play', '?')!r}"
+                f"{' with --limit ' + limit if limit else ''}: the run reached no host")))
     stdout_file = Path(runner.config.artifact_dir) / "stdout"
     stdout = stdout_file.read_text(errors="replace") if stdout_file.exists() else ""
-    return RunResult(status=runner.status, rc=runner.rc, duration=duration, stats=stats, failures=failures,
+    status, rc = runner.status, runner.rc
+    if status == "successful" and (failures or not stats):
+        status, rc = "failed", rc or 2  # no host matched, or no play ran at all
+        if not failures:
+            failures.append(Failure(host="-", task="-", msg="the run reached no host"))
+    if status != "successful" and not failures:  # ansible-playbook stopped before any task: say why
+        errors = [line.strip() for line in stdout.splitlines() if "ERROR" in line]
+        failures.append(Failure(host="-", task="-", msg=(errors[-1] if errors else f"ansible-playbook ended {status} "
+                                                         f"(rc={rc}) before any task ran; see {stdout_file}")))
+    return RunResult(status=status, rc=rc, duration=duration, stats=stats, failures=failures,
                      data=data, artifact_dir=runner.config.artifact_dir, stdout=stdout)

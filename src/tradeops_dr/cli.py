@@ -104,12 +104,15 @@ def cmd_kill_switch(args) -> int:
         except Exception as exc:  # any failure here must not stop the playbook from failing closed
             print(f"KILL SWITCH FAST PATH FAILED: {exc}; running the playbook, which fails closed", file=sys.stderr)
             done = None
-        if done:
+        if done and done["outcome"] == "flag-file":
+            print(f"KILL SWITCH NOT SET IN REDIS ({done['error']}): the local flag file {done['flag_file']} was "
+                  f"written {done['seconds']:.3f}s after start (fail closed)", file=sys.stderr, flush=True)
+        elif done:
             print(f"kill switch {done['outcome']} in Redis {done['endpoint']} ({done['host']}) "
-                  f"{done['seconds']:.3f}s after start (inventory read by {done['via']}"
+                  f"{done['seconds']:.3f}s after start (connection from {done['via']}"
                   f"{': ' + done['why_ansible'] if done['why_ansible'] else ''})", flush=True)
         if args.flag_only:
-            return 0 if done else 1
+            return 0 if done and done["outcome"] != "flag-file" else 1
     from .api import run_playbook
 
     extra = dict(kill_switch_action=args.action, kill_switch_actor=args.actor or "",
@@ -121,6 +124,11 @@ def cmd_kill_switch(args) -> int:
     res = run_playbook("kill_switch.yml", inventory=args.inventory, extravars=extra, limit=args.limit, quiet=False)
     for f in res.failures:
         print(f"FAILED {f.host} / {f.task}: {f.msg}", file=sys.stderr)
+    if res.ok:
+        try:  # every run refreshes the fast path's private cache of the resolved connection
+            fastpath.resolve(args.inventory, args.limit, use_cache=False)
+        except Exception as exc:  # the cache only saves time at the next engage
+            print(f"note: the fast path's connection cache was not refreshed: {exc}", file=sys.stderr)
     return 0 if res.ok else (res.rc or 1)
 
 

@@ -1,11 +1,19 @@
 """The kill-switch fast path: set the flag in Redis straight from the command line, with the
-same code the kill_switch module runs (module_utils/_killswitch.py), before anything imports
-Ansible (about 0.6 s here); the playbook then does the rest (stop services, verify acks).
+same Lua script the kill_switch module runs (module_utils/_killswitch.py), before anything
+imports Ansible; the playbook then does the rest (stop services, verify acks).
 
-Where Redis is comes from the inventory: the kill_switch_redis_* variables of the first host
-of the kill_switch group (or --limit), read with PyYAML from the inventory file or folder
-(hosts file, group_vars/, host_vars/). Values that are templated or vaulted need Ansible
-itself: then the inventory is read by Ansible, slower, and the result says so."""
+Where Redis is comes from the inventory: the kill_switch_redis_* variables (and
+kill_switch_flag_file) of the first host of the kill_switch group (or --limit), read with
+PyYAML from the inventory file or folder (hosts file, group_vars/, host_vars/), or by Ansible
+when a value is templated or vaulted (slower). The resolved connection is then kept in a
+private cache (~/.cache/tradeops-dr/kill-switch/, folder 0700, file 0600: it holds the Redis
+password) and used while the inventory's files are unchanged, so that an engage does not wait
+for YAML, Ansible or redis-py: it opens one socket and runs one EVAL. A cached connection that
+fails is resolved again once.
+
+Fail closed: when Redis cannot be reached, or the inventory cannot be read, the local flag
+file is written at once: kill_switch_flag_file of the inventory, or (inventory unreadable)
+$TRADEOPS_DR_KILL_SWITCH_FLAG, default /var/lib/tradeops-dr/kill_switch.flag."""
 
 from __future__ import annotations
 
@@ -15,9 +23,10 @@ from pathlib import Path
 
 from tradeops_dr.paths import module_utils
 
-KEYS = ("kill_switch_redis_host", "kill_switch_redis_port", "kill_switch_redis_user", "kill_switch_redis_password")
+KEYS = ("kill_switch_redis_host", "kill_switch_redis_port", "kill_switch_redis_user", "kill_switch_redis_password",
+        "kill_switch_flag_file")
 DEFAULTS = dict(kill_switch_redis_host="127.0.0.1", kill_switch_redis_port=6379, kill_switch_redis_user="",
-                kill_switch_redis_password="")
+                kill_switch_redis_password="", kill_switch_flag_file="/var/lib/tradeops-dr/kill_switch.flag")
 
 
 class NeedsAnsible(Exception):
@@ -99,7 +108,8 @@ def connection_from_inventory(inventory: str, limit: str | None = None) -> dict:
             raise NeedsAnsible(f"{k} of {host} is templated")
     return dict(host=host, login_host=merged["kill_switch_redis_host"], login_port=int(merged["kill_switch_redis_port"]),
                 login_user=merged["kill_switch_redis_user"] or None,
-                login_password=merged["kill_switch_redis_password"] or None, via="yaml")
+                login_password=merged["kill_switch_redis_password"] or None,
+                flag_file=merged["kill_switch_flag_file"], via="yaml")
 
 
 def _vars_files(folder: Path, name: str) -> list[dict]:
@@ -133,32 +143,123 @@ def connection_via_ansible(inventory: str, limit: str | None = None) -> dict:
     inv = InventoryManager(loader=loader, sources=[inventory])
     hosts = inv.get_hosts(limit or "kill_switch")
     if not hosts:
-        raise SystemExit(f"tradeops-dr: no host in group kill_switch of {inventory}")
+        raise LookupError(f"no host in group kill_switch of inventory {inventory}")
     variables = VariableManager(loader=loader, inventory=inv).get_vars(host=hosts[0])
     templar = Templar(loader=loader, variables=variables)
     val = {k: templar.template(variables.get(k, DEFAULTS[k])) for k in KEYS}
     return dict(host=hosts[0].name, login_host=val["kill_switch_redis_host"], login_port=int(val["kill_switch_redis_port"]),
                 login_user=val["kill_switch_redis_user"] or None,
-                login_password=val["kill_switch_redis_password"] or None, via="ansible")
+                login_password=val["kill_switch_redis_password"] or None,
+                flag_file=val["kill_switch_flag_file"], via="ansible")
 
 
-def engage(inventory: str, reason: str, actor: str, incident: str | None, state: str = "halted",
-           limit: str | None = None, started: float | None = None) -> dict:
-    """Set the flag. Returns what was done and when (seconds since `started`)."""
-    started = started if started is not None else time.perf_counter()
+def _cache_path(inventory: str, limit: str | None) -> Path:
+    import hashlib
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tradeops-dr" / "kill-switch"
+    key = hashlib.sha256(f"{Path(inventory).resolve()}|{limit or ''}".encode()).hexdigest()[:20]
+    return base / f"{key}.json"
+
+
+def _fingerprint(inventory: str) -> list:
+    """(path, mtime_ns, size) of every file of the inventory: a change invalidates the cache."""
+    inv = Path(inventory)
+    files = [inv] if inv.is_file() else sorted(p for p in inv.rglob("*") if p.is_file())
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append([str(f), st.st_mtime_ns, st.st_size])
+    return out
+
+
+def _read_cache(inventory: str, limit: str | None) -> dict | None:
+    import json
+
+    path = _cache_path(inventory, limit)
+    try:
+        if path.stat().st_mode & 0o077 or path.stat().st_uid != os.getuid():
+            return None  # not private (or not ours): never trusted
+        data = json.loads(path.read_text())
+        if data.get("fingerprint") != _fingerprint(inventory):
+            return None
+    except (OSError, ValueError):
+        return None
+    conn = data["connection"]
+    conn["via"] = "cache"
+    return conn
+
+
+def _write_cache(inventory: str, limit: str | None, conn: dict) -> None:
+    import json
+
+    path = _cache_path(inventory, limit)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(dict(fingerprint=_fingerprint(inventory), connection={k: v for k, v in conn.items()
+                                                                            if k not in ("via", "why_ansible")}),
+                      handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the cache only saves time; the engage itself does not depend on it
+
+
+def resolve(inventory: str, limit: str | None = None, use_cache: bool = True) -> dict:
+    """The Redis connection and flag file of the kill switch: cache, else YAML, else Ansible."""
+    conn = _read_cache(inventory, limit) if use_cache else None
+    if conn:
+        return conn
     try:
         conn = connection_from_inventory(inventory, limit)
     except NeedsAnsible as why:
         conn = connection_via_ansible(inventory, limit)
         conn["why_ansible"] = str(why)
-    _killswitch = module_utils("_killswitch")
-    import redis
+    _write_cache(inventory, limit, conn)
+    return conn
 
-    client = redis.Redis(host=conn["login_host"], port=conn["login_port"], username=conn["login_user"],
-                         password=conn["login_password"], socket_timeout=3, socket_connect_timeout=3)
-    outcome, previous = _killswitch.engage(client, "policy:kill_switch", "policy:kill_switch:events", state, reason,
-                                           actor, incident)
-    client.close()
-    return dict(outcome=outcome, previous=previous, host=conn["host"], endpoint=f"{conn['login_host']}:{conn['login_port']}",
-                via=conn["via"], why_ansible=conn.get("why_ansible"), seconds=time.perf_counter() - started,
-                pid=os.getpid())
+
+def _flag_in_redis(conn: dict, state: str, reason: str, actor: str, incident: str | None, _killswitch):
+    client = _killswitch.RespClient(conn["login_host"], conn["login_port"], conn.get("login_user"),
+                                    conn.get("login_password"))
+    try:
+        return _killswitch.engage(client, "policy:kill_switch", "policy:kill_switch:events", state, reason, actor,
+                                  incident)
+    finally:
+        client.close()
+
+
+def engage(inventory: str, reason: str, actor: str, incident: str | None, state: str = "halted",
+           limit: str | None = None, started: float | None = None) -> dict:
+    """Set the flag; fail closed. Returns what was done and when (seconds since `started`):
+    outcome engaged/already/escalated, or 'flag-file' when only the local flag file could be
+    written (Redis unreachable, inventory unreadable), with the error."""
+    started = started if started is not None else time.perf_counter()
+    _killswitch = module_utils("_killswitch")
+    out = dict(pid=os.getpid(), previous=None, via=None, why_ansible=None, host=None, endpoint=None)
+    try:
+        conn = resolve(inventory, limit)
+    except Exception as exc:  # an engage whose inventory cannot be read still sets the local flag
+        flag = os.environ.get("TRADEOPS_DR_KILL_SWITCH_FLAG") or DEFAULTS["kill_switch_flag_file"]
+        _killswitch.write_flag_file(flag, reason, actor, incident, state, f"inventory {inventory}: {exc}")
+        return dict(out, outcome="flag-file", flag_file=flag, error=f"cannot read inventory {inventory}: {exc}",
+                    seconds=time.perf_counter() - started)
+    out.update(host=conn["host"], endpoint=f"{conn['login_host']}:{conn['login_port']}", via=conn["via"],
+               why_ansible=conn.get("why_ansible"))
+    try:
+        try:
+            outcome, previous = _flag_in_redis(conn, state, reason, actor, incident, _killswitch)
+        except (OSError, _killswitch.RespError):
+            if conn["via"] != "cache":
+                raise
+            conn = resolve(inventory, limit, use_cache=False)  # the cache may be stale: once more, fresh
+            out.update(endpoint=f"{conn['login_host']}:{conn['login_port']}", via=conn["via"])
+            outcome, previous = _flag_in_redis(conn, state, reason, actor, incident, _killswitch)
+    except (OSError, _killswitch.RespError) as exc:
+        flag = conn.get("flag_file") or DEFAULTS["kill_switch_flag_file"]
+        _killswitch.write_flag_file(flag, reason, actor, incident, state, str(exc))
+        return dict(out, outcome="flag-file", flag_file=flag, error=f"Redis {out['endpoint']}: {exc}",
+                    seconds=time.perf_counter() - started)
+    return dict(out, outcome=outcome, previous=previous, seconds=time.perf_counter() - started)

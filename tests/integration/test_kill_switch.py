@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import artifacts_text, record
-from tradeops_dr.sandbox import pid_alive, wait_for
+from tradeops_dr.sandbox import free_port, pid_alive, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,9 +22,11 @@ PLAYBOOK = "kill_switch.yml"
 
 
 @pytest.fixture
-def desk(redis_seeded, tmp_path):
+def desk(redis_seeded, tmp_path, monkeypatch):
     """Redis with the seed data set, two engines that honour the switch, one strategy
-    service (a plain process), and the role variables that describe them."""
+    service (a plain process), and the role variables that describe them. The fast path's
+    connection cache lives in the test's folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     env = dict(os.environ, REDISCLI_AUTH=redis_seeded.srv.password)
     engines = {}
 
@@ -245,7 +247,7 @@ def test_fast_path_sets_the_flag_then_the_playbook_does_the_rest(desk):
     res = _cli("engage", "-i", str(inv), "--reason", "feed frozen", "--actor", "oncall-a", "--incident", "INC-9")
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     first_line = res.stdout.splitlines()[0]
-    assert first_line.startswith("kill switch engaged in Redis 127.0.0.1:") and "inventory read by yaml" in first_line
+    assert first_line.startswith("kill switch engaged in Redis 127.0.0.1:") and "connection from yaml" in first_line
     sw = _switch(desk)
     assert sw["enabled"] == "true" and sw["reason"] == "feed frozen" and sw["incident"] == "INC-9"
     desk["strategy"].wait(timeout=10)  # the playbook stopped the strategy service
@@ -259,8 +261,18 @@ def test_fast_path_reads_a_templated_inventory_through_ansible(desk):
     env = dict(os.environ, DESK_REDIS_PW=desk["redis"].srv.password)
     res = _cli("engage", "-i", str(inv), "--reason", "r", "--actor", "a", "--flag-only", env=env)
     assert res.returncode == 0, res.stderr
-    assert "inventory read by ansible: kill_switch_redis_password of desk-1 is templated" in res.stdout
+    assert "connection from ansible: kill_switch_redis_password of desk-1 is templated" in res.stdout
     assert _switch(desk)["enabled"] == "true"
+    # the resolved connection is kept private, and the next engage uses it
+    (cache,) = (desk["tmp"] / "xdg-cache" / "tradeops-dr" / "kill-switch").iterdir()
+    assert oct(cache.stat().st_mode & 0o777) == "0o600" and oct(cache.parent.stat().st_mode & 0o777) == "0o700"
+    again = _cli("engage", "-i", str(inv), "--reason", "r", "--actor", "a", "--flag-only", env=env)
+    assert again.returncode == 0 and "connection from cache" in again.stdout
+    assert desk["redis"].srv.password not in again.stdout + again.stderr
+    # a cache that is not private is never trusted
+    cache.chmod(0o644)
+    third = _cli("engage", "-i", str(inv), "--reason", "r", "--actor", "a", "--flag-only", env=env)
+    assert third.returncode == 0 and "connection from ansible" in third.stdout
 
 
 def test_fast_path_with_redis_down_still_fails_closed(desk):
@@ -268,9 +280,51 @@ def test_fast_path_with_redis_down_still_fails_closed(desk):
     desk["redis"].kill9()
     res = _cli("engage", "-i", str(inv), "--reason", "r", "--actor", "a")
     assert res.returncode != 0
-    assert "KILL SWITCH FAST PATH FAILED" in res.stderr and "KILL SWITCH NOT SET IN REDIS" in res.stderr
+    assert "KILL SWITCH NOT SET IN REDIS" in res.stderr and "local flag file" in res.stderr
     assert (desk["tmp"] / "kill_switch.flag").exists()
     desk["strategy"].wait(timeout=10)
+
+
+def test_flag_only_with_redis_down_writes_the_flag_file_at_once(desk):
+    """The fast path itself fails closed: before, --flag-only printed 'running the playbook,
+    which fails closed', ran nothing and left no flag anywhere."""
+    inv = _inventory(desk, desk["tmp"] / "inv.yml", desk["redis"].srv.password)
+    desk["redis"].kill9()
+    flag = desk["tmp"] / "kill_switch.flag"
+    t0 = time.monotonic()
+    res = _cli("engage", "-i", str(inv), "--reason", "feed frozen", "--actor", "oncall-a", "--flag-only")
+    elapsed = time.monotonic() - t0
+    assert res.returncode == 1, res.stdout + res.stderr
+    data = json.loads(flag.read_text())
+    assert data["enabled"] is True and data["reason"] == "feed frozen" and "Connection refused" in data["redis_error"]
+    assert f"the local flag file {flag} was written" in res.stderr
+    assert elapsed < 5, f"the flag file took {elapsed:.1f}s"
+    assert desk["strategy"].poll() is None  # --flag-only: nothing else was run
+
+
+def test_engage_with_an_unreadable_inventory_still_writes_the_local_flag(desk, tmp_path):
+    flag = tmp_path / "default.flag"
+    env = dict(os.environ, TRADEOPS_DR_KILL_SWITCH_FLAG=str(flag))
+    res = _cli("engage", "-i", str(tmp_path / "no-such-inventory"), "--reason", "r", "--actor", "a", env=env)
+    assert res.returncode != 0
+    assert "cannot read inventory" in res.stderr and json.loads(flag.read_text())["enabled"] is True
+    # the playbook that follows reaches no host: that is a failure, said as such
+    assert "no host matching 'kill_switch'" in res.stdout + res.stderr or "Unable to parse" in res.stdout + res.stderr
+
+
+def test_a_stale_cached_connection_is_resolved_again(desk):
+    inv = _inventory(desk, desk["tmp"] / "inv.yml", desk["redis"].srv.password)
+    first = _cli("engage", "-i", str(inv), "--reason", "r", "--actor", "a", "--flag-only")
+    assert first.returncode == 0
+    (cache,) = (desk["tmp"] / "xdg-cache" / "tradeops-dr" / "kill-switch").iterdir()
+    data = json.loads(cache.read_text())
+    data["connection"]["login_port"] = free_port()  # as if Redis had moved since
+    cache.write_text(json.dumps(data))
+    with desk["redis"].client() as c:
+        c.delete("policy:kill_switch")
+    again = _cli("engage", "-i", str(inv), "--reason", "r2", "--actor", "a", "--flag-only")
+    assert again.returncode == 0, again.stderr
+    assert "connection from yaml" in again.stdout and _switch(desk)["reason"] == "r2"
 
 
 # --------------------------------------------------------------------------- the monthly drill
