@@ -72,7 +72,8 @@ def create(backup_root, sources, set_type='full', description='', tags=(), now=N
         n += 1
         set_id = '%s_%s-%d' % (set_type, stamp(now), n)
         dest = os.path.join(backup_root, set_id)
-    os.makedirs(dest, mode=0o750)
+    os.makedirs(dest, mode=_manifest.PRIVATE_DIR)
+    _manifest.private(dest)
     files = []
     roots = {}
     for category in categories_of(set_type):
@@ -84,8 +85,9 @@ def create(backup_root, sources, set_type='full', description='', tags=(), now=N
                 src = _source_file(root, rel)
                 stored = os.path.join('files', category, str(index), rel)
                 target = os.path.join(dest, stored)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.makedirs(os.path.dirname(target), mode=_manifest.PRIVATE_DIR, exist_ok=True)
                 shutil.copy2(src, target)
+                _manifest.private(target)
                 entry = _manifest.file_entries(dest, [stored])[stored]
                 if entry['sha256'] != _manifest.sha256_file(src):
                     raise FilesetError('%s changed while it was copied; run the backup again' % src)

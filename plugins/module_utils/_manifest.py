@@ -33,6 +33,18 @@ def parse_utc_iso(text):
     return calendar.timegm(time.strptime(text, '%Y-%m-%dT%H:%M:%SZ'))
 
 
+# Backups hold every trade and every setting: files are readable by their owner and group only
+# (give the people and jobs that read backups the owner's group), folders likewise.
+PRIVATE_FILE = 0o640
+PRIVATE_DIR = 0o750
+
+
+def private(path):
+    """Restrict a file or folder the collection wrote into a backup location."""
+    os.chmod(path, PRIVATE_DIR if os.path.isdir(path) else PRIVATE_FILE)
+    return path
+
+
 def write_json_atomic(path, data, mode=0o640):
     """A reader sees the old file or the new one, never half of one (temp file, fsync, rename)."""
     tmp = '%s.tmp-%d' % (path, os.getpid())

@@ -627,6 +627,7 @@ def dump_database(conn, db, directory, base, kind='backup', csv_tables=(), compr
     .partial file renamed on success -> checksums -> manifest (status created)."""
     started = time.time()
     os.makedirs(directory, mode=0o750, exist_ok=True)
+    _manifest.private(directory)
     dump_name = base + _backup.DUMP_SUFFIX
     dump_path = os.path.join(directory, dump_name)
     partial = dump_path + '.partial'
@@ -647,7 +648,8 @@ def dump_database(conn, db, directory, base, kind='backup', csv_tables=(), compr
             schema, table = split_table(qualified)
             name = '%s.%s.%s.csv' % (base, schema, table)
             path = os.path.join(directory, name)
-            with open(path, 'w') as handle, holder.cursor() as cur:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _manifest.PRIVATE_FILE), 'w') as handle, \
+                    holder.cursor() as cur:
                 written.append(path)
                 cur.copy_expert(sql.SQL('COPY (SELECT * FROM {}) TO STDOUT WITH (FORMAT csv, HEADER)').format(
                     ident(schema, table)).as_string(holder), handle)
@@ -671,6 +673,7 @@ def dump_database(conn, db, directory, base, kind='backup', csv_tables=(), compr
     finally:
         holder.rollback()
         holder.close()
+    _manifest.private(partial)  # pg_dump created it with the umask's mode
     os.rename(partial, dump_path)
     files[dump_name] = dict(_manifest.file_entries(dump_path)[dump_name], kind='dump')
     manifest = dict(

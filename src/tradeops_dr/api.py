@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -63,6 +64,23 @@ def _host_stats(stats_event: dict) -> dict:
     return out
 
 
+KEEP_RUNS = 20
+
+
+def runs_dir() -> str:
+    """Where runs keep ansible-runner's folders (artifacts hold the run's environment and its
+    events): private to the user (0700), and only the newest KEEP_RUNS are kept
+    ($TRADEOPS_DR_RUNS_DIR, default ~/.cache/tradeops-dr/runs)."""
+    base = Path(os.environ.get("TRADEOPS_DR_RUNS_DIR") or
+                Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tradeops-dr" / "runs")
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o700)
+    runs = sorted((p for p in base.glob("run-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in runs[:max(0, len(runs) - KEEP_RUNS + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return str(base)
+
+
 def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extravars: dict | None = None,
                  limit: str | None = None, tags: str | None = None, skip_tags: str | None = None,
                  check: bool = False, verbosity: int = 0, envvars: dict | None = None,
@@ -70,7 +88,7 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
     """Run playbooks/<playbook> (or a path) with ansible-runner. Never raises for a failed
     play: read RunResult.ok, .failures and .data."""
     root = project_root()
-    pdd = private_data_dir or tempfile.mkdtemp(prefix="tradeops-dr-run-")
+    pdd = private_data_dir or tempfile.mkdtemp(prefix="run-", dir=runs_dir())
     os.makedirs(pdd, exist_ok=True)
     env = {
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
