@@ -84,8 +84,9 @@ def reset(client, key, events, actor, reason, confirm, approver=None, require_se
         return False, current
     expected = current.get('incident') or 'RESET'
     if not confirm or confirm != expected:
-        raise KillSwitchError('reset refused: confirm must repeat the incident id of the engagement (%s)' % (
-            expected if current.get('incident') else 'none was recorded: confirm with RESET'))
+        # the expected id is not printed: a refusal must not hand out what it asks for
+        raise KillSwitchError('reset refused: confirm does not repeat the incident id of the engagement%s' % (
+            '' if current.get('incident') else ' (none was recorded: confirm with RESET)'))
     if not actor or not reason:
         raise KillSwitchError('reset refused: who resets it (actor) and why (reason) are recorded, both are required')
     if require_second_approver:

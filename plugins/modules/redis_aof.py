@@ -60,7 +60,8 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Runs the read-only check and reports what a repair would do; copies and fixes nothing.
+    description: Runs the read-only check and reports what a repair would do, failing as the real run would where it
+      would refuse; copies and fixes nothing.
   diff_mode:
     support: none
     description: The module reports what it did in its return values, not as a diff.
@@ -152,6 +153,23 @@ def run_check(module, path, fix=False):
     return rc, out + err, cmd
 
 
+def refusal_of(p, parsed, target, where, kept):
+    """Why a damaged AOF is not repaired (the same words in check mode and for real), or None."""
+    if parsed['rdb_damaged']:
+        return ('the RDB part of the AOF is damaged (%s); --fix cannot repair it. The broken copy is kept in %s; '
+                'restore the base file from a backup.' % (where, kept))
+    if not p['allow_truncate']:
+        return ('the AOF %s is damaged: %s. A repair with redis-check-aof --fix would cut %d bytes. The broken AOF is '
+                'kept aside in %s. Nothing was repaired: set allow_truncate (redis_restart_aof_allow_truncate) to '
+                'accept the loss, or restore the data from a backup or the ledger.' % (
+                    target.check_path, where, parsed['bytes_to_cut'], kept))
+    if 0 <= p['max_loss_bytes'] < parsed['bytes_to_cut']:
+        return ('the AOF %s is damaged: %s. A fix would cut %d bytes, more than max_loss_bytes=%d. The broken AOF is '
+                'kept aside in %s; nothing was repaired.' % (
+                    target.check_path, where, parsed['bytes_to_cut'], p['max_loss_bytes'], kept))
+    return None
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -200,11 +218,12 @@ def main():
         d['file'], d['ok_up_to'], d['size'], d['bytes_after_ok']) for d in parsed['damaged']) or '; '.join(
         parsed['detail'])
     if module.check_mode:
+        # predict the real run: where it would refuse, check mode fails with the same reason
         result['would'] = ['copy the AOF aside to %s' % p['backup_dir']]
-        if p['allow_truncate']:
-            result['would'].append('truncate with --fix, losing %d bytes' % parsed['bytes_to_cut'])
-        else:
-            result['would'].append('refuse to truncate (allow_truncate is false)')
+        refusal = refusal_of(p, parsed, target, where, '(kept aside in %s)' % p['backup_dir'])
+        if refusal:
+            module.fail_json(aof=result, msg='check mode: the real run would copy the AOF aside and stop: ' + refusal)
+        result['would'].append('truncate with --fix, losing %d bytes' % parsed['bytes_to_cut'])
         module.exit_json(changed=True, aof=result)
 
     try:
@@ -216,21 +235,9 @@ def main():
     result.update(backup=backup, backup_reused=reused)
     changed = not reused
 
-    if parsed['rdb_damaged']:
-        module.fail_json(changed=changed, aof=result, msg=(
-            'the RDB part of the AOF is damaged (%s); --fix cannot repair it. The broken copy is kept in %s; '
-            'restore the base file from a backup.' % (where, backup)))
-    if not p['allow_truncate']:
-        module.fail_json(changed=changed, aof=result, msg=(
-            'the AOF %s is damaged: %s. A repair with redis-check-aof --fix would cut %d bytes. The broken AOF is '
-            'kept aside in %s. Nothing was repaired: set allow_truncate (redis_restart_aof_allow_truncate) to '
-            'accept the loss, or restore the data from a backup or the ledger.' % (
-                target.check_path, where, parsed['bytes_to_cut'], backup)))
-    if 0 <= p['max_loss_bytes'] < parsed['bytes_to_cut']:
-        module.fail_json(changed=changed, aof=result, msg=(
-            'the AOF %s is damaged: %s. A fix would cut %d bytes, more than max_loss_bytes=%d. The broken AOF is '
-            'kept aside in %s; nothing was repaired.' % (
-                target.check_path, where, parsed['bytes_to_cut'], p['max_loss_bytes'], backup)))
+    refusal = refusal_of(p, parsed, target, where, backup)
+    if refusal:
+        module.fail_json(changed=changed, aof=result, msg=refusal)
 
     size_before = sum(target.files().values())
     rc, text, cmd = run_check(module, target.check_path, fix=True)

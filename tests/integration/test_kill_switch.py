@@ -158,7 +158,8 @@ def test_reset_needs_the_incident_id(desk, run):
         res = _run(run, desk, kill_switch_action="reset", kill_switch_confirm=confirm, kill_switch_actor="alice",
                    kill_switch_reason="recovered")
         assert not res.ok
-        assert "confirm" in _msg(res)
+        assert "confirm does not repeat the incident id of the engagement" in _msg(res)
+        assert _switch(desk)["incident"] == "INC-1" and "INC-1" not in _msg(res)  # the refusal hands nothing out
         assert _switch(desk)["enabled"] == "true"
 
 

@@ -142,6 +142,8 @@ def test_check_mode_on_a_dead_server_changes_nothing(redis_seeded, run):
     assert {p.name: _sha(p) for p in aof_dir.iterdir()} == files_before
     assert not redis_seeded.backup_dir.exists()
     assert "Start the Redis server and wait for PONG" in res.stdout
+    # a dict's missing key must not print the dict's own method (jinja's ['keys'] falls back to .keys)
+    assert "built-in method" not in res.stdout and "streams {}; keys {}" in res.stdout
 
 
 def test_check_mode_on_a_flushed_server_reports_the_replay_and_writes_nothing(redis_seeded, run):
@@ -186,6 +188,22 @@ def test_truncated_aof_is_kept_aside_and_refused_without_permission(redis_seeded
     res2 = run(PLAYBOOK, redis_seeded.role_vars())
     assert not res2.ok
     assert len(list(redis_seeded.backup_dir.glob("aof-*"))) == 1
+
+
+def test_check_mode_on_a_damaged_aof_predicts_the_refusal(redis_seeded, run):
+    """Before, --check said it would start Redis while the real run refuses the damaged AOF."""
+    redis_seeded.kill9()
+    incr = _cut_aof_tail(redis_seeded, 7)
+    broken_sha = _sha(incr)
+    res = run(PLAYBOOK, redis_seeded.role_vars(), check=True)
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "check mode: the real run would copy the AOF aside and stop" in msg and "allow_truncate" in msg
+    assert "Start the Redis server and wait for PONG" not in res.stdout  # no "would start"
+    assert not redis_seeded.running() and _sha(incr) == broken_sha and not redis_seeded.backup_dir.exists()
+    allowed = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_aof_allow_truncate=True), check=True)
+    assert allowed.ok, allowed.failures
+    assert not redis_seeded.running() and _sha(incr) == broken_sha and not redis_seeded.backup_dir.exists()
 
 
 def test_truncated_aof_over_the_loss_limit_is_refused(redis_seeded, run):
