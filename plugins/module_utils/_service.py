@@ -450,7 +450,13 @@ class ComposeManager(DockerManager):
         return self.params.get('compose_service') or self.name
 
     def _container(self):
-        out = self._run_checked(self._cli() + ['ps', '-a', '-q', self._service()], 'compose ps').strip()
+        try:
+            out = self._run_checked(self._cli() + ['ps', '-a', '-q', self._service()], 'compose ps').strip()
+        except ServiceError as exc:
+            if 'no such service' in str(exc).lower():
+                raise ServiceError('compose service %s is not defined in the compose project (%s)' % (
+                    self._service(), ', '.join(self.params.get('compose_files') or []) or 'its default files'))
+            raise
         if not out:
             raise ServiceError('compose service %s has no container (is the project up?)' % self._service())
         return self.client.containers.get(out.splitlines()[0])

@@ -118,7 +118,8 @@ from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _que
 
 
 def _tree_size(path):
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _s, files in os.walk(path) for f in files)
+    # lstat: a link (even a dangling one) is counted as itself, never followed and never a crash
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _s, files in os.walk(path) for f in files)
 
 
 def main():

@@ -134,13 +134,37 @@ def test_diagnose_tag_is_read_only(pg, run, backed_up):
     assert pg.counts("trading")["public.trades"] == 0
 
 
+def _aged_copy(backed_up: Path, src: Path, days: int, tag: str) -> Path:
+    """A copy of the backup `src` as if it had been taken `days` ago (verified, with its own files)."""
+    import shutil
+    import time
+
+    m = json.loads(src.read_text())
+    folder = backed_up / time.strftime("%Y-%m-%d", time.gmtime(time.time() - days * 86400))
+    folder.mkdir(exist_ok=True)
+    old_dump = m["dump"]
+    m["dump"] = old_dump.replace(".pgdump", f"_{tag}.pgdump")
+    m["files"] = {m["dump"]: m["files"][old_dump]}
+    m["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - days * 86400))
+    shutil.copyfile(src.parent / old_dump, folder / m["dump"])
+    path = folder / m["dump"].replace(".pgdump", ".manifest.json")
+    path.write_text(json.dumps(m))
+    return path
+
+
 def test_disk_full_prunes_by_retention_and_skips_compression_without_timescaledb(pg, run, backed_up):
+    (src,) = backed_up.rglob("trading_*.manifest.json")
+    old = [_aged_copy(backed_up, src, 40, "a"), _aged_copy(backed_up, src, 35, "b")]
+    kept = _aged_copy(backed_up, src, 10, "c")  # within the 30 days
+    assert len(manifests(backed_up)) == 4
     res = run("playbooks/database_failure.yml", restore_vars(
         pg, backed_up, timescale_restore_action="disk_full", timescale_restore_compress_hypertables=["public.trades"]),
         group="postgres_servers")
     assert res.status == "successful", artifacts_text(res)[-3000:]
-    text = artifacts_text(res)
-    assert "has no timescaledb extension" in text and len(manifests(backed_up)) == 1  # the newest is never pruned
+    assert "has no timescaledb extension" in artifacts_text(res)
+    for path in old:  # older than 30 days, and neither the newest nor the newest verified: pruned
+        assert not path.exists() and not path.with_name(path.name.replace(".manifest.json", ".pgdump")).exists()
+    assert kept.exists() and len(manifests(backed_up)) == 2  # the newest (and newest verified) is never pruned
 
 
 def test_cli_lists_the_catalog_with_the_newest_verified_backup(backed_up, tmp_path):

@@ -4,12 +4,15 @@ Redis, with a stand-in order router (tests/standins/paper_broker.py)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tradeops_dr.sandbox import pid_alive
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,19 +106,34 @@ def test_feed_failover_switches_restarts_and_fills_the_gap(tmp_path, run):
     v = dict(feed_failover_registry=str(reg), feed_failover_primary="moneycontrol",
              feed_failover_backup_dir=str(tmp_path / "bk"), feed_failover_workers=[worker],
              feed_failover_gap_fill_command=["touch", str(marker)])
-    res = run("feed_failover.yml", v, group="feeds")
-    assert res.ok, res.failures
-    text = reg.read_text()
-    assert "primary_feed: moneycontrol   # main source" in text and "backup_feed: yahoo" in text
-    assert text.startswith("# feed registry (runbook 004)")
-    assert yaml.safe_load(text)["feeds"]["yahoo"]["url"] == "wss://example.invalid/yahoo"
-    kept = list((tmp_path / "bk").glob("registry-*/registry.yaml"))
-    assert len(kept) == 1 and kept[0].read_text() == REGISTRY
-    assert marker.exists() and worker_pid.exists()
-    marker.unlink()
-    again = run("feed_failover.yml", v, group="feeds")
-    assert again.ok and again.changed == 0 and not marker.exists()
-    subprocess.run(["kill", worker_pid.read_text().strip()], check=False)
+    first = subprocess.Popen(worker["start_command"], start_new_session=True)  # the worker on the old feed
+    worker_pid.write_text(f"{first.pid}\n")
+    pids = [first.pid]
+    try:
+        res = run("feed_failover.yml", v, group="feeds")
+        assert res.ok, res.failures
+        text = reg.read_text()
+        assert "primary_feed: moneycontrol   # main source" in text and "backup_feed: yahoo" in text
+        assert text.startswith("# feed registry (runbook 004)")
+        assert yaml.safe_load(text)["feeds"]["yahoo"]["url"] == "wss://example.invalid/yahoo"
+        kept = list((tmp_path / "bk").glob("registry-*/registry.yaml"))
+        assert len(kept) == 1 and kept[0].read_text() == REGISTRY
+        # restarted: the old worker is gone, a new one runs
+        first.wait(timeout=10)
+        new_pid = int(worker_pid.read_text().split()[0])
+        pids.append(new_pid)
+        assert new_pid != first.pid and pid_alive(new_pid)
+        assert marker.exists()
+        marker.unlink()
+        again = run("feed_failover.yml", v, group="feeds")
+        assert again.ok and again.changed == 0 and not marker.exists()
+        assert int(worker_pid.read_text().split()[0]) == new_pid and pid_alive(new_pid)  # not restarted again
+    finally:
+        for pid in pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if first.poll() is None:
+            first.wait(timeout=10)
 
 
 def test_feed_failover_refuses_an_unknown_feed(tmp_path, run):

@@ -100,10 +100,18 @@ def test_engage_sets_the_flag_stops_services_and_engines_acknowledge(desk, run):
         assert events[-1][1]["event"] == "engage"
         for name in ("momentum", "meanrev"):
             assert int(c.hget(f"engine:{name}:ack", "at_ms")) >= int(sw["engaged_at_ms"])
-        # no new orders once the engines acknowledged
-        n = c.xlen("orders.validated")
-        time.sleep(0.5)
-        assert c.xlen("orders.validated") == n
+        # no new orders once the engines acknowledged: every order an engine sent carries an entry
+        # ID (its time in ms) before that engine's acknowledgement. Let a few order intervals pass
+        # after the last ack first, so that an engine that kept trading would have written some.
+        acks = {name: int(c.hget(f"engine:{name}:ack", "at_ms")) for name in ("momentum", "meanrev")}
+        wait_for(lambda: (int(time.time() * 1000) > max(acks.values()) + 300, "waiting"), 5, "order intervals")
+        sent = {}
+        for eid, fields in c.xrange("orders.validated"):
+            if fields.get("engine") in acks:
+                sent.setdefault(fields["engine"], []).append(int(eid.split("-")[0]))
+        assert set(sent) == set(acks), "the engines never traded: the check below would prove nothing"
+        late = {name: [ms for ms in times if ms > acks[name]] for name, times in sent.items()}
+        assert late == {"momentum": [], "meanrev": []}, f"orders after the acknowledgement: {late}"
     desk["strategy"].wait(timeout=10)
     assert not pid_alive(desk["strategy"].pid)
     # engage does not close positions (runbook 003): the book is as it was
@@ -199,28 +207,26 @@ def test_two_person_reset(desk, run):
     assert again.ok and again.changed == 0
 
 
-def test_flatten_brings_exposure_to_zero(desk, run):
+def test_flatten_brings_exposure_to_zero(desk, run, monkeypatch):
+    with desk["redis"].client() as c:
+        before = {k: float(c.hget(k, "qty")) for k in c.scan_iter(match="positions:*")}
+    assert before and any(before.values()), "the seed must hold open positions for this test to prove anything"
     cmd = [sys.executable, str(STANDINS / "flatten_all.py"), "--port", str(desk["redis"].port)]
-    os.environ["REDISCLI_AUTH"] = desk["redis"].srv.password
-    try:
-        res = _run(run, desk, kill_switch_action="flatten", kill_switch_flatten_command=cmd)
-    finally:
-        del os.environ["REDISCLI_AUTH"]
+    monkeypatch.setenv("REDISCLI_AUTH", desk["redis"].srv.password)
+    res = _run(run, desk, kill_switch_action="flatten", kill_switch_flatten_command=cmd)
     assert res.ok, res.failures
     with desk["redis"].client() as c:
-        assert all(float(c.hget(k, "qty")) == 0 for k in c.scan_iter(match="positions:*"))
+        after = {k: float(c.hget(k, "qty")) for k in c.scan_iter(match="positions:*")}
+    assert after == dict.fromkeys(before, 0.0)
 
 
-def test_flatten_that_leaves_a_position_open_fails_naming_it(desk, run):
+def test_flatten_that_leaves_a_position_open_fails_naming_it(desk, run, monkeypatch):
     with desk["redis"].client() as c:
         c.hset("positions:ES", "qty", 7)
     cmd = [sys.executable, str(STANDINS / "flatten_all.py"), "--port", str(desk["redis"].port), "--leave", "ES"]
-    os.environ["REDISCLI_AUTH"] = desk["redis"].srv.password
-    try:
-        res = _run(run, desk, kill_switch_action="flatten", kill_switch_flatten_command=cmd,
-                   kill_switch_flatten_timeout=1)
-    finally:
-        del os.environ["REDISCLI_AUTH"]
+    monkeypatch.setenv("REDISCLI_AUTH", desk["redis"].srv.password)
+    res = _run(run, desk, kill_switch_action="flatten", kill_switch_flatten_command=cmd,
+               kill_switch_flatten_timeout=1)
     assert not res.ok and "exposure is not zero" in _msg(res) and "positions:ES 7.0" in _msg(res)
 
 

@@ -224,3 +224,16 @@ def test_sandbox_questdb_uses_only_loopback(questdb_real):
     conf = (questdb_real.root / "conf" / "server.conf").read_text()
     binds = [line.split("=", 1)[1] for line in conf.splitlines() if "bind.to=" in line]
     assert binds and all(b.startswith("127.0.0.1:") for b in binds)
+
+
+def test_a_backup_whose_copy_fails_still_releases_the_checkpoint(qdb, run, tmp_path):
+    """The copy fails half-way (a file of the root cannot be read): CHECKPOINT RELEASE runs all
+    the same, or QuestDB would keep superseded data files until someone releases it by hand."""
+    (qdb.root / "db" / "unreadable").symlink_to(tmp_path / "gone")  # a dangling link: reading it fails
+    res = run(PLAYBOOK, role_vars(qdb, tmp_path, questdb_repair_action="backup"), group="questdb_servers")
+    assert not res.ok
+    assert "the copy failed (the checkpoint was released)" in _msg(res)
+    assert rows(qdb, "select * from checkpoint_status()")[0]["in_progress"] is False
+    insert(qdb, 5)  # and QuestDB goes on applying writes
+    wait_for(lambda: applied(qdb), 30, "rows applied")
+    assert count(qdb) == 1005

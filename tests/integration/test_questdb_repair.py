@@ -145,6 +145,9 @@ def test_check_mode_reports_the_resume_and_sends_none(questdb, run):
     questdb.set_state(wal="suspended")
     res = run(PLAYBOOK, questdb.role_vars(), group="questdb_servers", check=True)
     assert res.ok, res.failures
+    # the report names the statement that would run...
+    assert record(res, "questdb_recovery")["resumed"] == ["alter table trades resume wal"]
+    # ...and none was sent
     assert "alter table trades resume wal" not in questdb.state()["requests"]
     assert questdb.state()["wal"] == "suspended"
 

@@ -46,6 +46,15 @@ def sandbox():
     shutil.rmtree(state, ignore_errors=True)
 
 
+def _up(sandbox) -> tuple[Path, dict]:
+    """Every test starts from a running sandbox (the module's one; `up` is idempotent), so that
+    each passes alone and in any order."""
+    state, env = sandbox
+    up = _cli(env, "sandbox", "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    return state, env
+
+
 def _cli(env, *args):
     return subprocess.run([str(BIN / "tradeops-dr"), *args], env=env, capture_output=True, text=True,
                           cwd=ROOT, timeout=300, check=False)
@@ -90,7 +99,7 @@ def test_up_status_and_the_local_inventory(sandbox):
 
 
 def test_local_inventory_recovers_a_killed_sandbox_redis(sandbox):
-    state, env = sandbox
+    state, env = _up(sandbox)
     info = json.loads((state / "sandbox.json").read_text())
     pid = read_pid(Path(info["redis"]["pidfile"]))
     os.kill(pid, signal.SIGKILL)
@@ -102,10 +111,9 @@ def test_local_inventory_recovers_a_killed_sandbox_redis(sandbox):
 
 
 def test_questdb_timescaledb_and_model_playbooks_on_the_sandbox(sandbox):
-    state, env = sandbox
     need_server("questdb")
     need_server("timescaledb")
-    assert _cli(env, "sandbox", "up").returncode == 0
+    state, env = _up(sandbox)
     info = json.loads((state / "sandbox.json").read_text())
     for playbook in ("questdb_repair.yml", "backup.yml", "model_rollback.yml"):
         play = subprocess.run([str(BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", "inventories/local"],
@@ -123,7 +131,7 @@ def test_questdb_timescaledb_and_model_playbooks_on_the_sandbox(sandbox):
 
 
 def test_database_drill_on_the_sandbox(sandbox):
-    state, env = sandbox
+    state, env = _up(sandbox)
     drill = _cli(env, "drill", "database")
     assert drill.returncode == 0, drill.stdout[-3000:] + drill.stderr[-3000:]
     assert "3 passed, 0 failed" in drill.stdout
@@ -135,7 +143,7 @@ def test_database_drill_on_the_sandbox(sandbox):
 
 
 def test_down_stops_both_by_pid(sandbox):
-    state, env = sandbox
+    state, env = _up(sandbox)
     info = json.loads((state / "sandbox.json").read_text())
     pids = [read_pid(Path(info[STATE_KEY.get(part, part)]["pidfile"])) for part in parts()]
     assert all(pid_alive(p) for p in pids)

@@ -51,8 +51,13 @@ def test_no_safety_copy_was_needed(host):
     assert not host.file(_vars(host)["redis_restart_aof_backup_dir"]).exists
 
 
-def test_the_password_is_not_in_the_world_readable_files(host):
-    conf = host.file(_vars(host)["redis_restart_config_file"])
-    assert conf.mode == 0o600
+def test_the_role_started_a_new_redis_after_the_crash(host):
+    # prepare killed this pid; the role (not prepare) brought Redis back under another one
+    crashed = int(host.file("/var/lib/molecule-crashed.pid").content_string.strip())
+    pid = int(host.file(_vars(host)["redis_restart_service"]["pidfile"]).content_string.strip())
+    assert pid != crashed and host.run("kill -0 %d" % crashed).rc != 0
+
+
+def test_the_password_is_not_in_the_log(host):
     log = host.file("/var/log/redis-dr.log").content_string
     assert json.dumps(_vars(host)["redis_restart_password"]).strip('"') not in log

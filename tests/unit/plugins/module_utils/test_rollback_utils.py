@@ -84,7 +84,7 @@ def test_retention_keeps_newest_and_newest_verified_and_foreign_files():
     plan = {entry["dump"]: (keep, reason) for entry, keep, reason in _backup.retention_plan(entries, 30, now)}
     assert plan["new"][0] and "newest backup" in plan["new"][1]
     assert plan["old-verified"][0] and "newest verified" in plan["old-verified"][1]
-    assert plan["older"] == (False, plan["older"][1]) and "older than 30 days" in plan["older"][1]
+    assert plan["older"][0] is False and "older than 30 days" in plan["older"][1]  # the one deleted
     assert plan["other-db"][0] and "newest" in plan["other-db"][1]
     assert plan["foreign"][0] and "not managed" in plan["foreign"][1]
 

@@ -180,11 +180,17 @@ def test_probe_timeout_says_what_was_tried_and_the_last_error(tmp_path):
 
 
 def test_process_manager_escalates_to_sigkill_and_says_so(tmp_path):
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    params = _params(tmp_path, start_command=[sys.executable, "-c", code], stop_timeout=0.5)
+    ready = tmp_path / "handler-installed"
+    code = ("import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "pathlib.Path(sys.argv[1]).touch(); time.sleep(60)")
+    params = _params(tmp_path, start_command=[sys.executable, "-c", code, str(ready)], stop_timeout=0.5)
     svc.ensure_state(params, "started", _run)
     pid = int((tmp_path / "s.pid").read_text())
-    time.sleep(0.3)  # let the child install its SIGTERM handler
+    # the child says when its SIGTERM handler is in place (no guessed sleep: a loaded machine may take longer)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert time.monotonic() < deadline, "the child never installed its SIGTERM handler"
+        time.sleep(0.01)
     with pytest.raises(svc.ServiceError, match="ignored SIGTERM for 0.5s and was killed"):
         svc.ensure_state(params, "stopped", _run)
     assert not svc.ProcessManager._alive(pid)

@@ -4,8 +4,8 @@ backups and manifests, verification, refusals, restore-and-swap."""
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -235,7 +235,8 @@ def test_unverified_backup_and_open_sessions_are_refused(pg, tmp_path, capsys):
     b = backup(pg, tmp_path / "b", capsys)
     out, failed = restore(pg, b["dump"], capsys)
     assert failed and "is created, not verified" in out["msg"]
-    verify(pg, b["dump"], capsys)
+    out, failed = verify(pg, b["dump"], capsys)
+    assert not failed, out["msg"]
     holder = pg.connect("trading")
     try:
         out, failed = restore(pg, b["dump"], capsys)
@@ -250,23 +251,39 @@ def test_unverified_backup_and_open_sessions_are_refused(pg, tmp_path, capsys):
 def test_pg_restore_killed_midway_leaves_the_original_intact(pg, tmp_path, capsys):
     pg.seed("trading", n_trades=300000)
     b = backup(pg, tmp_path / "b", capsys)
-    verify(pg, b["dump"], capsys)
+    out, failed = verify(pg, b["dump"], capsys)
+    assert not failed, out["msg"]
     pg.sql("trading", "DELETE FROM trades WHERE id > 299000")
+    # the module's own hook (pg_bin_dir): client binaries of a folder of ours, where pg_restore
+    # notes its pid and arguments before it becomes the real pg_restore - so that the test
+    # kills exactly the restore it started, nothing else on the host
+    from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
+
+    real = Path(_postgres.client_binary("pg_restore")).parent
+    bins = tmp_path / "bin"
+    bins.mkdir()
+    for tool in real.iterdir():
+        (bins / tool.name).symlink_to(tool)
+    started = tmp_path / "pg_restore.started"
+    (bins / "pg_restore").unlink()
+    (bins / "pg_restore").write_text(f'#!/bin/sh\necho "$$ $*" >> {started}\nexec {real}/pg_restore "$@"\n')
+    (bins / "pg_restore").chmod(0o755)
     killed = []
 
     def killer():
         deadline = time.time() + 60
         while time.time() < deadline and not killed:
-            ps = subprocess.run(["pgrep", "-f", "pg_restore .*trading__restore_"], capture_output=True, text=True,
-                                check=False)
-            for pid in ps.stdout.split():
-                os.kill(int(pid), 9)
-                killed.append(int(pid))
+            lines = started.read_text().splitlines() if started.exists() else []
+            for line in lines:
+                pid, args = line.split(" ", 1)
+                if "--dbname trading__restore_" in args:
+                    os.kill(int(pid), 9)
+                    killed.append(int(pid))
             time.sleep(0.02)
 
     t = threading.Thread(target=killer)
     t.start()
-    out, failed = restore(pg, b["dump"], capsys, jobs=1)
+    out, failed = restore(pg, b["dump"], capsys, jobs=1, pg_bin_dir=str(bins))
     t.join()
     assert killed, "pg_restore was never seen running"
     assert failed and "killed by signal 9" in out["msg"] and "was not touched" in out["msg"]
@@ -319,7 +336,8 @@ def test_catalog_newest_staleness_and_retention(pg, tmp_path, capsys):
     root = tmp_path / "backups"
     pg.seed("trading", n_trades=100)
     made = [backup(pg, root, capsys) for _n in range(4)]
-    verify(pg, made[1]["dump"], capsys)
+    out, failed = verify(pg, made[1]["dump"], capsys)
+    assert not failed and out["verification"]["status"] == "verified", out.get("msg")
     # age them: 0 and 1 are 40 days old (1 verified), 2 and 3 are recent
     for i, b in enumerate(made):
         mp = Path(b["manifest"])
