@@ -20,7 +20,7 @@ _ANALYZED = re.compile(
     r'AOF analyzed: (?:filename=(?P<file>[^,]+), )?size=(?P<size>\d+), ok_up_to=(?P<ok>\d+), '
     r'(?:ok_up_to_line=(?P<line>\d+), )?diff=(?P<diff>\d+)')
 _INVALID = re.compile(r'AOF (?P<file>\S+) (?:is not valid|format error)')
-_RDB_BAD = re.compile(r'RDB (?:preamble|file) .*(?:is not valid|corrupt|error)', re.I)
+_RDB_BAD = re.compile(r'RDB ERROR DETECTED|RDB (?:preamble|file) .*(?:is not valid|corrupt|error)', re.I)
 
 
 class AofTarget(object):

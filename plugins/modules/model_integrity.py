@@ -128,7 +128,10 @@ def read_card(path):
     except ValueError:
         if yaml is None:
             raise IOError('the card is not JSON, and PyYAML is missing to read it as YAML')
-        doc = yaml.safe_load(text)
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:  # neither JSON nor YAML: a clear refusal, not a traceback
+            raise ValueError('it is neither JSON nor YAML (%s)' % str(exc).splitlines()[0])
     return card_hashes(doc)
 
 

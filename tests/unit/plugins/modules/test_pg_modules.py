@@ -444,3 +444,43 @@ def test_database_grants_and_settings_survive_the_swap(pg, verified, capsys):
                 pg.sql("postgres", f'REVOKE ALL ON DATABASE "{db}" FROM app_ro')
                 pg.sql("postgres", f'ALTER ROLE app_ro IN DATABASE "{db}" RESET ALL')
         pg.sql("postgres", "DROP ROLE app_ro")
+
+
+# --------------------------------------------------------------------------- refusals with no test before
+
+def test_a_restore_that_does_not_match_the_manifest_is_dropped_and_the_current_kept(pg, verified, capsys):
+    """The dump restores, but its rows are not what the manifest promised: never swapped in."""
+    mpath = Path(verified["manifest"])
+    m = json.loads(mpath.read_text())
+    m["row_counts"]["public.trades"] += 1  # the manifest is not among the checksummed files
+    mpath.write_text(json.dumps(m))
+    pg.sql("trading", "DELETE FROM trades WHERE id <= 10")
+    before_dbs, before_counts = pg.databases(), pg.counts("trading")
+    out, failed = restore(pg, verified["dump"], capsys)
+    assert failed and "the restored database does not match the manifest: public.trades has 5000 rows, manifest " \
+        "5001" in out["msg"]
+    assert "The current database trading was not touched; the incomplete trading__restore_" in out["msg"]
+    assert pg.databases() == before_dbs and pg.counts("trading") == before_counts
+
+
+def test_a_swap_that_fails_is_rolled_back_and_connections_allowed_again(pg, verified, capsys):
+    """The migration (the users' hook) takes the aside name, so the swap's first rename fails:
+    both renames roll back together and the current database takes connections again."""
+    pg.sql("trading", "DELETE FROM trades WHERE id <= 10")
+    before_counts = pg.counts("trading")
+    take_aside = ('psql -d postgres -c "CREATE DATABASE \\"$(echo "$PGDATABASE" | sed s/__restore_/__pre_restore_/)\\""')
+    out, failed = restore(pg, verified["dump"], capsys, migration_command=["sh", "-c", take_aside])
+    assert failed and "the swap was rolled back" in out["msg"] and "already exists" in out["msg"], out["msg"]
+    assert "The current database trading was not touched" in out["msg"]
+    assert pg.counts("trading") == before_counts
+    assert pg.sql("postgres", "SELECT datallowconn FROM pg_database WHERE datname = 'trading'")[0][0] is True
+    assert not any(d.startswith("trading__restore_") for d in pg.databases())
+
+
+@pytest.mark.parametrize("compress", [-1, 10])
+def test_pg_backup_refuses_a_compression_out_of_bounds_and_writes_nothing(pg, tmp_path, capsys, compress):
+    pg.seed("trading", n_trades=10)
+    out, failed = run_module(pg_backup, dict(pg.login(), database="trading", backup_root=str(tmp_path / "b"),
+                                             compress=compress), capsys)
+    assert failed and f"compress must be 0-9, not {compress}" in out["msg"]
+    assert not (tmp_path / "b").exists() or not list((tmp_path / "b").rglob("*"))

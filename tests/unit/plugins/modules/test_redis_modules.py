@@ -93,3 +93,61 @@ def test_redis_aof_checked_valid_then_damaged_in_check_mode(redis_seeded, capsys
 def test_redis_aof_repaired_requires_backup_dir(capsys, tmp_path):
     out, failed = run_module(redis_aof, dict(data_dir=str(tmp_path), state="repaired"), capsys)
     assert failed and "backup_dir" in out["msg"]
+
+
+def test_a_damaged_rdb_base_is_kept_aside_and_not_truncated(redis_seeded, capsys, tmp_path):
+    """The RDB part of a multi-part AOF cannot be repaired by --fix: refused (even with
+    allow_truncate), the broken copy kept, the files left as they are."""
+    import time
+
+    with redis_seeded.client() as c:
+        c.bgrewriteaof()  # the seeded data moves into the RDB base file
+        deadline = time.monotonic() + 30
+        while c.info("persistence")["aof_rewrite_in_progress"] or c.info("persistence")["aof_rewrite_scheduled"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    redis_seeded.kill9()
+    (base,) = (redis_seeded.srv.data_dir / "appendonlydir").glob("*.base.rdb")
+    data = bytearray(base.read_bytes())
+    assert len(data) > 1000, "the base must hold the data set for the damage to be in it"
+    middle = len(data) // 2
+    data[middle:middle + 64] = b"\xff" * 64
+    base.write_bytes(bytes(data))
+    sha = _sha(base)
+    backup = tmp_path / "bk"
+    out, failed = run_module(redis_aof, dict(config_file=str(redis_seeded.srv.conf), state="repaired",
+                                             allow_truncate=True, backup_dir=str(backup)), capsys)
+    assert failed and "the RDB part of the AOF is damaged" in out["msg"] and "--fix cannot repair it" in out["msg"]
+    assert _sha(base) == sha
+    copies = list(backup.glob("aof-*/appendonlydir/" + base.name))
+    assert len(copies) == 1 and _sha(copies[0]) == sha
+
+
+def test_a_replay_stopped_by_a_failed_batch_keeps_what_it_wrote_and_finishes_on_the_next_run(redis_seeded, capsys):
+    """A write that fails half-way: here a Redis ACL lets the replay's user read every key but
+    write only the streams, so the streams' batches pass and the first hash batch is refused.
+    The message says so, the completed batches stay, and a run with the right user writes only
+    the rest."""
+    with redis_seeded.client() as c:
+        c.flushall()
+        c.acl_setuser("replayer", enabled=True, passwords=["+replayer-pw"], reset_keys=True,
+                      keys=["%R~*", "~orders.*", "~signals:*"], commands=["+@all"])
+    limited = dict(login_port=redis_seeded.port, login_user="replayer", login_password="replayer-pw",
+                   ledger_path=str(redis_seeded.ledger), batch_size=20)
+    out, failed = run_module(redis_ledger_replay, limited, capsys)
+    assert failed and "stopped after a failed batch (completed batches are kept; run again to finish" in out["msg"]
+    assert "NOPERM" in out["msg"] or "permission" in out["msg"].lower()
+    # the batches of stream entries before the first hash went through; the batch holding the first
+    # hash write was refused whole (MULTI/EXEC), its stream entries included
+    total = sum(redis_seeded.expected["streams"].values())
+    written = sum(redis_seeded.lengths().values())
+    assert written == total - total % 20 and 0 < written < total
+    with redis_seeded.client() as c:
+        assert not c.keys("positions:*")
+    out, failed = run_module(redis_ledger_replay, dict(_conn(redis_seeded), ledger_path=str(redis_seeded.ledger)),
+                             capsys)
+    assert not failed, out.get("msg")
+    assert redis_seeded.lengths() == redis_seeded.expected["streams"]
+    # only the rest (the kill switch is control state: never replayed)
+    assert out["replay"]["stream_entries_written"] == total - written
+    assert sorted(out["replay"]["keys_written"]) == [k for k in redis_seeded.expected["keys"] if k != "policy:kill_switch"]

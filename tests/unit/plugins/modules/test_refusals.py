@@ -1,0 +1,145 @@
+"""Refusals of the file-state, model and failover modules, each run through main() with real
+files, real git and DVC, and a real Redis: the message says why, and nothing changed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.tradeops.dr.plugins.modules import (broker_failover, dvc_model, feed_failover, fileset_backup,
+                                                             fileset_restore, model_integrity)
+from conftest import run_module
+from tradeops_dr.seed import MODEL, seed_model_repo
+
+
+def tree(path: Path) -> dict:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+# --------------------------------------------------------------------------- file-state sets
+
+@pytest.fixture
+def srv(tmp_path):
+    root = tmp_path / "srv"
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "config.toml").write_text("[trading]\n")
+    return root, tmp_path / "sets"
+
+
+@pytest.mark.parametrize("sources, words", [
+    ({"configs": ["/srv/config"]}, "unknown source categories configs (use config, state, data)"),
+    ({"config": ["relative/config"]}, "sources.config must be a list of absolute paths"),
+    ({"config": "/srv/config"}, "sources.config must be a list of absolute paths"),
+])
+def test_fileset_backup_refuses_bad_sources_and_writes_no_set(srv, capsys, sources, words):
+    _root, sets = srv
+    out, failed = run_module(fileset_backup, dict(backup_root=str(sets), sources=sources), capsys)
+    assert failed and words in out["msg"] and "backup set not written" in out["msg"]
+    assert not sets.exists()
+
+
+def test_fileset_restore_refuses_an_unknown_backup_id_and_changes_nothing(srv, capsys):
+    root, sets = srv
+    sources = {"config": [str(root / "config")]}
+    out, failed = run_module(fileset_backup, dict(backup_root=str(sets), sources=sources), capsys)
+    assert not failed, out
+    (root / "config" / "config.toml").write_text("[trading]\n# edited\n")
+    before, sets_before = tree(root), tree(sets)
+    out, failed = run_module(fileset_restore, dict(backup_root=str(sets), sources=sources,
+                                                   backup_id="full_20200101T000000Z"), capsys)
+    assert failed and f"no backup set full_20200101T000000Z below {sets}" in out["msg"]
+    assert "nothing was changed" in out["msg"]
+    assert tree(root) == before and tree(sets) == sets_before
+
+
+def test_fileset_restore_refuses_an_unknown_category(srv, capsys):
+    root, sets = srv
+    out, failed = run_module(fileset_restore, dict(backup_root=str(sets), sources={"config": [str(root)]},
+                                                   categories=["secrets"]), capsys)
+    assert failed and "value of categories must be one or more of: config, state, data" in out["msg"]
+
+
+# --------------------------------------------------------------------------- models
+
+@pytest.fixture
+def models(tmp_path):
+    repo = tmp_path / "repo"
+    md5 = seed_model_repo(repo, tmp_path / "remote", versions=("v1",))
+    return repo, md5
+
+
+def test_model_card_unreadable_or_without_a_hash_is_refused(models, tmp_path, capsys):
+    repo, _md5 = models
+    bad = tmp_path / "card.json"
+    bad.write_text("{ not json nor: [yaml")
+    out, failed = run_module(model_integrity, dict(path=str(repo / MODEL), card=str(bad)), capsys)
+    assert failed and f"cannot read the model card {bad}" in out["msg"]
+    empty = tmp_path / "empty-card.json"
+    empty.write_text(json.dumps({"name": "ppo", "version": "v1"}))
+    out, failed = run_module(model_integrity, dict(path=str(repo / MODEL), card=str(empty)), capsys)
+    assert failed and f"model card {empty} holds no md5 or sha256" in out["msg"]
+
+
+def test_dvc_model_refuses_what_is_not_a_dvc_file_and_a_missing_earlier_version(models, tmp_path, capsys):
+    repo, _md5 = models
+    before = tree(repo / "models")
+    out, failed = run_module(dvc_model, dict(repo=str(repo), target="models/ppo_production/model_card.json",
+                                             backup_dir=str(tmp_path / "kept")), capsys)
+    assert failed and "models/ppo_production/model_card.json is not a .dvc file in" in out["msg"]
+    # one version only: there is nothing to roll back to
+    out, failed = run_module(dvc_model, dict(repo=str(repo), target="models/ppo_production.dvc", state="rollback",
+                                             backup_dir=str(tmp_path / "kept")), capsys)
+    assert failed and "the git history of models/ppo_production.dvc holds no earlier version" in out["msg"]
+    assert not out["changed"] and tree(repo / "models") == before and not (tmp_path / "kept").exists()
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout == ""
+
+
+# --------------------------------------------------------------------------- broker and feed
+
+def _redis_args(redis_seeded) -> dict:
+    return dict(login_host="127.0.0.1", login_port=redis_seeded.port, login_password=redis_seeded.srv.password)
+
+
+@pytest.mark.parametrize("args, words", [
+    (dict(chain=["primary", "backup", "primary"]), "chain must list each adapter once"),
+    (dict(chain=["primary", "backup"], target="paper"), "target paper is not in the chain primary, backup"),
+])
+def test_broker_chain_refusals_write_nothing(redis_seeded, capsys, args, words):
+    before = redis_seeded.snapshot()
+    out, failed = run_module(broker_failover, dict(_redis_args(redis_seeded), action="switch", **args), capsys)
+    assert failed and words in out["msg"]
+    assert redis_seeded.snapshot() == before
+
+
+def test_broker_failover_with_no_backup_left_or_an_unknown_active_adapter(redis_seeded, capsys):
+    for active, words in (("backup", "no backup adapter left after backup in the chain primary, backup"),
+                          ("legacy", "the active adapter 'legacy' (broker:active) is not in the chain")):
+        with redis_seeded.client() as c:
+            c.set("broker:active", active)
+        before = redis_seeded.snapshot()
+        out, failed = run_module(broker_failover, dict(_redis_args(redis_seeded), action="switch",
+                                                       chain=["primary", "backup"]), capsys)
+        assert failed and words in out["msg"], out["msg"]
+        assert redis_seeded.snapshot() == before
+
+
+REGISTRY = "# feeds\nprimary_feed: yahoo\nbackup_feed: moneycontrol\nfeeds:\n  yahoo: {}\n  moneycontrol: {}\n"
+
+
+@pytest.mark.parametrize("registry, primary, words", [
+    (REGISTRY, "../etc", "feed name '../etc' is refused"),
+    (REGISTRY, "bloomberg", "feed bloomberg is neither the backup_feed (moneycontrol) nor listed under feeds"),
+    ("primary_feed: yahoo\nprimary_feed: x\nbackup_feed: moneycontrol\n", "moneycontrol",
+     "the registry must have exactly one top-level primary_feed line"),
+    (": : not yaml [", "moneycontrol", "cannot read the feed registry"),
+])
+def test_feed_registry_refusals_leave_the_registry_as_it_was(tmp_path, capsys, registry, primary, words):
+    reg = tmp_path / "registry.yaml"
+    reg.write_text(registry)
+    out, failed = run_module(feed_failover, dict(registry=str(reg), primary=primary,
+                                                 backup_dir=str(tmp_path / "bk")), capsys)
+    assert failed and words in out["msg"], out["msg"]
+    assert reg.read_text() == registry and not (tmp_path / "bk").exists()
