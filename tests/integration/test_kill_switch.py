@@ -372,3 +372,34 @@ def test_engage_without_reason_is_refused_before_anything_happens(desk, run):
     assert not res.ok and "engage needs kill_switch_reason and kill_switch_actor" in _msg(res)
     assert _switch(desk)["enabled"] == "false"
     assert desk["strategy"].poll() is None  # still running
+
+
+def test_the_cli_status_reset_and_flatten(desk):
+    """tradeops-dr kill-switch status|reset|flatten as a person types them."""
+    import yaml
+
+    inv = _inventory(desk, desk["tmp"] / "inv.yml", desk["redis"].srv.password)
+    doc = yaml.safe_load(inv.read_text())
+    doc["all"]["children"]["kill_switch"]["hosts"]["desk-1"]["kill_switch_flatten_command"] = [
+        sys.executable, str(STANDINS / "flatten_all.py"), "--port", str(desk["redis"].port)]
+    inv.write_text(yaml.safe_dump(doc))
+    status = _cli("status", "-i", str(inv))
+    assert status.returncode == 0 and "active (trading allowed)" in status.stdout
+    engaged = _cli("engage", "-i", str(inv), "--reason", "cli", "--actor", "oncall-a", "--incident", "INC-7",
+                   "--flag-only")
+    assert engaged.returncode == 0
+    status = _cli("status", "-i", str(inv))
+    assert status.returncode == 0 and "INC-7" in status.stdout and "halted" in status.stdout
+    refused = _cli("reset", "-i", str(inv), "--confirm", "INC-8", "--reason", "ok", "--actor", "oncall-b")
+    assert refused.returncode != 0 and "confirm does not repeat the incident id" in refused.stderr
+    assert _switch(desk)["enabled"] == "true"
+    env = dict(os.environ, REDISCLI_AUTH=desk["redis"].srv.password)
+    flat = _cli("flatten", "-i", str(inv), env=env)
+    assert flat.returncode == 0, flat.stdout[-2000:] + flat.stderr[-2000:]
+    with desk["redis"].client() as c:
+        assert all(float(c.hget(k, "qty")) == 0 for k in c.scan_iter(match="positions:*"))
+        assert c.keys("positions:*")
+    reset = _cli("reset", "-i", str(inv), "--confirm", "INC-7", "--reason", "recovered", "--actor", "oncall-b")
+    assert reset.returncode == 0, reset.stdout[-2000:] + reset.stderr[-2000:]
+    sw = _switch(desk)
+    assert sw["enabled"] == "false" and sw["reset_by"] == "oncall-b"
