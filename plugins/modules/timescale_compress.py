@@ -86,6 +86,12 @@ def main():
             if 'timescaledb' not in _postgres.extensions(db):
                 module.exit_json(changed=False, compressed={}, skipped=(
                     'database %s has no timescaledb extension: there are no chunks to compress' % p['database']))
+            known = set(h['name'] for h in _postgres.hypertables(db))
+            unknown = ['%s.%s' % t for t in tables if '%s.%s' % t not in known]
+            if unknown:  # all checked before the first chunk is compressed
+                module.fail_json(compressed={}, msg='%s %s not a hypertable of %s (hypertables: %s); nothing was '
+                                 'compressed' % (', '.join(unknown), 'is' if len(unknown) == 1 else 'are',
+                                                 p['database'], ', '.join(sorted(known)) or 'none'))
             for schema, table in tables:
                 regclass = '%s.%s' % (schema, table)
                 rows = _postgres.query(db, (

@@ -234,3 +234,29 @@ def test_a_wrong_password_is_not_a_server_that_is_down(pg, run, backed_up):
     assert wrong not in artifacts_text(res)
     assert pg.cluster.pidfile.read_text().split()[0] == pid  # not restarted
     assert "Start the server through service control" not in res.stdout
+
+
+def test_backup_actions_prune_and_check_do_what_they_say(pg, run, backed_up):
+    (src,) = backed_up.rglob("trading_*.manifest.json")
+    old = _aged_copy(backed_up, src, 45, "old")
+    old_dump = old.with_name(old.name.replace(".manifest.json", ".pgdump"))
+    # prune in check mode: lists, deletes nothing
+    dry = run("playbooks/backup.yml", backup_vars(pg, backed_up, pg_backup_action="prune"), group="postgres_servers",
+              check=True)
+    assert dry.status == "successful", artifacts_text(dry)[-2000:]
+    assert "Would delete" in dry.stdout and old_dump.name in dry.stdout
+    assert old.exists() and old_dump.exists()
+    # prune: the old one goes, the newest stays
+    real = run("playbooks/backup.yml", backup_vars(pg, backed_up, pg_backup_action="prune"), group="postgres_servers")
+    assert real.status == "successful" and not old.exists() and not old_dump.exists() and src.exists()
+    # check: fine while the newest verified backup is fresh...
+    fresh = run("playbooks/backup.yml", backup_vars(pg, backed_up, pg_backup_action="check"), group="postgres_servers")
+    assert fresh.status == "successful", artifacts_text(fresh)[-2000:]
+    # ...an alarm once it is older than the limit (and nothing is dumped by a check)
+    m = json.loads(src.read_text())
+    m["created_at"] = "2020-01-01T00:00:00Z"
+    src.write_text(json.dumps(m))
+    stale = run("playbooks/backup.yml", backup_vars(pg, backed_up, pg_backup_action="check"), group="postgres_servers")
+    assert stale.status == "failed"
+    assert "the newest verified backup of trading is" in artifacts_text(stale) and "hour limit" in artifacts_text(stale)
+    assert len(manifests(backed_up)) == 1

@@ -70,6 +70,55 @@ def test_failover_whose_orders_are_not_filled_is_rolled_back(redis_seeded, route
     assert [(e["from"], e["to"]) for e in _events(redis_seeded)] == [("ibkr", "zerodha"), ("zerodha", "ibkr")]
 
 
+ROUTER_CODE = ("import redis, sys, time; r = redis.Redis(port=int(sys.argv[1]), password=open(sys.argv[2]).read(), "
+               "decode_responses=True); open(sys.argv[3], 'a').write(r.get('broker:active') + '\\n'); time.sleep(120)")
+
+
+def _router_service(redis_seeded, tmp_path) -> tuple[dict, Path]:
+    """The users' router as a service: each start notes the adapter active at that moment."""
+    secret = tmp_path / "redis-pw"
+    secret.write_text(redis_seeded.srv.password)
+    secret.chmod(0o600)
+    starts = tmp_path / "router-starts.log"
+    svc = dict(name="order-router", manager="process", foreground=True, pidfile=str(tmp_path / "router.pid"),
+               stop_timeout=5, start_command=[sys.executable, "-c", ROUTER_CODE, str(redis_seeded.port), str(secret),
+                                              str(starts)])
+    return svc, starts
+
+
+def _stop(pidfile: str) -> None:
+    try:
+        pid = int(Path(pidfile).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_the_router_is_restarted_on_the_new_adapter(redis_seeded, router, run, tmp_path):
+    svc, starts = _router_service(redis_seeded, tmp_path)
+    try:
+        router("zerodha", "paper")
+        res = run("broker_failover.yml", _vars(redis_seeded, broker_failover_services=[svc]), group="brokers")
+        assert res.ok, res.failures
+        assert starts.read_text().splitlines() == ["zerodha"]  # restarted after the switch, on the new adapter
+    finally:
+        _stop(svc["pidfile"])
+
+
+def test_a_roll_back_restarts_the_router_on_the_previous_adapter(redis_seeded, router, run, tmp_path):
+    svc, starts = _router_service(redis_seeded, tmp_path)
+    try:
+        router("paper")  # zerodha does not fill: the failover rolls back
+        res = run("broker_failover.yml", _vars(redis_seeded, broker_failover_services=[svc]), group="brokers")
+        assert not res.ok and "failed and was rolled back" in " ".join(f.msg for f in res.failures)
+        assert starts.read_text().splitlines() == ["zerodha", "ibkr"]  # on the switch, then on the roll-back
+        with redis_seeded.client() as c:
+            assert c.get("broker:active") == "ibkr"
+    finally:
+        _stop(svc["pidfile"])
+
+
 def test_named_target_and_the_end_of_the_chain(redis_seeded, router, run):
     router("paper")
     res = run("broker_failover.yml", _vars(redis_seeded, broker_failover_target="paper"), group="brokers")

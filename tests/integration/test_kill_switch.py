@@ -358,6 +358,17 @@ def test_drill_detects_acknowledges_stops_orders_and_cleans_up(risk_desk, run):
         assert c.get("risk:drawdown") in ("0.0", None)
 
 
+def test_drill_fails_when_an_engine_keeps_trading_after_it_acknowledged(risk_desk, run):
+    desk = risk_desk
+    desk["start_engine"]("rogue", "--ignore-switch")
+    res = _run(run, desk, kill_switch_action="drill",
+               kill_switch_engines=["momentum", "meanrev", "momentum-risk", "meanrev-risk", "rogue"])
+    assert not res.ok
+    assert "new order(s) reached orders.validated" in _msg(res) and "after the kill switch engaged" in _msg(res)
+    with desk["redis"].client() as c:
+        assert float(c.get("risk:drawdown")) == 0.0  # the drill put the drawdown back all the same
+
+
 def test_drill_fails_when_no_engine_detects_the_drawdown(desk, run):
     res = _run(run, desk, kill_switch_action="drill", kill_switch_drill_detect_timeout=2)
     assert not res.ok

@@ -165,3 +165,17 @@ def test_check_mode_rollback_changes_nothing(run, models):
     assert res.status == "successful", artifacts_text(res)[-3000:]
     assert (models.repo / "models" / "ppo_production.dvc").read_text() == before
     assert models.file_md5() == models.md5["v2"] == models.health()["model_md5"]
+
+
+def test_verify_action_passes_on_a_healthy_model_and_fails_on_a_bad_one_changing_nothing(run, models):
+    models.start_api()
+    ok = play(run, models, model_rollback_action="verify")
+    assert ok.status == "successful" and ok.changed == 0, artifacts_text(ok)[-2000:]
+    assert "model file matches its card and the service serves it" in ok.stdout
+    (models.repo / MODEL).write_bytes(b"PK\x03\x04 garbage")
+    bad = play(run, models, model_rollback_action="verify")
+    assert bad.status == "failed"
+    msg = " ".join(f.msg for f in bad.failures)
+    assert "The model is not right: file BAD" in msg and "Nothing was changed" in msg
+    assert (models.repo / MODEL).read_bytes() == b"PK\x03\x04 garbage"  # not put back by a verify
+    assert models.health()["model_md5"] == models.md5["v2"]  # nothing reloaded

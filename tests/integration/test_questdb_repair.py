@@ -313,3 +313,29 @@ def test_tampered_backup_is_refused(questdb, run):
     assert "does not match its manifest" in _msg(res) and "db/trades~7/ts.d" in _msg(res)
     assert not list(questdb.tmp.glob("questdb.before-restore-*"))
     assert read_pid(questdb.pidfile) == pid and pid_alive(pid), "QuestDB was stopped for a refused restore"
+
+
+def test_a_writer_that_never_catches_up_fails_after_the_wait_and_rebase_is_never_run(questdb, run):
+    questdb.set_state(wal="lagging")
+    res = _run(run, questdb, questdb_repair_wal_timeout=2)
+    assert not res.ok
+    assert "WAL not applied within 2" in _msg(res) and "trades writerTxn 1 < sequencerTxn 2" in _msg(res)
+    reqs = questdb.state()["requests"]
+    assert "alter table trades resume wal" not in reqs  # it was not suspended: nothing to resume
+    assert not any("rebase" in q for q in reqs)
+
+
+def test_rebase_wal_is_never_sent_in_any_repair(questdb, run):
+    for wal in ("suspended", "stuck", "disk_full"):
+        questdb.set_state(wal=wal)
+        _run(run, questdb, questdb_repair_wal_timeout=2)
+    assert not any("rebase" in q for q in questdb.state()["requests"])
+
+
+def test_a_checkpoint_release_that_fails_is_reported_with_what_to_do(questdb, run):
+    questdb.set_state(release_fails=True)
+    res = _run(run, questdb, questdb_repair_action="backup")
+    assert not res.ok
+    msg = _msg(res)
+    assert "CHECKPOINT RELEASE failed" in msg and "run this module with state=released" in msg
+    assert questdb.state()["checkpoint"] == "in_progress"  # said, not hidden

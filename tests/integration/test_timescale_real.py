@@ -247,3 +247,16 @@ def test_check_mode_restore_report_names_the_database_kept_aside(trading, run, b
     assert "(no previous database)" not in res.stdout
     assert "would be kept aside as trading__pre_restore_" in res.stdout
     assert not any(d.startswith("trading__") for d in trading.databases())
+
+
+def test_compress_of_a_table_that_is_not_there_fails_and_compresses_nothing(trading, run, backed_up):
+    before = facts(trading)
+    res = run("playbooks/database_failure.yml", restore_vars(
+        trading, backed_up, timescale_restore_action="disk_full",
+        timescale_restore_compress_hypertables=["public.ticks", "public.nope"],
+        timescale_restore_compress_older_than="1 day"), group="postgres_servers")
+    assert res.status == "failed"
+    (compress,) = task_results(res, "tradeops.dr.timescale_compress")
+    assert "public.nope is not a hypertable of trading (hypertables: public.ticks); nothing was compressed" \
+        in compress["msg"]
+    assert facts(trading) == before  # every name is checked before the first chunk is compressed

@@ -8,7 +8,9 @@ the same query by a small state machine that follows the order in which they wer
 
   wal:        healthy | suspended -> (resume) -> resumed | stuck (suspends again after resume)
               | disk_full (the suspended recording with errorTag set to DISK FULL: DERIVED, see below)
+              | lagging (the suspended recording with suspended=false: a writer that never catches up; DERIVED)
   checkpoint: idle -> (create) -> in_progress -> (create again: the recorded 400) -> (release) -> idle
+              | release_fails: CHECKPOINT RELEASE answers 400 (DERIVED, shaped like the recorded 400s)
 
 What it adds to the recordings, and says so:
   - a query that was not recorded gets HTTP 400 {"error": "not in the recorded QuestDB exchanges"};
@@ -20,7 +22,8 @@ What it adds to the recordings, and says so:
 
 Run: python questdb_replay.py --fixtures DIR --port P --health-port H [--wal suspended] [--root DIR]
      [--pidfile F] [--fail-restore]
-Control (tests only): POST /_replay/state {"wal": "...", "checkpoint": "..."}; GET /_replay/state.
+Control (tests only): POST /_replay/state {"wal": "...", "checkpoint": "...", "release_fails": true};
+GET /_replay/state.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class State:
         self.lock = threading.Lock()
         self.wal = wal
         self.checkpoint = "idle"
+        self.release_fails = False
         self.requests: list[str] = []
 
 
@@ -74,7 +78,8 @@ def make_handler(rec: Recordings, state: State, health: bool):
             return None
         if sql == rec.sql("wal_tables_healthy"):
             return {"healthy": "wal_tables_healthy", "suspended": "wal_tables_suspended", "stuck": "wal_tables_suspended",
-                    "disk_full": "wal_tables_suspended", "resumed": "wal_tables_resumed"}[state.wal]
+                    "disk_full": "wal_tables_suspended", "resumed": "wal_tables_resumed",
+                    "lagging": "wal_tables_suspended"}[state.wal]
         if sql == rec.sql("count_trades"):
             return "count_after_resume" if state.wal == "resumed" else (
                 "count_while_suspended" if state.wal in ("suspended", "stuck", "disk_full") else "count_trades")
@@ -86,6 +91,8 @@ def make_handler(rec: Recordings, state: State, health: bool):
             state.checkpoint = "in_progress"
             return "checkpoint_create"
         if sql == rec.sql("checkpoint_release"):
+            if state.release_fails:
+                return "checkpoint_release_fails"
             state.checkpoint = "idle"
             return "checkpoint_release"
         if sql == rec.sql("resume_wal"):
@@ -133,6 +140,11 @@ def make_handler(rec: Recordings, state: State, health: bool):
                 return self._send(400, {"query": sql, "error": "not in the recorded QuestDB exchanges", "position": 0})
             if name == "wal_tables_suspended" and wal == "disk_full":
                 return self._recorded(name, _disk_full)
+            if name == "wal_tables_suspended" and wal == "lagging":
+                return self._recorded(name, _lagging)
+            if name == "checkpoint_release_fails":
+                return self._send(400, {"query": sql, "error": "could not release the checkpoint (DERIVED by the "
+                                                              "replay)", "position": 0})
             return self._recorded(name)
 
         def do_POST(self):  # noqa: N802
@@ -142,9 +154,17 @@ def make_handler(rec: Recordings, state: State, health: bool):
             with state.lock:
                 state.wal = body.get("wal", state.wal)
                 state.checkpoint = body.get("checkpoint", state.checkpoint)
+                state.release_fails = body.get("release_fails", state.release_fails)
             return self._send(200, {"wal": state.wal, "checkpoint": state.checkpoint})
 
     return Handler
+
+
+def _lagging(body: str) -> str:
+    data = json.loads(body)
+    for row in data["dataset"]:
+        row[1] = False  # not suspended, writerTxn still behind sequencerTxn
+    return json.dumps(data)
 
 
 def _disk_full(body: str) -> str:
@@ -161,7 +181,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fixtures", type=Path, required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--health-port", type=int, required=True)
-    ap.add_argument("--wal", default="healthy", choices=["healthy", "suspended", "stuck", "disk_full", "resumed"])
+    ap.add_argument("--wal", default="healthy",
+                    choices=["healthy", "suspended", "stuck", "disk_full", "resumed", "lagging"])
     ap.add_argument("--root", type=Path)
     ap.add_argument("--fail-restore", action="store_true")
     ap.add_argument("--pidfile", type=Path)

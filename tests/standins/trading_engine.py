@@ -4,7 +4,8 @@ What a real engine is expected to do with the kill switch, reduced to what the t
 while policy:kill_switch is not enabled it sends an order to orders.validated every
 --interval seconds; once it sees the switch enabled it sends no new order and acknowledges
 by writing engine:<name>:ack (state, at_ms). With --silent it never acknowledges (a hung
-engine). It stops by itself after --max-seconds.
+engine); with --ignore-switch it acknowledges and keeps trading (a broken engine, which the
+drill must catch). It stops by itself after --max-seconds.
 
 Run: python trading_engine.py --port P --name momentum [--silent] (password from REDISCLI_AUTH)
 """
@@ -24,6 +25,7 @@ def main(argv=None) -> int:
     ap.add_argument("--name", required=True)
     ap.add_argument("--interval", type=float, default=0.05)
     ap.add_argument("--silent", action="store_true")
+    ap.add_argument("--ignore-switch", action="store_true")
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--max-drawdown", type=float, help="engage the switch itself at this drawdown (risk:drawdown)")
     args = ap.parse_args(argv)
@@ -48,6 +50,9 @@ def main(argv=None) -> int:
                 ack = {"state": switch.get("state", "halted"), "at_ms": int(time.time() * 1000)}
                 r.hset(f"engine:{args.name}:ack", mapping=ack)
                 acked_for = engaged
+            if args.ignore_switch:
+                n += 1
+                r.xadd("orders.validated", {"engine": args.name, "order_id": f"{args.name}-{n}", "qty": 1})
         else:
             acked_for = None
             n += 1
