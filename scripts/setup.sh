@@ -19,19 +19,27 @@ SERVERS=${TRADEOPS_DR_SERVERS:-$ROOT/../shared/servers}
 if [ -f "$SERVERS/SHA256SUMS" ]; then
   APT_PACKAGES+=(postgresql-15 openjdk-17-jre-headless)
 fi
+# apt_install WHY PACKAGE...: install (or upgrade to Debian's current version) as root, or say
+# what is missing and stop.
+apt_install() {
+  local why=$1
+  shift
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: $why: $* (run as root, or install them first)" >&2
+    exit 1
+  fi
+  echo "setup: $why: installing $*"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "setup: missing Debian packages: ${missing[*]} (run as root, or install them first)" >&2
-    exit 1
-  fi
-  echo "setup: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "missing Debian packages" "${missing[@]}"
 fi
 
 PYTHON=${PYTHON:-python3}
@@ -70,14 +78,8 @@ if [ -f "$SERVERS/SHA256SUMS" ]; then
   # ("undefined symbol: heap_datum_check" when the server preloads it).
   pg_version=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)
   if [ -n "$pg_version" ] && dpkg --compare-versions "$pg_version" lt 15.20; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "setup: TimescaleDB $TSDB_VERSION needs postgresql-15 >= 15.20 (installed: $pg_version): upgrade it as root" >&2
-      exit 1
-    fi
-    echo "setup: upgrading postgresql-15 $pg_version to Debian's current 15.x (TimescaleDB $TSDB_VERSION needs >= 15.20)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-client-15 >/dev/null
+    apt_install "TimescaleDB $TSDB_VERSION needs postgresql-15 >= 15.20 (installed: $pg_version)" \
+      postgresql-15 postgresql-client-15
   fi
   qdb_jar="$SERVERS/questdb-$QDB_VERSION/questdb-$QDB_VERSION.jar"
   if [ -f "$qdb_jar" ]; then
