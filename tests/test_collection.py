@@ -127,3 +127,12 @@ def test_ansible_lint_production_profile():
     res = _run("ansible-lint", "--profile", "production", "--nocolor", timeout=900)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     assert "Profile 'production' was required, and it passed" in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("fragment", sorted((ROOT / "changelogs" / "fragments").glob("*.yml")), ids=lambda p: p.name)
+def test_changelog_fragments_are_lists_of_strings(fragment):
+    """antsibull-changelog's shape: sections of string items (a stray ': ' makes a mapping)."""
+    doc = yaml.safe_load(fragment.read_text())
+    assert isinstance(doc, dict) and doc
+    for section, items in doc.items():
+        assert isinstance(items, list) and all(isinstance(i, str) for i in items), f"{fragment.name}: {section}"
