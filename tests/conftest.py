@@ -274,7 +274,7 @@ def questdb_real(tmp_path):
     """A real QuestDB 8.1.2 on free loopback ports, with its own root, stopped after the test."""
     need_server("questdb")
     ports = set()
-    for _ in range(4):
+    for _port in range(4):
         ports.add(free_port(avoid=ports))
     http, health, pgw, ilp = sorted(ports)
     srv = QuestDBServer(tmp_path / "questdb" / "root", http, health, pgw, ilp)

@@ -213,7 +213,7 @@ class RespClient(object):
             data, self.buf = self.buf[:size], self.buf[size + 2:]
             return data
         if kind == b'*':
-            return [self._read() for _ in range(int(rest))] if int(rest) >= 0 else None
+            return [self._read() for _index in range(int(rest))] if int(rest) >= 0 else None
         raise RespError('unexpected answer from Redis: %r' % line[:80])
 
 

@@ -139,7 +139,7 @@ def main():
         ledger_path=dict(type='path', required=True),
         table=dict(type='str', default='ledger'),
         batch_size=dict(type='int', default=500),
-        protected_keys=dict(type='list', elements='str', default=list(_ledger.PROTECTED)),
+        protected_keys=dict(type='list', elements='str', default=list(_ledger.PROTECTED), no_log=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     _redis.ensure_library(module)

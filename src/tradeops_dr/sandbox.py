@@ -1,7 +1,8 @@
 """The sandbox stack: a real PostgreSQL 15 cluster (with TimescaleDB preloaded where it is
 installed), a real Redis server (AOF on), where its jar is installed a real QuestDB, and the
-inference API stand-in serving a model that real git and DVC track, on 127.0.0.1, on free ports, under a state directory of the checkout, seeded with a small trading
-data set and its ledger. `inventories/local` describes it through sandbox.json."""
+inference API stand-in serving a model that real git and DVC track, on 127.0.0.1, on free
+ports, under a state directory of the checkout, seeded with a small trading data set and its
+ledger. `inventories/local` describes it through sandbox.json."""
 
 from __future__ import annotations
 
@@ -532,7 +533,7 @@ class Sandbox:
         qdb = None
         if servers.questdb_jar() is not None:
             taken = {redis_port, pg_port}
-            for _ in range(4):
+            for _port in range(4):
                 taken.add(free_port(avoid=taken))
             http, health, pgw, ilp = sorted(taken - {redis_port, pg_port})
             qdb = QuestDBServer(self.state_dir / "questdb" / "root", http, health, pgw, ilp)

@@ -79,8 +79,8 @@ def test_a_killed_run_leaves_no_module_file_holding_the_password(pg, tmp_path):
                 pass
         play.wait()
     # an AnsiballZ file carries the module's arguments (the password) base64-encoded in its payload
-    left = [p for p in temps.rglob("*") if p.is_file() and (p.name.startswith("AnsiballZ_")
-                                                             or pg.password.encode() in p.read_bytes())]
+    left = [p for p in temps.rglob("*")
+            if p.is_file() and (p.name.startswith("AnsiballZ_") or pg.password.encode() in p.read_bytes())]
     assert left == []
     assert not any(d.startswith("trading__pre_restore_") for d in pg.databases())
 

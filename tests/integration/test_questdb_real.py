@@ -52,7 +52,7 @@ def suspend_with_pending(srv, pending_txns: int = 3, rows_each: int = 5, code: s
     """Suspend the table the way QuestDB does on a failed apply, then write: the new
     transactions wait in the WAL (sequencerTxn ahead of writerTxn)."""
     srv.sql("alter table trades suspend wal" + code)
-    for _ in range(pending_txns):
+    for _txn in range(pending_txns):
         insert(srv, rows_each)
     wait_for(lambda: (wal(srv)["sequencerTxn"] >= wal(srv)["writerTxn"] + pending_txns, wal(srv)), 15,
              "transactions to reach the sequencer")
