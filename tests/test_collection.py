@@ -63,9 +63,8 @@ def _argument_spec(module: str) -> dict:
     def capture(self, argument_spec=None, **_kw):
         raise _Spec(argument_spec)
 
-    with mock.patch.object(basic.AnsibleModule, "__init__", capture), mock.patch.object(mod, "AnsibleModule",
-                                                                                         basic.AnsibleModule):
-        with pytest.raises(_Spec) as got:
+    with mock.patch.object(basic.AnsibleModule, "__init__", capture):
+        with mock.patch.object(mod, "AnsibleModule", basic.AnsibleModule), pytest.raises(_Spec) as got:
             mod.main()
     return got.value.spec
 

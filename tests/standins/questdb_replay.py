@@ -143,8 +143,8 @@ def make_handler(rec: Recordings, state: State, health: bool):
             if name == "wal_tables_suspended" and wal == "lagging":
                 return self._recorded(name, _lagging)
             if name == "checkpoint_release_fails":
-                return self._send(400, {"query": sql, "error": "could not release the checkpoint (DERIVED by the "
-                                                              "replay)", "position": 0})
+                error = "could not release the checkpoint (DERIVED by the replay)"
+                return self._send(400, {"query": sql, "error": error, "position": 0})
             return self._recorded(name)
 
         def do_POST(self):  # noqa: N802

@@ -94,7 +94,8 @@ def test_dvc_model_refuses_what_is_not_a_dvc_file_and_a_missing_earlier_version(
                                              backup_dir=str(tmp_path / "kept")), capsys)
     assert failed and "the git history of models/ppo_production.dvc holds no earlier version" in out["msg"]
     assert not out["changed"] and tree(repo / "models") == before and not (tmp_path / "kept").exists()
-    assert subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout == ""
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True)
+    assert status.stdout == ""
 
 
 # --------------------------------------------------------------------------- broker and feed
