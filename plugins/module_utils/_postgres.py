@@ -584,6 +584,7 @@ def restart_timescaledb_scheduler(conn, dbname, timeout=30.0):
 # Advisory locks of this collection: (LOCK_CLASS, hashtext('<what> <database>')), two-key form,
 # so that pg_locks shows them as classid/objid with objsubid 2.
 LOCK_CLASS = 0x74726472  # 'trdr'
+RESTORE_LOCK = 'restore'  # held by pg_restore_swap for a whole restore; pg_swap_repair and pg_health read it
 
 
 def _lock_key(what, dbname):

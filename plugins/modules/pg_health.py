@@ -147,7 +147,7 @@ def diagnose(conn, database, min_rows, paths):
         out['disk'] = disk_usage([facts.get('data_directory')] + list(paths))
         out['database_exists'] = _postgres.database_exists(admin, database)
         out['leftover_restores'] = _postgres.databases_like(admin, '%s__restore_' % database)
-        out['restore_in_progress'] = _postgres.lock_holder(admin, 'restore', database)
+        out['restore_in_progress'] = _postgres.lock_holder(admin, _postgres.RESTORE_LOCK, database)
         out['refuses_connections'] = _postgres.allows_connections(admin, database) is False
     finally:
         admin.close()

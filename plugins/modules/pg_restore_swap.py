@@ -220,7 +220,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _guard, _postgres
 
-LOCK = 'restore'
+LOCK = _postgres.RESTORE_LOCK
 
 
 class Refused(Exception):

@@ -73,7 +73,7 @@ repair:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
 
-LOCK = 'restore'  # the lock of pg_restore_swap
+LOCK = _postgres.RESTORE_LOCK  # the lock of pg_restore_swap
 
 
 def main():
