@@ -80,7 +80,11 @@ def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
                             f"kill switch named as missing control state={named}",
                             f"second run changed={again.changed}", *[f.msg for f in res.failures]]))
 
-    # 3. damaged AOF: refused without permission (broken copy kept), repaired with it
+    # 3. damaged AOF: refused without permission (broken copy kept), repaired with it. The cut may
+    # take the kill switch's last write with it: then the run fails closed naming it, and the
+    # operator (here: the drill) sets it back, as after a data loss.
+    with srv.client() as c:
+        switch = c.hgetall("policy:kill_switch")
     srv.kill(signal.SIGKILL)
     aof_dir = Path(state["redis"]["data_dir"]) / "appendonlydir"
     incr = sorted(aof_dir.glob("*.incr.aof"))[-1]
@@ -92,8 +96,14 @@ def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
     still_down = not pid_alive(read_pid(srv.pidfile))
     backups = sorted(Path(state["redis"]["backup_dir"]).glob("aof-*"))
     repaired = run(redis_restart_aof_allow_truncate=True)
-    secs = time.monotonic() - t0
     rec = _record(repaired)
+    set_back = not repaired.ok and any("Control state missing: policy:kill_switch" in f.msg
+                                       for f in repaired.failures)
+    if set_back:
+        with srv.client() as c:
+            c.hset("policy:kill_switch", mapping=switch)  # the operator's decision, not the replay's
+        repaired = run()
+    secs = time.monotonic() - t0
     aof = rec.get("aof") or {}
     lengths = _lengths(srv, expected) if repaired.ok else {}
     steps.append(DrillStep("damaged AOF", f"kill -9, cut 9 bytes off {incr.name}",
@@ -103,6 +113,7 @@ def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
                            [f"refused: {refused.failures[0].msg[:160] if refused.failures else 'NOT REFUSED'}",
                             f"kept aside: {backups[-1] if backups else 'nothing'}",
                             f"bytes_lost={aof.get('bytes_lost')}", f"replayed_entries={rec.get('replayed_entries')}",
+                            f"kill switch lost with the cut and set back by the operator={set_back}",
                             f"streams={lengths}", *[f.msg for f in repaired.failures]]))
     return steps
 
