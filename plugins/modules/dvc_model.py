@@ -201,7 +201,9 @@ def main():
         if bad:
             raise _vcs.VcsError('after the checkout %s still differ(s) from what %s records' % (', '.join(bad), target))
     except (_vcs.VcsError, ValueError, IOError, OSError) as exc:
-        module.fail_json(msg=str(exc), changed=changed, model=result)
+        kept = result.get('kept_aside')
+        module.fail_json(changed=changed, model=result, msg='%s%s' % (str(exc).rstrip('.'), (
+            '. The files as they were before are kept in %s' % kept) if kept else ''))
     module.exit_json(changed=changed, model=result)
 
 

@@ -144,3 +144,23 @@ def test_feed_registry_refusals_leave_the_registry_as_it_was(tmp_path, capsys, r
                                                  backup_dir=str(tmp_path / "bk")), capsys)
     assert failed and words in out["msg"], out["msg"]
     assert reg.read_text() == registry and not (tmp_path / "bk").exists()
+
+
+def test_dvc_model_fails_clearly_when_the_dvc_cache_is_corrupted(models, tmp_path, capsys):
+    """The DVC cache itself is corrupted (the object of the model file holds other bytes) and no
+    pull is allowed: DVC 3 detects it during the checkout, and the module fails with its words
+    instead of claiming a recovery. (Its own "still differs" check, after a checkout DVC accepted,
+    is a second line that this DVC does not let a test reach.)"""
+    repo, md5 = models
+    obj = repo / ".dvc" / "cache" / "files" / "md5" / md5["v1"][:2] / md5["v1"][2:]
+    obj.chmod(0o644)
+    obj.write_bytes(b"not the model")
+    (repo / MODEL).write_bytes(b"broken")
+    out, failed = run_module(dvc_model, dict(repo=str(repo), target="models/ppo_production.dvc", pull=False,
+                                             backup_dir=str(tmp_path / "kept")), capsys)
+    assert failed and "dvc checkout --force models/ppo_production.dvc failed" in out["msg"], out["msg"]
+    assert "Is your cache up to date?" in out["msg"]
+    assert not (repo / MODEL).exists() or (repo / MODEL).read_bytes() != b"not the model"
+    kept = list((tmp_path / "kept").rglob("final_model.zip"))
+    assert kept and kept[0].read_bytes() == b"broken"  # what was there is kept aside, and the message says where
+    assert f"The files as they were before are kept in {tmp_path / 'kept'}" in out["msg"]
