@@ -164,3 +164,43 @@ def test_dvc_model_fails_clearly_when_the_dvc_cache_is_corrupted(models, tmp_pat
     kept = list((tmp_path / "kept").rglob("final_model.zip"))
     assert kept and kept[0].read_bytes() == b"broken"  # what was there is kept aside, and the message says where
     assert f"The files as they were before are kept in {tmp_path / 'kept'}" in out["msg"]
+
+
+# --------------------------------------------------------------------------- QuestDB restore
+
+def test_questdb_restore_says_when_the_copy_in_place_does_not_match(tmp_path, capsys, monkeypatch):
+    """Fault injection at the copy (a disk that returns other bytes): the module checks the copy
+    in place against the manifest and says where the previous data is; it never starts QuestDB."""
+    import shutil
+
+    from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
+    from ansible_collections.tradeops.dr.plugins.modules import questdb_restore
+    from tradeops_dr.sandbox import free_port
+
+    live = tmp_path / "questdb"
+    (live / "db" / "trades~1").mkdir(parents=True)
+    (live / "db" / "trades~1" / "ts.d").write_bytes(b"\x01" * 4096)
+    source = tmp_path / "snapshot" / "questdb"
+    shutil.copytree(live, source)
+    backup, _entries, _reused = _manifest.copy_aside(str(source), str(tmp_path / "backups"), "questdb-", reason="test")
+    manifest = Path(backup) / "MANIFEST.json"
+    manifest.write_text(json.dumps(dict(json.loads(manifest.read_text()), questdb_version=[8, 1, 2])))
+    (live / "db" / "written-after-backup").write_text("x")
+
+    real_copytree = shutil.copytree
+
+    def copy_that_goes_wrong(src, dst, *args, **kw):
+        out = real_copytree(src, dst, *args, **kw)
+        if Path(dst) == live:  # the whole copy (shutil recurses through copytree for sub-folders)
+            (live / "db" / "trades~1" / "ts.d").write_bytes(b"\x00" * 4096)
+        return out
+
+    monkeypatch.setattr(questdb_restore.shutil, "copytree", copy_that_goes_wrong)
+    closed = f"http://127.0.0.1:{free_port()}"  # QuestDB is stopped
+    out, failed = run_module(questdb_restore, dict(root=str(live), backup=backup, server_version="8.1.2", url=closed,
+                                                   health_url=closed), capsys)
+    assert failed and f"the restored copy in {live} does not match the manifest" in out["msg"], out["msg"]
+    aside = out["restore"]["moved_aside"]
+    assert f"the previous data is in {aside}" in out["msg"]
+    assert (Path(aside) / "db" / "written-after-backup").read_text() == "x"  # nothing lost
+    assert not (live / "_restore").exists()  # no trigger: QuestDB will not take the bad copy as a restore
