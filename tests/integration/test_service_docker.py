@@ -22,12 +22,20 @@ def _engine():
     import docker
     from docker.errors import DockerException, ImageNotFound
 
-    try:
-        client = docker.from_env()
-        client.ping()
-    except DockerException as exc:  # no socket, or nothing answers on it
-        why = f"no Docker engine answers (scripts/docker-engine.sh up): {exc}"
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    client = None
+    if host.startswith("unix://") and not os.path.exists(host[len("unix://"):]):
+        # checked first: the SDK leaves its socket open when it cannot reach an engine
+        why = f"no Docker engine socket at {host} (scripts/docker-engine.sh up)"
     else:
+        try:
+            client = docker.from_env()
+            client.ping()
+        except DockerException as exc:  # nothing answers on the socket
+            if client is not None:
+                client.close()
+            client, why = None, f"no Docker engine answers at {host} (scripts/docker-engine.sh up): {exc}"
+    if client is not None:
         try:
             client.images.get(IMAGE)
             return client
