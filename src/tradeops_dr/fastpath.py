@@ -18,6 +18,7 @@ $TRADEOPS_DR_KILL_SWITCH_FLAG, default /var/lib/tradeops-dr/kill_switch.flag."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -161,14 +162,22 @@ def _cache_path(inventory: str, limit: str | None) -> Path:
     return base / f"{key}.json"
 
 
+_ENV_LOOKUP = re.compile(r"""env['"]\s*,\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
+
+
 def _fingerprint(inventory: str) -> list:
-    """(path, mtime_ns, size) of every file of the inventory: a change invalidates the cache."""
+    """(path, mtime_ns, size) of every file of the inventory, and the value of every environment
+    variable its templates look up (inventories/local reads TRADEOPS_DR_SANDBOX): a change of
+    either invalidates the cache, so that it never names the Redis of another setting."""
     inv = Path(inventory)
     files = [inv] if inv.is_file() else sorted(p for p in inv.rglob("*") if p.is_file())
-    out = []
+    out, names = [], set()
     for f in files:
         st = f.stat()
         out.append([str(f), st.st_mtime_ns, st.st_size])
+        if st.st_size < 1_000_000:
+            names.update(_ENV_LOOKUP.findall(f.read_text(errors="replace")))
+    out += [["env", name, os.environ.get(name)] for name in sorted(names)]
     return out
 
 

@@ -37,3 +37,24 @@ def test_templated_or_vaulted_values_need_ansible(tmp_path, value):
     (inv / "group_vars" / "kill_switch.yml").write_text(f"kill_switch_redis_password: {value}\n")
     with pytest.raises(fastpath.NeedsAnsible):
         fastpath.connection_from_inventory(str(inv))
+
+
+def test_the_connection_cache_follows_the_environment_the_inventory_reads(tmp_path, monkeypatch):
+    """inventories/local reads TRADEOPS_DR_SANDBOX: a cache made for one sandbox must not name the
+    Redis of another when the variable changes (both may be running)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    inv = tmp_path / "inv"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "hosts.yml").write_text("all:\n  children:\n    kill_switch:\n      hosts:\n        risk-1:\n")
+    (inv / "group_vars" / "kill_switch.yml").write_text(
+        "kill_switch_redis_port: \"{{ lookup('ansible.builtin.env', 'DESK_PORT') }}\"\n")
+    monkeypatch.setenv("DESK_PORT", "6401")
+    conn = dict(host="risk-1", login_host="127.0.0.1", login_port=6401, login_user=None, login_password="pw",
+                flag_file="/tmp/flag", via="ansible")
+    fastpath._write_cache(str(inv), None, conn)
+    cached = fastpath._read_cache(str(inv), None)
+    assert cached["via"] == "cache" and cached["login_port"] == 6401
+    monkeypatch.setenv("DESK_PORT", "6402")  # another setting: the cache no longer applies
+    assert fastpath._read_cache(str(inv), None) is None
+    monkeypatch.setenv("DESK_PORT", "6401")
+    assert fastpath._read_cache(str(inv), None)["login_port"] == 6401
