@@ -33,6 +33,15 @@ class SandboxError(RuntimeError):
 _DETACHED: list = []
 
 
+def kill_pidfile(pidfile: Path, sig: int, what: str, timeout: float) -> None:
+    """Signal the process of a pidfile and wait until it has exited (a server of the sandbox)."""
+    pid = read_pid(pidfile)
+    if pid_alive(pid):
+        os.kill(pid, sig)
+        wait_for(lambda: (not pid_alive(pid), f"pid {pid} alive"), timeout, f"{what} pid {pid} to exit")
+    _reap()
+
+
 def _reap() -> None:
     for proc in list(_DETACHED):
         if proc.poll() is not None:
@@ -178,10 +187,7 @@ class RedisServer:
             return False, str(exc)
 
     def kill(self, sig=signal.SIGKILL) -> None:
-        pid = read_pid(self.pidfile)
-        if pid_alive(pid):
-            os.kill(pid, sig)
-            wait_for(lambda: (not pid_alive(pid), f"pid {pid} alive"), 10, f"Redis pid {pid} to exit")
+        kill_pidfile(self.pidfile, sig, "Redis", 10)
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
@@ -362,11 +368,7 @@ class QuestDBServer:
             raise SandboxError(f"QuestDB rejected {statement!r}: {exc.read().decode()[:300]}") from None
 
     def kill(self, sig=signal.SIGKILL) -> None:
-        pid = read_pid(self.pidfile)
-        if pid_alive(pid):
-            os.kill(pid, sig)
-            wait_for(lambda: (not pid_alive(pid), f"pid {pid} alive"), 60, f"QuestDB pid {pid} to exit")
-        _reap()
+        kill_pidfile(self.pidfile, sig, "QuestDB", 60)
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
@@ -429,11 +431,7 @@ class InferenceAPI:
             return False, str(exc)
 
     def kill(self, sig=signal.SIGKILL) -> None:
-        pid = read_pid(self.pidfile)
-        if pid_alive(pid):
-            os.kill(pid, sig)
-            wait_for(lambda: (not pid_alive(pid), f"pid {pid} alive"), 10, f"inference stand-in pid {pid} to exit")
-        _reap()
+        kill_pidfile(self.pidfile, sig, "inference stand-in", 10)
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
