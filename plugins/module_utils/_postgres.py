@@ -31,7 +31,7 @@ except ImportError as _exc:  # pragma: no cover - reported by the modules
     PSYCOPG2_IMPORT_ERROR = _exc
 
 from ansible.module_utils.basic import env_fallback
-from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _manifest
+from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _manifest, _service
 
 DB_ERRORS = (psycopg2.Error,) if HAS_PSYCOPG2 else ()
 
@@ -567,15 +567,13 @@ def restart_timescaledb_scheduler(conn, dbname, timeout=30.0):
         target.close()
     admin = conn.connect()
     try:
-        deadline = time.time() + timeout
-        while not timescaledb_scheduler(admin, dbname):
-            if time.time() > deadline:
-                raise PostgresError('the TimescaleDB scheduler of %s did not start within %ss: compression, retention '
-                                    'and continuous aggregate policies would not run (see the server log)' % (
-                                        dbname, timeout))
-            time.sleep(0.2)
+        res = _service.wait_until(lambda: (timescaledb_scheduler(admin, dbname), 'no scheduler in pg_stat_activity'),
+                                  timeout, first_delay=0.1, max_delay=1.0)
     finally:
         admin.close()
+    if not res['ok']:
+        raise PostgresError('the TimescaleDB scheduler of %s did not start within %ss: compression, retention and '
+                            'continuous aggregate policies would not run (see the server log)' % (dbname, timeout))
     return 'running'
 
 
@@ -597,12 +595,8 @@ def try_lock(conn, what, dbname):
     return bool(query(conn, 'SELECT pg_try_advisory_lock(%s, hashtext(%s))', (LOCK_CLASS, _lock_key(what, dbname)))[0][0])
 
 
-def unlock(conn, what, dbname):
-    query(conn, 'SELECT pg_advisory_unlock(%s, hashtext(%s))', (LOCK_CLASS, _lock_key(what, dbname)))
-
-
 def lock_holder(conn, what, dbname):
-    """Who holds the lock: dict(pid, user, application, client, since, query) or None."""
+    """Who holds the lock: dict(pid, user, application, client, since) or None."""
     rows = query(conn, (
         "SELECT a.pid, a.usename, a.application_name, coalesce(host(a.client_addr), 'local'), "
         "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
