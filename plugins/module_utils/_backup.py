@@ -115,7 +115,6 @@ def check_files(manifest, directory):
     """Problems (strings) found comparing the files beside a manifest with it; [] when all match.
     Every file must be a regular file inside the backup folder: links are refused."""
     problems = []
-    real_dir = os.path.realpath(directory)
     for rel, entry in sorted(manifest['files'].items()):
         try:
             _manifest.safe_relpath(rel)
@@ -123,7 +122,7 @@ def check_files(manifest, directory):
             problems.append(str(exc))
             continue
         path = os.path.join(directory, rel)
-        if os.path.islink(path) or not os.path.realpath(path).startswith(real_dir + os.sep):
+        if _manifest.link_below(directory, path) or not _manifest.inside(directory, path):
             problems.append('%s is a link or lies outside the backup folder: refused' % rel)
             continue
         kind = _manifest.mismatch(path, entry)

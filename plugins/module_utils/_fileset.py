@@ -141,7 +141,7 @@ def verify(set_dir):
             problems.append(str(exc))
             continue
         path = os.path.join(set_dir, stored)
-        if _link_below(set_dir, path) or not _inside(set_dir, path):
+        if _manifest.link_below(set_dir, path) or not _manifest.inside(set_dir, path):
             problems.append('%s is a symbolic link or lies outside the set: refused (a set holds its own files)'
                             % stored)
             continue
@@ -176,33 +176,14 @@ def catalog(backup_root):
     return sets
 
 
-def _inside(root, path):
-    """Whether path, every link resolved, lies inside root (resolved too)."""
-    real_root = os.path.realpath(root)
-    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
-
-
-def _link_below(root, path):
-    """The first symbolic link among path and its parents below root (root itself may be a
-    link: it is the folder configured now), or None."""
-    root = os.path.abspath(root)
-    rel = os.path.relpath(os.path.abspath(path), root)
-    current = root
-    for part in ([] if rel == os.curdir else rel.split(os.sep)):
-        current = os.path.join(current, part)
-        if os.path.islink(current):
-            return current
-    return None
-
-
 def check_target(root, target):
     """Refuse to write target unless it lies inside root with every link resolved, and no
     link stands at it or between it and root: a restore never writes through a link."""
-    link = _link_below(root, target)
+    link = _manifest.link_below(root, target)
     if link:
         raise FilesetError('refused: %s is a symbolic link; a restore never writes through a link (%s -> %s)' % (
             link, link, os.readlink(link)))
-    if not _inside(root, target):
+    if not _manifest.inside(root, target):
         raise FilesetError('refused: %s resolves outside %s' % (target, os.path.realpath(root)))
 
 

@@ -45,6 +45,25 @@ def private(path):
     return path
 
 
+def inside(root, path):
+    """Whether path, every link resolved, lies inside root (resolved too)."""
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+
+
+def link_below(root, path):
+    """The first symbolic link among path and its parents below root (root itself may be a
+    link: it is the folder configured now, or the backup's own folder), or None."""
+    root = os.path.abspath(root)
+    rel = os.path.relpath(os.path.abspath(path), root)
+    current = root
+    for part in ([] if rel == os.curdir else rel.split(os.sep)):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return current
+    return None
+
+
 def write_json_atomic(path, data, mode=0o640):
     """A reader sees the old file or the new one, never half of one (temp file, fsync, rename)."""
     tmp = '%s.tmp-%d' % (path, os.getpid())
