@@ -240,7 +240,7 @@ def pg_server():
 @pytest.fixture(scope="session")
 def ts_server_session():
     need_server("timescaledb")
-    yield from _cluster({"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off"})
+    yield from _cluster(servers.TIMESCALEDB_SETTINGS)
 
 
 @pytest.fixture

@@ -322,13 +322,9 @@ class QuestDBServer:
         )
 
     def start_command(self) -> list[str]:
-        from .servers import questdb_jar
-
-        jar = questdb_jar()
+        jar = servers.questdb_jar()
         if jar is None:
-            from .servers import HOW_TO_GET
-
-            raise SandboxError(HOW_TO_GET["questdb"])
+            raise SandboxError(servers.HOW_TO_GET["questdb"])
         return ["java", "-Xmx1g", "--add-exports", "java.base/jdk.internal.math=ALL-UNNAMED", "-jar", str(jar),
                 "-d", str(self.root)]
 
@@ -525,8 +521,7 @@ class Sandbox:
         redis_srv.write_config()
         tsdb = servers.timescaledb_installed()
         pg = PostgresCluster(self._postgres_root(), pg_port, pg_pw,
-                             settings=dict(shared_preload_libraries="timescaledb", **{
-                                 "timescaledb.telemetry_level": "off"}) if tsdb else {})
+                             settings=dict(servers.TIMESCALEDB_SETTINGS) if tsdb else {})
         pg.init()
         qdb = None
         if servers.questdb_jar() is not None:

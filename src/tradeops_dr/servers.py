@@ -19,6 +19,8 @@ QUESTDB_VERSION = "8.1.2"
 PG_MAJOR = "15"
 PG_SHARE = Path(f"/usr/share/postgresql/{PG_MAJOR}/extension")
 PG_LIB = Path(f"/usr/lib/postgresql/{PG_MAJOR}/lib")
+# what a cluster needs to run TimescaleDB (the sandbox's, the tests')
+TIMESCALEDB_SETTINGS = {"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off"}
 
 HOW_TO_GET = {
     "timescaledb": (
