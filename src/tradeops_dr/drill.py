@@ -26,6 +26,16 @@ def _record(result: RunResult) -> dict:
     return next(iter((result.data.get("redis_recovery") or {}).values()), {})
 
 
+def _operator_sets_the_switch(srv: RedisServer, result: RunResult, switch: dict) -> bool:
+    """When a Redis recovery failed closed naming the missing kill switch (a replay never writes
+    control state), set it back as the operator would. True when it did."""
+    named = not result.ok and any("Control state missing: policy:kill_switch" in f.msg for f in result.failures)
+    if named:
+        with srv.client() as c:
+            c.hset("policy:kill_switch", mapping=switch)  # the operator's decision, not the replay's
+    return named
+
+
 def _lengths(srv: RedisServer, names) -> dict:
     with srv.client() as c:
         return {n: c.xlen(n) for n in names}
@@ -65,9 +75,7 @@ def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
     first = run()
     rec = _record(first)
     lengths = _lengths(srv, expected)
-    named = any("Control state missing: policy:kill_switch" in f.msg for f in first.failures)
-    with srv.client() as c:
-        c.hset("policy:kill_switch", mapping=switch)  # the operator's decision, not the replay's
+    named = _operator_sets_the_switch(srv, first, switch)
     res = run()
     secs = time.monotonic() - t0
     again = run()
@@ -97,11 +105,8 @@ def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
     backups = sorted(Path(state["redis"]["backup_dir"]).glob("aof-*"))
     repaired = run(redis_restart_aof_allow_truncate=True)
     rec = _record(repaired)
-    set_back = not repaired.ok and any("Control state missing: policy:kill_switch" in f.msg
-                                       for f in repaired.failures)
+    set_back = _operator_sets_the_switch(srv, repaired, switch)
     if set_back:
-        with srv.client() as c:
-            c.hset("policy:kill_switch", mapping=switch)  # the operator's decision, not the replay's
         repaired = run()
     secs = time.monotonic() - t0
     aof = rec.get("aof") or {}
