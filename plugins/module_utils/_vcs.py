@@ -12,8 +12,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 import subprocess
+import sys
 
 try:
     import yaml
@@ -119,8 +121,18 @@ def dvc_outs(dvc_file):
     return outs
 
 
+def dvc_command():
+    """`dvc` from PATH, else the one installed beside the Python that runs the module (a venv
+    used as ansible_python_interpreter, not activated: its bin folder is not on PATH)."""
+    beside = os.path.join(os.path.dirname(sys.executable), 'dvc')
+    for folder in os.environ.get('PATH', '').split(os.pathsep):
+        if folder and os.access(os.path.join(folder, 'dvc'), os.X_OK):
+            return 'dvc'
+    return beside if os.access(beside, os.X_OK) else 'dvc'
+
+
 def dvc(repo, *args, **kw):
-    return run(['dvc'] + list(args), cwd=repo, timeout=kw.get('timeout', 1800)).decode('utf-8', 'replace')
+    return run([dvc_command()] + list(args), cwd=repo, timeout=kw.get('timeout', 1800)).decode('utf-8', 'replace')
 
 
 def dvc_restore(repo, target, pull=True, timeout=1800):

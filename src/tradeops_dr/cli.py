@@ -162,6 +162,16 @@ def cmd_backups(args) -> int:
     return 0 if newest else 1
 
 
+def _venv_on_path() -> None:
+    """The tools of this venv (ansible-playbook, dvc) for everything the CLI starts, also when it is
+    called as .venv/bin/tradeops-dr without the venv activated."""
+    import os
+
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tradeops-dr", description=__doc__)
     parser.add_argument("--state-dir", help="sandbox state directory (default: .sandbox of the checkout)")
@@ -209,6 +219,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_drill)
 
     args = parser.parse_args(argv)
+    _venv_on_path()
     return args.func(args)
 
 

@@ -174,8 +174,8 @@ class RedisServer:
     def client(self, **kw):
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, decode_responses=True,
-                           socket_timeout=5, **kw)
+        kw.setdefault("decode_responses", True)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5, **kw)
 
     def ping(self):
         import redis
