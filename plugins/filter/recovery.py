@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) tradeops.dr contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of playbooks/full_recovery.yml: one diagnosis row as a table line, and the run's
+summary (status, per-component outcome against the runbooks' recovery time objectives,
+classification P1-P4 of runbook 004, the report printed at the end)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible.errors import AnsibleFilterError
+
+# runbook 004, section 1: P1 trading halted, broker disconnected, Redis/DB down, kill switch engaged;
+# P2 data feed degraded; P3 minor worker crash; P4 non-trading component down.
+PRIORITY = dict(redis=1, postgres=1, kill_switch=1, questdb=2, model=2, config=3)
+OK_STATES = ('healthy', 'active', 'engaged')  # a kill switch's state is reported, never repaired
+
+
+def table_row(row):
+    if not isinstance(row, dict):
+        raise AnsibleFilterError('table_row expects a diagnosis row (a dict), got %r' % (row,))
+    return '%-11s %-22s %-10s %s' % (row.get('component', '?'), row.get('host', '?'),
+                                     str(row.get('state', '?')).upper() if row.get('state') not in OK_STATES
+                                     else row.get('state'), row.get('evidence', ''))
+
+
+def _get(hostvars, host, name, default):
+    try:
+        value = hostvars[host].get(name)
+    except KeyError:
+        return default
+    return default if value is None else value
+
+
+def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, started):
+    components = {}
+    broken_before, unhealthy_after, failed, waiting = [], [], [], []
+    for host in hosts:
+        before = {r['component']: r for r in _get(hostvars, host, 'dr_before', [])}
+        after = {r['component']: r for r in _get(hostvars, host, 'dr_after', [])}
+        outcomes = _get(hostvars, host, 'dr_outcomes', {})
+        for name, row in before.items():
+            out = dict(outcomes.get(name) or {})
+            entry = dict(before=row.get('state'), evidence_before=row.get('evidence'),
+                         after=(after.get(name) or {}).get('state'), evidence_after=(after.get(name) or {}).get('evidence'),
+                         outcome=out.get('outcome') or ('not run' if row.get('state') == 'broken' else 'skipped: healthy'),
+                         seconds=out.get('seconds', 0), message=out.get('message', ''),
+                         rto_seconds=(catalog.get(name) or {}).get('rto', 0))
+            components.setdefault(name, {})[host] = entry
+            label = '%s on %s' % (name, host)
+            # the kill switch is control state: reported (unreadable while Redis is down), never repaired
+            if row.get('state') not in OK_STATES and name != 'kill_switch':
+                broken_before.append((name, label))
+            if entry['outcome'] == 'failed':
+                failed.append('%s: %s' % (label, entry['message']))
+            if entry['outcome'] == 'approval needed':
+                waiting.append('%s: %s' % (label, entry['message']))
+            if not out.get('outcome') and name == 'kill_switch':
+                entry['outcome'] = 'left as it was'
+            if recovering and not check_mode and not stop and entry['after'] not in OK_STATES:
+                unhealthy_after.append('%s is %s after recovery (%s)' % (label, entry['after'] or 'not diagnosed',
+                                                                       entry['evidence_after'] or 'no diagnosis'))
+    priority = min([PRIORITY.get(name, 4) for name, _ in broken_before] or [0])
+    if stop:
+        status = 'refused' if stop.startswith('REFUSED') else 'stopped'
+        reason = stop
+    elif check_mode:
+        status, reason = 'planned', 'check mode: %d broken, nothing was changed' % len(broken_before)
+    elif not recovering:
+        status = 'broken' if broken_before else 'diagnosed'
+        reason = ('broken: ' + ', '.join(l for _, l in broken_before)) if broken_before else 'every component is healthy'
+    elif failed or unhealthy_after:
+        status = 'approval needed' if waiting and not failed else 'failed'
+        reason = '; '.join(waiting + failed + unhealthy_after)
+    elif not broken_before:
+        status, reason = 'healthy', 'every component was healthy; nothing was touched'
+    else:
+        status, reason = 'recovered', 'recovered %s; every component holds' % ', '.join(l for _, l in broken_before)
+    engaged = sorted(h for h, e in components.get('kill_switch', {}).items()
+                     if (e['after'] or e['before']) == 'engaged')
+    if engaged and status in ('recovered', 'healthy', 'failed', 'approval needed', 'diagnosed', 'broken'):
+        reason += ('. The kill switch is ENGAGED (%s) and stays so until the operator resets it: '
+                   'playbooks/kill_switch.yml -e kill_switch_action=reset' % ', '.join(engaged))
+    seconds = round(time.time() - float(started), 2)
+    report = ['%-11s %-22s %-10s %-10s %-18s %8s %8s' % ('COMPONENT', 'HOST', 'BEFORE', 'AFTER', 'OUTCOME', 'SECONDS',
+                                                          'RTO')]
+    for name in sorted(components):
+        for host, e in sorted(components[name].items()):
+            report.append('%-11s %-22s %-10s %-10s %-18s %8s %8s' % (name, host, e['before'], e['after'] or '-',
+                                                                     e['outcome'], e['seconds'], e['rto_seconds'] or '-'))
+            if e['message']:
+                report.append('    ' + e['message'])
+    report.append('%s in %.1f s: %s' % (status.upper(), seconds, reason))
+    return dict(status=status, reason=reason, components=components, recovery_seconds=seconds,
+                classification=('P%d' % priority) if priority else 'none', report=report)
+
+
+class FilterModule(object):
+    def filters(self):
+        return dict(table_row=table_row, recovery_summary=recovery_summary)
