@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -38,6 +39,12 @@ class RunResult:
     data: dict = field(default_factory=dict)  # what the roles exported with ansible.builtin.set_stats
     artifact_dir: str = ""
     stdout: str = ""
+
+    @property
+    def incident_record(self) -> str | None:
+        """The Markdown incident record the tradeops.dr.incident callback wrote (the .json lies beside it)."""
+        found = re.findall(r"incident record: (\S+\.md)", self.stdout)
+        return found[-1] if found else None
 
     @property
     def ok(self) -> bool:
@@ -84,9 +91,11 @@ def runs_dir() -> str:
 def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extravars: dict | None = None,
                  limit: str | None = None, tags: str | None = None, skip_tags: str | None = None,
                  check: bool = False, verbosity: int = 0, envvars: dict | None = None,
-                 private_data_dir: str | None = None, timeout: int | None = None, quiet: bool = True) -> RunResult:
+                 private_data_dir: str | None = None, timeout: int | None = None, quiet: bool = True,
+                 event_handler=None) -> RunResult:
     """Run playbooks/<playbook> (or a path) with ansible-runner. Never raises for a failed
-    play: read RunResult.ok, .failures and .data."""
+    play: read RunResult.ok, .failures and .data. `event_handler(event)` sees every runner
+    event as it happens (return True to keep it)."""
     root = project_root()
     pdd = private_data_dir or tempfile.mkdtemp(prefix="run-", dir=runs_dir())
     os.makedirs(pdd, exist_ok=True)
@@ -116,6 +125,7 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
         verbosity=verbosity,
         quiet=quiet,
         timeout=timeout,
+        event_handler=event_handler,
     )
     duration = time.monotonic() - started
     failures, stats, data = [], {}, {}

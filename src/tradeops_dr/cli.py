@@ -162,6 +162,137 @@ def cmd_backups(args) -> int:
     return 0 if newest else 1
 
 
+class _Progress:
+    """Live progress of a recovery for a person: one row per component and host (stage, the task
+    running now, its state, seconds), drawn by rich; plain lines when stdout is not a terminal."""
+
+    def __init__(self, title: str, live: bool):
+        self.title, self.rows, self.stage, self.started = title, {}, "", time.monotonic()
+        self.live = None
+        if live:
+            from rich.live import Live
+
+            self.live = Live(self._table(), refresh_per_second=4, transient=False)
+            self.live.start()
+
+    def _table(self):
+        from rich.table import Table
+
+        table = Table(title=f"{self.title} - {self.stage} - {time.monotonic() - self.started:.0f}s", expand=False)
+        for col in ("component", "host", "stage", "now", "state", "s"):
+            table.add_column(col, overflow="fold", max_width=60 if col == "now" else None)
+        for (comp, host), r in sorted(self.rows.items()):
+            style = {"failed": "bold red", "changed": "yellow", "ok": "green"}.get(r["status"], "")
+            table.add_row(comp, host, r["stage"], r["task"], f"[{style}]{r['status']}[/]" if style else r["status"],
+                          f"{r['elapsed']:.0f}")
+        return table
+
+    def __call__(self, ev: dict) -> bool:
+        from .recovery import progress_event
+
+        pe = progress_event(ev, self.started)
+        if pe is None:
+            return True
+        if pe["kind"] == "stage":
+            self.stage = pe["stage"]
+            if not self.live:
+                print(f"[{pe['elapsed']:6.1f}s] {self.stage}", flush=True)
+        elif pe["component"] and pe["status"] != "running":
+            key = (pe["component"], pe["host"])
+            before = self.rows.get(key, {}).get("stage")
+            self.rows[key] = dict(stage=pe["stage"], task=pe["task"], status=pe["status"], elapsed=pe["elapsed"])
+            if not self.live and (pe["status"] in ("failed", "changed") or before != pe["stage"]):
+                print(f"[{pe['elapsed']:6.1f}s]   {pe['component']:<11} {pe['host']:<20} {pe['status']:<8} {pe['task']}",
+                      flush=True)
+        if self.live:
+            self.live.update(self._table())
+        return True
+
+    def stop(self):
+        if self.live:
+            self.live.stop()
+
+
+def _print_recovery(res) -> None:
+    print(f"\n{'component':<11} {'host':<22} {'before':<10} {'after':<10} {'outcome':<18} {'seconds':>8} {'RTO':>6}")
+    for c in res.components:
+        print(f"{c.component:<11} {c.host:<22} {c.before or '-':<10} {c.after or '-':<10} {c.outcome:<18} "
+              f"{c.seconds:8.1f} {c.rto_seconds or '-':>6}")
+        if c.message and c.outcome not in ("skipped: healthy",):
+            print(f"    {c.message}")
+    for f in res.failures:
+        print(f"FAILED {f.host} / {f.task}: {f.msg}", file=sys.stderr)
+    print(f"\n{res.status.upper()} (exit {res.exit_code}) in {res.recovery_seconds:.1f}s, incident {res.incident or '-'}, "
+          f"{res.classification}: {res.reason}")
+    if res.incident_record:
+        print(f"incident record: {res.incident_record}")
+
+
+def cmd_recover(args) -> int:
+    """playbooks/full_recovery.yml (or one scenario of it) with progress, a result, an exit code."""
+    from .recovery import recover
+
+    incident = args.approve or args.incident or time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
+    while True:
+        progress = _Progress(f"tradeops-dr recover {args.scenario} ({incident})",
+                             live=not args.json and sys.stdout.isatty())
+        try:
+            res = recover(args.scenario, inventory=args.inventory, check=args.check, limit=args.limit,
+                          approve=args.approve, incident=incident, tags=args.tags, extravars=_kv(args.extra_vars),
+                          event_handler=None if args.json else progress)
+        except ValueError as exc:
+            progress.stop()
+            print(f"tradeops-dr: {exc}; nothing was done", file=sys.stderr)
+            return 2
+        progress.stop()
+        if args.json:
+            print(json.dumps(res.as_dict(), indent=2, default=str))
+            return res.exit_code
+        _print_recovery(res)
+        if res.status != "approval needed" or args.approve or not sys.stdin.isatty():
+            if res.status == "approval needed":
+                print(f"to approve: tradeops-dr recover {args.scenario} -i {args.inventory or 'inventories/local'} "
+                      f"--approve {incident}", file=sys.stderr)
+            return res.exit_code
+        answer = input(f"\nThe destructive steps above wait for approval. Type the incident id ({incident}) to approve "
+                       "them and run again, anything else to stop: ").strip()
+        if answer != incident:
+            print("not approved; nothing destructive was done")
+            return res.exit_code
+        args.approve = incident
+
+
+def cmd_lock(args) -> int:
+    """The recovery lock of full_recovery.yml on every host: status, or break (recorded)."""
+    import getpass
+
+    from .api import run_playbook
+
+    extra = dict(dr_lock_action=args.action)
+    if args.action == "break":
+        if not args.reason:
+            print("tradeops-dr: lock break needs --reason (it is recorded with who broke it); nothing was done",
+                  file=sys.stderr)
+            return 2
+        extra.update(dr_lock_actor=args.actor or getpass.getuser(), dr_lock_reason=args.reason)
+    res = run_playbook("lock.yml", inventory=args.inventory, extravars=extra, limit=args.limit)
+    locks = res.data.get("dr_lock") or {}
+    if args.json:
+        print(json.dumps(dict(ok=res.ok, locks=locks, failures=[f.__dict__ for f in res.failures]), indent=2, default=str))
+        return 0 if res.ok else 1
+    for host, lock in sorted(locks.items()):
+        if lock.get("broken"):
+            print(f"{host:<22} BROKEN (was held by {lock['broken'].get('user')}@{lock['broken'].get('control_node')}, "
+                  f"{lock['broken'].get('playbook')}, incident {lock['broken'].get('incident')}); recorded")
+        elif lock.get("held"):
+            print(f"{host:<22} held by {lock['holder_text']} - {'alive' if lock['alive'] else 'DEAD'}: {lock['why']}")
+        else:
+            print(f"{host:<22} free")
+    for f in res.failures:
+        print(f"FAILED {f.host} / {f.task}: {f.msg}", file=sys.stderr)
+    return 0 if res.ok else 1
+
+
 def _venv_on_path() -> None:
     """The tools of this venv (ansible-playbook, dvc) for everything the CLI starts, also when it is
     called as .venv/bin/tradeops-dr without the venv activated."""
@@ -213,6 +344,30 @@ def main(argv=None) -> int:
     p.add_argument("-l", "--limit")
     p.add_argument("--test-restore", action="store_true", help="verify: also restore into a scratch database")
     p.set_defaults(func=cmd_backups)
+
+    p = sub.add_parser("recover", help="diagnose and recover every component (or one), with progress and a record",
+                       description="Runs playbooks/full_recovery.yml. Exit codes: 0 recovered, healthy or planned (--check); "
+                                   "1 failed; 2 bad input; 3 refused (another run holds the lock) or approval needed.")
+    p.add_argument("scenario", choices=["full", "redis", "postgres", "questdb", "model", "config", "kill_switch"],
+                   help="full, or one component (redis and postgres bring the kill switch along)")
+    p.add_argument("-i", "--inventory", default=None, help="inventory (default inventories/local, the sandbox)")
+    p.add_argument("-l", "--limit")
+    p.add_argument("-t", "--tags", help="e.g. diagnose: the table only")
+    p.add_argument("-C", "--check", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--approve", metavar="INCIDENT", help="approve the destructive steps of this incident (unattended)")
+    p.add_argument("--incident", help="the incident id (default: INC-<UTC time>, or the --approve id)")
+    p.add_argument("-e", "--extra-vars", action="append", help="key=value (value parsed as JSON when it is)")
+    p.add_argument("--json", action="store_true", help="the result as JSON for machines, no progress")
+    p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("lock", help="who holds the recovery lock of an inventory's hosts; break it (recorded)")
+    p.add_argument("action", choices=["status", "break"])
+    p.add_argument("-i", "--inventory", default=None, help="inventory (default inventories/local)")
+    p.add_argument("-l", "--limit")
+    p.add_argument("--reason", help="break: why (recorded)")
+    p.add_argument("--actor", help="break: who (default: this user; recorded)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("drill", help="inject failures into the sandbox and recover them")
     p.add_argument("scenario", choices=["all", "redis", "kill-switch", "database"], nargs="?", default="all")
