@@ -232,6 +232,10 @@ def main():
             module.fail_json(changed=True, flag_file=path, msg=(
                 'KILL SWITCH NOT SET IN REDIS: %s. Failed closed: the local flag %s was written; stop the strategy '
                 'services and check the engines by hand.' % (exc, path)))
+        if p['action'] == 'engage':  # check mode: the plan is the fail-closed path
+            module.exit_json(changed=True, outcome='would write the flag file', flag_file=p['flag_file'],
+                             kill_switch={}, msg='Redis cannot be reached (%s): an engage would write the local flag '
+                                                 '%s and fail loudly' % (exc, p['flag_file']))
         module.fail_json(msg=str(exc))
 
     try:

@@ -197,7 +197,7 @@ class _Progress:
             self.stage = pe["stage"]
             if not self.live:
                 print(f"[{pe['elapsed']:6.1f}s] {self.stage}", flush=True)
-        elif pe["component"] and pe["status"] != "running":
+        elif pe["component"] and pe["status"] != "running" and not pe["task"].startswith("Validating arguments"):
             key = (pe["component"], pe["host"])
             before = self.rows.get(key, {}).get("stage")
             self.rows[key] = dict(stage=pe["stage"], task=pe["task"], status=pe["status"], elapsed=pe["elapsed"])
@@ -220,8 +220,9 @@ def _print_recovery(res) -> None:
               f"{c.seconds:8.1f} {c.rto_seconds or '-':>6}")
         if c.message and c.outcome not in ("skipped: healthy",):
             print(f"    {c.message}")
-    for f in res.failures:
-        print(f"FAILED {f.host} / {f.task}: {f.msg}", file=sys.stderr)
+    if not res.components:  # stopped before the diagnosis: the failures say why
+        for f in res.failures:
+            print(f"FAILED {f.host} / {f.task}: {f.msg}", file=sys.stderr)
     print(f"\n{res.status.upper()} (exit {res.exit_code}) in {res.recovery_seconds:.1f}s, incident {res.incident or '-'}, "
           f"{res.classification}: {res.reason}")
     if res.incident_record:

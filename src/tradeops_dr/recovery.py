@@ -58,7 +58,7 @@ class RecoveryResult:
     classification: str
     recovery_seconds: float
     components: list[ComponentOutcome] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)  # every failed task, rescued ones included
     incident_record: str | None = None
     run: RunResult | None = None
 
