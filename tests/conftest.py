@@ -3,10 +3,13 @@ ledger data set, inventories that describe them, and a runner for the playbooks.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,10 @@ if not _link.exists():  # scripts/setup.sh makes it; make it here too for a bare
 sys.path.insert(0, str(COLLECTIONS))
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+# the incident callback writes a record of every run: the tests' records go to a folder of their own
+_INCIDENTS = tempfile.mkdtemp(prefix="tradeops-incidents-")
+os.environ.setdefault("TRADEOPS_DR_INCIDENTS_DIR", _INCIDENTS)
+atexit.register(shutil.rmtree, _INCIDENTS, True)
 
 from tradeops_dr import run_playbook  # noqa: E402
 from tradeops_dr import seed  # noqa: E402

@@ -164,7 +164,7 @@ class CallbackModule(CallbackBase):
         changed = bool(res.get('changed'))
         role = task._role.get_name() if getattr(task, '_role', None) else ''
         self.timeline.append(dict(
-            host=host, task=to_text(task.get_name()), role=role, action=task.action, start=_iso(start), end=_iso(end),
+            host=host, task=to_text(task.name or task.action), role=role, action=task.action, start=_iso(start), end=_iso(end),
             seconds=round(end - start, 3), status=('changed' if changed and status == 'ok' else status), changed=changed,
             ignored=bool(getattr(task, 'ignore_errors', False)) and status == 'failed', msg=msg))
 
@@ -257,7 +257,8 @@ class CallbackModule(CallbackBase):
                 '| start | end | host | task | status | message |', '|---|---|---|---|---|---|']
         for e in rec['timeline']:
             if e['status'] != 'skipped':
-                out.append('| %s | %s | %s | %s | %s | %s |' % (e['start'][11:], e['end'][11:], e['host'], e['task'],
+                task = '%s : %s' % (e['role'], e['task']) if e['role'] else e['task']
+                out.append('| %s | %s | %s | %s | %s | %s |' % (e['start'][11:], e['end'][11:], e['host'], task,
                                                               e['status'], e['msg'].replace('|', '\\|').replace('\n', ' ')[:300]))
         out += ['', '## Root cause', '', '_(for a person to fill in)_', '', '## Prevention', '', '- [ ] _(action item)_', '',
                 '## Lessons learned', '', '_(for a person to fill in)_', '']

@@ -39,6 +39,7 @@ class RunResult:
     data: dict = field(default_factory=dict)  # what the roles exported with ansible.builtin.set_stats
     artifact_dir: str = ""
     stdout: str = ""
+    run_events: list = field(default_factory=list, repr=False)  # every ansible-runner event of the run
 
     @property
     def incident_record(self) -> str | None:
@@ -129,7 +130,8 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
     )
     duration = time.monotonic() - started
     failures, stats, data = [], {}, {}
-    for ev in runner.events:
+    events = list(runner.events)
+    for ev in events:
         kind = ev.get("event")
         ed = ev.get("event_data", {})
         if kind in ("runner_on_failed", "runner_on_unreachable") and not ed.get("ignore_errors"):
@@ -156,4 +158,4 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
         failures.append(Failure(host="-", task="-", msg=(errors[-1] if errors else f"ansible-playbook ended {status} "
                                                          f"(rc={rc}) before any task ran; see {stdout_file}")))
     return RunResult(status=status, rc=rc, duration=duration, stats=stats, failures=failures,
-                     data=data, artifact_dir=runner.config.artifact_dir, stdout=stdout)
+                     data=data, artifact_dir=runner.config.artifact_dir, stdout=stdout, run_events=events)

@@ -1,0 +1,250 @@
+"""playbooks/full_recovery.yml on the sandbox - real Redis, PostgreSQL with TimescaleDB, QuestDB
+and the inference stand-in serving a git+DVC model - with failures injected at once, through
+the Python API (ansible-runner) and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import need_server
+from tradeops_dr import faults, recover, recover_events, run_playbook
+from tradeops_dr.sandbox import Sandbox
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DATA_STORES = ("redis", "postgres", "questdb")
+
+
+class Platform:
+    def __init__(self, state: Path):
+        self.state = state
+        self.sb = Sandbox(state)
+        self.env = {"TRADEOPS_DR_SANDBOX": str(state)}
+        self.info = self.sb.up()
+
+    def recover(self, **kw):
+        return recover(kw.pop("scenario", "full"), inventory="local", envvars=self.env, **kw)
+
+    def fingerprint(self) -> dict:
+        return faults.fingerprint(self.sb)
+
+    def passwords(self) -> list[str]:
+        return [Path(self.info[p]["password_file"]).read_text().strip() for p in ("redis", "postgres")]
+
+    def reset_kill_switch(self) -> None:
+        """What the operator does after a recovery that engaged the switch (it stays engaged)."""
+        status = run_playbook("kill_switch.yml", inventory="local", envvars=self.env,
+                              extravars=dict(kill_switch_action="status"))
+        switch = next(iter(status.data.get("kill_switch", {}).values()), {}).get("switch") or {}
+        if switch.get("enabled"):
+            res = run_playbook("kill_switch.yml", inventory="local", envvars=self.env, extravars=dict(
+                kill_switch_action="reset", kill_switch_confirm=switch.get("incident") or "RESET",
+                kill_switch_actor="tester", kill_switch_reason="recovery verified"))
+            assert res.ok, res.failures
+        (self.state / "kill_switch.flag").unlink(missing_ok=True)
+
+    def locks(self) -> list[str]:
+        return sorted(p.name for p in (self.state / "locks").glob("*.lock.json"))
+
+
+@pytest.fixture(scope="module")
+def platform():
+    need_server("timescaledb")
+    need_server("questdb")
+    if not shutil.which("dvc"):
+        pytest.skip("dvc is not installed (pip install -e .[test])")
+    state = Path(tempfile.mkdtemp(prefix="tradeops-fullrec-"))
+    state.chmod(0o755)  # PostgreSQL runs as the postgres user under root and must reach its folder
+    p = Platform(state)
+    backup = run_playbook("backup.yml", inventory="local", envvars=p.env)  # the verified backup a restore needs
+    assert backup.ok, backup.failures
+    yield p
+    p.sb.down()
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh(platform):
+    """Every test starts healthy, with the kill switch released (so each passes alone and in any order)."""
+    platform.sb.up()
+    platform.reset_kill_switch()
+    res = platform.recover(approve="INC-SETUP")
+    assert res.status in ("healthy", "recovered"), res.reason
+    platform.reset_kill_switch()
+    return platform
+
+
+def _record(res) -> dict:
+    assert res.incident_record, "the run printed no incident record"
+    return json.loads(Path(res.incident_record).with_suffix(".json").read_text())
+
+
+def _by_component(res) -> dict:
+    return {c.component: c for c in res.components}
+
+
+def test_four_failures_at_once_planned_recovered_then_nothing_to_do(fresh):
+    p = fresh
+    healthy = p.fingerprint()
+    done = faults.inject(p.sb, ("redis", "postgres", "questdb", "model"))
+    assert set(done) == {"redis", "postgres", "questdb", "model"}
+    broken = p.fingerprint()
+    assert broken["redis"].startswith("down") and "public.positions" not in broken["pg_tables"]
+
+    # --check: the plan, and nothing changed (every server's state hashed before and after)
+    plan = p.recover(check=True)
+    assert plan.status == "planned" and plan.exit_code == 0, plan.reason
+    outcomes = _by_component(plan)
+    for name in ("redis", "postgres", "questdb", "model"):
+        assert (outcomes[name].before, outcomes[name].outcome) == ("broken", "planned (check mode)"), outcomes[name]
+    assert p.fingerprint() == broken
+
+    res = p.recover(approve="INC-T-MULTI")
+    assert res.status == "recovered" and res.exit_code == 0, (res.reason, res.failures)
+    outcomes = _by_component(res)
+    for name in ("redis", "postgres", "questdb", "model"):
+        c = outcomes[name]
+        assert (c.before, c.after, c.outcome) == ("broken", "healthy", "recovered"), c
+        assert 0 < c.seconds < c.rto_seconds
+    # protect capital: Redis was down, so the switch was held by the flag file, then set in Redis
+    assert outcomes["kill_switch"].outcome == "engaged" and outcomes["kill_switch"].after == "engaged"
+    assert "flag file" in outcomes["kill_switch"].message
+    after = p.fingerprint()
+    assert after["pg_tables"]["public.positions"] == healthy["pg_tables"]["public.positions"]
+    assert after["pg_tables"]["public.ticks"] == healthy["pg_tables"]["public.ticks"]
+    assert after["model_file"] == healthy["model_file"] and after["model_served"] == healthy["model_served"]
+    assert after["questdb_wal"][1] is False and after["questdb_wal"][2] == after["questdb_wal"][3]
+    assert after["questdb_count"][0][0] == healthy["questdb_count"][0][0] + 15  # the 3 waiting inserts applied
+    # the damaged database was kept aside, never dropped
+    assert any(name.startswith("trading__pre_restore_") for name, _allow in after["pg_databases"])
+    assert p.locks() == []  # the lock was released
+
+    # the incident record matches the run
+    rec = _record(res)
+    assert rec["id"] == "INC-T-MULTI" and rec["status"] == "recovered" and rec["classification"] == "P1"
+    assert rec["approved_by"] == "-e dr_approve" and rec["playbook"] == "full_recovery.yml"
+    assert {n: {h: e["outcome"] for h, e in per.items()} for n, per in rec["components"].items()} == \
+        {c.component: {c.host: c.outcome} for c in res.components}
+    ran = [ev for ev in res.run.run_events if ev["event"] in ("runner_on_ok", "runner_on_failed", "runner_on_skipped",
+                                                               "runner_on_unreachable")]
+    assert len(rec["timeline"]) == len(ran)
+    assert sorted((e["host"], e["task"]) for e in rec["timeline"]) == \
+        sorted((ev["event_data"]["host"], ev["event_data"]["task"]) for ev in ran)
+    assert any("Restore into a new database" in a and "sandbox-postgres" in a for a in rec["actions"])
+    assert any(s.startswith("postgres on sandbox-postgres") for s in rec["symptoms"])
+    assert "postgres on sandbox-postgres" in rec["data_loss"]
+    md = Path(res.incident_record).read_text()
+    assert "# Incident INC-T-MULTI - RECOVERED" in md and "## Root cause" in md and "## Prevention" in md
+
+    # a second run on the recovered system changes nothing
+    again = p.recover()
+    assert again.status == "healthy" and again.run.changed == 0, again.reason
+    assert all(c.outcome in ("skipped: healthy", "left as it was") for c in again.components)
+    assert p.fingerprint() == after
+
+    # no password of the sandbox in anything these runs wrote
+    written = [Path(os.environ["TRADEOPS_DR_INCIDENTS_DIR"]), p.state / "locks"] + \
+        [Path(r.run.artifact_dir) for r in (plan, res, again)]
+    for secret in p.passwords():
+        for folder in written:
+            for f in (x for x in folder.rglob("*") if x.is_file()):
+                assert secret.encode() not in f.read_bytes(), f
+
+
+def test_healthy_components_are_not_touched(fresh):
+    p = fresh
+    faults.inject(p.sb, ("questdb",))
+    before = p.fingerprint()
+    res = p.recover()
+    assert res.status == "recovered", (res.reason, res.failures)
+    outcomes = _by_component(res)
+    assert outcomes["questdb"].outcome == "recovered"
+    for name in ("redis", "postgres", "model"):
+        assert outcomes[name].outcome == "skipped: healthy", outcomes[name]
+    # QuestDB is not what trading depends on here: the switch is left as it was
+    assert outcomes["kill_switch"].outcome == "left as it was"
+    after = p.fingerprint()
+    for key in ("redis", "pg_databases", "pg_tables", "model_file", "model_served", "backup_files", "processes"):
+        assert after[key] == before[key], key
+    rec = _record(res)
+    touched = {e["host"] for e in rec["timeline"] if e["changed"]}
+    assert touched == {"sandbox-questdb"}, touched
+
+
+def test_a_restore_waits_for_approval_of_its_incident(fresh):
+    p = fresh
+    faults.inject(p.sb, ("postgres",))
+    before = p.fingerprint()
+    env = dict(os.environ, **p.env)
+    cli = subprocess.run([str(BIN / "tradeops-dr"), "recover", "postgres", "--json", "--incident", "INC-T-APPROVE",
+                          "-e", "kill_switch_ack_timeout=2"], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert cli.returncode == 3, cli.stdout[-3000:] + cli.stderr[-3000:]
+    out = json.loads(cli.stdout)
+    assert out["status"] == "approval needed" and out["incident"] == "INC-T-APPROVE"
+    pg = next(c for c in out["components"] if c["component"] == "postgres")
+    assert pg["outcome"] == "approval needed" and "dr_approve=INC-T-APPROVE" in pg["message"]
+    now = p.fingerprint()
+    assert now["pg_databases"] == before["pg_databases"] and now["pg_tables"] == before["pg_tables"]
+    # the kill switch was engaged first (PostgreSQL is what trading depends on)
+    assert next(c for c in out["components"] if c["component"] == "kill_switch")["after"] == "engaged"
+
+    # an approval must name this incident
+    wrong = p.recover(scenario="postgres", incident="INC-T-APPROVE", approve="INC-OTHER")
+    assert wrong.status == "bad input" and wrong.exit_code == 2
+    assert "does not match the incident" in wrong.reason
+    assert p.fingerprint()["pg_tables"] == before["pg_tables"]
+
+    ok = p.recover(scenario="postgres", approve="INC-T-APPROVE", extravars=dict(kill_switch_ack_timeout=2))
+    assert ok.status == "recovered", (ok.reason, ok.failures)
+    assert "public.positions" in p.fingerprint()["pg_tables"]
+    assert {c.component for c in ok.components} == {"postgres", "kill_switch"}
+
+
+def test_bad_input_is_refused_before_anything(platform, tmp_path):
+    p = platform
+    history = p.state / "locks" / "history.jsonl"
+    lines = history.read_text().count("\n") if history.exists() else 0
+    unknown = p.recover(extravars=dict(dr_components="redis,mongodb"))
+    assert unknown.status == "bad input" and "mongodb" in unknown.reason and "known:" in unknown.reason
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all:\n  children:\n    trading_hosts:\n      hosts:\n        trading-1:\n"
+                   "          ansible_connection: local\n")
+    nothing = recover("full", inventory=str(inv), envvars=p.env)
+    assert nothing.status == "bad input" and nothing.exit_code == 2
+    assert "no host in any group" in nothing.reason and "redis_servers" in nothing.reason
+    limited = p.recover(limit="no-such-host")
+    assert limited.status == "bad input" and limited.exit_code == 2, limited.reason
+    # no lock was taken by any of them
+    assert (history.read_text().count("\n") if history.exists() else 0) == lines and p.locks() == []
+
+
+def test_diagnose_tag_is_a_read_only_report_and_the_stream_has_every_stage(fresh):
+    p = fresh
+    faults.inject(p.sb, ("model",))
+    before = p.fingerprint()
+
+    async def collect():
+        return [ev async for ev in recover_events("full", inventory="local", envvars=p.env, tags="diagnose")]
+
+    events = asyncio.run(collect())
+    assert p.fingerprint() == before
+    result = events[-1]["result"]
+    assert events[-1]["kind"] == "result" and result.status == "broken" and result.exit_code == 1
+    assert _by_component(result)["model"].before == "broken"
+    stages = [e["stage"] for e in events if e["kind"] == "stage"]
+    assert stages[:3] == ["Check the request", "Take the recovery lock on every host of the run",
+                          "Diagnose every component, read only"]
+    assert stages[-1] == "Record the outcome, release the lock, fail unless every component holds"
+    assert {e["component"] for e in events if e["kind"] == "task" and e["component"]} >= \
+        {"redis", "postgres", "questdb", "model", "kill_switch"}
