@@ -15,6 +15,8 @@ as one object, and the same run as a stream of progress events.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,7 +100,11 @@ def result_of(run: RunResult) -> RecoveryResult:
         # the run stopped in 'Check the request' (bad input), or ansible-playbook could not start
         bad = any(f.task.startswith("Refuse") for f in run.failures) or not run.stats
         msg = "; ".join(f.msg for f in run.failures) or "the run ended before its summary"
-        return RecoveryResult(status="bad input" if bad else "failed", reason=msg, incident=None, classification="none",
+        incident = None
+        if run.incident_record and os.path.exists(run.incident_record[:-3] + ".json"):
+            with open(run.incident_record[:-3] + ".json") as handle:
+                incident = json.load(handle).get("id")
+        return RecoveryResult(status="bad input" if bad else "failed", reason=msg, incident=incident, classification="none",
                               recovery_seconds=round(run.duration, 2), failures=run.failures,
                               incident_record=run.incident_record, run=run)
     comps = [ComponentOutcome(component=name, host=host, before=e.get("before"), after=e.get("after"),
