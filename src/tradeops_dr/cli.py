@@ -78,15 +78,22 @@ def cmd_drill(args) -> int:
     from .sandbox import Sandbox
 
     sb = Sandbox(args.state_dir)
-    steps = []
-    if args.scenario in ("redis", "all"):
-        steps += drill.redis_drill(sb)
-    if args.scenario in ("kill-switch", "all"):
-        steps += drill.kill_switch_drill(sb)
-    if args.scenario in ("database", "all"):
-        steps += drill.database_drill(sb)
-    drill.print_report(steps)
-    return 0 if all(s.passed for s in steps) else 1
+    steps: list = []
+    drills = [("redis", drill.redis_drill, "Redis: crash, data loss, damaged AOF"),
+              ("kill-switch", drill.kill_switch_drill, "kill switch: the monthly drill with stand-in engines"),
+              ("database", drill.database_drill, "database: backup, damage restored, server down"),
+              ("full", drill.full_drill, "everything at once through full_recovery.yml, then a second run")]
+    print("starting the sandbox (tradeops-dr sandbox up) ...", flush=True)
+    sb.up()
+    drill.print_header()
+    for name, run, what in drills:
+        if args.scenario in (name, "all"):
+            print(f"... {what}", flush=True)
+            steps += run(sb, on_step=drill.print_step)
+    print(f"\n{sum(s.passed for s in steps)} passed, {sum(not s.passed for s in steps)} failed")
+    print(f"The sandbox is still running ({sb.state_dir}); see it with `tradeops-dr sandbox status`, "
+          "stop it with `tradeops-dr sandbox down` (its data is kept for the next `sandbox up`).")
+    return 0 if steps and all(s.passed for s in steps) else 1
 
 
 def cmd_kill_switch(args) -> int:
@@ -371,7 +378,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("drill", help="inject failures into the sandbox and recover them")
-    p.add_argument("scenario", choices=["all", "redis", "kill-switch", "database"], nargs="?", default="all")
+    p.add_argument("scenario", choices=["all", "redis", "kill-switch", "database", "full"], nargs="?", default="all")
     p.set_defaults(func=cmd_drill)
 
     args = parser.parse_args(argv)

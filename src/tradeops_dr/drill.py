@@ -4,6 +4,7 @@ ansible-runner, and check and print what happened and how long recovery took."""
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +42,11 @@ def _lengths(srv: RedisServer, names) -> dict:
         return {n: c.xlen(n) for n in names}
 
 
-def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
+def redis_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     state = sandbox.up()
     srv = Sandbox.redis_server(state)
     expected = state["seeded"]["redis"]["streams"]
-    steps: list[DrillStep] = []
+    steps = Steps(on_step)
 
     def run(**extra) -> RunResult:
         return run_playbook("redis_failure.yml", inventory=inventory, extravars=extra or None,
@@ -123,7 +124,7 @@ def redis_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
     return steps
 
 
-def kill_switch_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
+def kill_switch_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """Runbook 004's monthly drill on the sandbox: two stand-in engines (tests/standins, the
     users' own engines in real life) trade against the sandbox Redis and engage the switch at
     a 5% drawdown; the playbook simulates the drawdown and checks the rest."""
@@ -155,11 +156,13 @@ def kill_switch_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillS
         after = c.hgetall("policy:kill_switch")
     ok = res.ok and sorted(rec.get("acked", [])) == ["sandbox-meanrev", "sandbox-momentum"] and \
         after.get("enabled") == "false"
-    return [DrillStep("kill switch", "drawdown set to 5%", "engines engage the switch, all acknowledge, no new "
+    steps = Steps(on_step)
+    steps.append(DrillStep("kill switch", "drawdown set to 5%", "engines engage the switch, all acknowledge, no new "
                       "orders; drawdown put back and switch reset", ok, secs,
                       [f"switch found engaged after waiting {rec.get('detected_after_s')}s, by {rec.get('switch', {}).get('actor')}: "
                        f"{rec.get('switch', {}).get('reason')}", f"acknowledged by {rec.get('acked')}",
-                       f"switch after the drill: enabled={after.get('enabled')}", *[f.msg for f in res.failures]])]
+                       f"switch after the drill: enabled={after.get('enabled')}", *[f.msg for f in res.failures]]))
+    return steps
 
 
 def _pg_connect(state: dict):
@@ -194,7 +197,7 @@ def _pg_exec(state: dict, statement: str) -> None:
         conn.close()
 
 
-def database_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep]:
+def database_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """Runbook 000's database scenarios on the sandbox PostgreSQL: a verified backup, then damage
     restored from it (the damaged database kept aside), then a stopped server started without
     a restore."""
@@ -202,7 +205,7 @@ def database_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
     seeded = {"public.trades": state["seeded"]["postgres"]["trades"],
               "public.positions": state["seeded"]["postgres"]["positions"]}
-    steps: list[DrillStep] = []
+    steps = Steps(on_step)
     found = _pg_counts(state)
     if found != seeded:  # an earlier, failed drill: start from the seeded data set
         raise RuntimeError(f"the sandbox database holds {found}, not the seeded {seeded}: "
@@ -243,11 +246,97 @@ def database_drill(sandbox: Sandbox, inventory: str = "local") -> list[DrillStep
     return steps
 
 
+class Steps(list):
+    """The steps of a drill; each one is handed to `on_step` the moment it is known (progress)."""
+
+    def __init__(self, on_step=None):
+        super().__init__()
+        self.on_step = on_step
+
+    def append(self, step: DrillStep) -> None:
+        super().append(step)
+        if self.on_step:
+            self.on_step(step)
+
+
+HEADER = ("Failure drills (sandbox: real Redis, PostgreSQL/TimescaleDB, QuestDB; stand-ins for the engines and the "
+          "inference API)")
+
+
+def print_header() -> None:
+    print(HEADER)
+    print(f"{'scenario':<12} {'result':<6} {'recovery':>9}  injected -> expected", flush=True)
+
+
+def print_step(s: DrillStep) -> None:
+    print(f"{s.scenario:<12} {'PASS' if s.passed else 'FAIL':<6} {s.seconds:8.2f}s  {s.injected} -> {s.expected}")
+    for d in s.details:
+        print(f"{'':<30}{d}")
+    sys.stdout.flush()
+
+
 def print_report(steps: list[DrillStep]) -> None:
-    print("\nFailure drills (sandbox: real redis-server and PostgreSQL; stand-in engines for the kill switch)")
-    print(f"{'scenario':<12} {'result':<6} {'recovery':>9}  injected -> expected")
+    print()
+    print_header()
     for s in steps:
-        print(f"{s.scenario:<12} {'PASS' if s.passed else 'FAIL':<6} {s.seconds:8.2f}s  {s.injected} -> {s.expected}")
-        for d in s.details:
-            print(f"{'':<30}{d}")
+        print_step(s)
     print(f"\n{sum(s.passed for s in steps)} passed, {sum(not s.passed for s in steps)} failed")
+
+
+def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """The front door: every failure the sandbox can have at once (Redis killed, a table dropped,
+    a WAL table suspended with writes waiting, the model file corrupted), recovered by one run of
+    playbooks/full_recovery.yml; a second run must change nothing; then the operator resets the
+    kill switch the recovery left engaged."""
+    from . import faults
+    from .recovery import recover
+
+    state = sandbox.up()
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    steps = Steps(on_step)
+    backup = run_playbook("backup.yml", inventory=inventory, envvars=env)  # what a restore needs: a verified backup
+    names = [n for n in faults.FAULTS if not (n == "questdb" and not state.get("questdb"))
+             and not (n == "model" and not state.get("model"))]
+    done = faults.inject(sandbox, names)
+    incident = time.strftime("DRILL-%Y%m%dT%H%M%SZ", time.gmtime())
+    t0 = time.monotonic()
+    res = recover("full", inventory=inventory, approve=incident, envvars=env)
+    secs = time.monotonic() - t0
+    by = {c.component: c for c in res.components}
+    ok = backup.ok and res.status == "recovered" and all(
+        by.get(n) and (by[n].before, by[n].after, by[n].outcome) == ("broken", "healthy", "recovered") for n in names)
+    details = [f"{n}: {by[n].outcome} in {by[n].seconds:.1f}s (runbook RTO {by[n].rto_seconds}s)" for n in names if n in by]
+    if "kill_switch" in by:
+        details.append(f"kill switch: {by['kill_switch'].outcome} ({by['kill_switch'].message})")
+    details += [f"incident record {res.incident_record}"] + ([res.reason] if not ok else [])
+    steps.append(DrillStep("full", "; ".join(done.values()),
+                           "full_recovery.yml: kill switch first, every component recovered, record written", ok, secs,
+                           details))
+    t0 = time.monotonic()
+    again = recover("full", inventory=inventory, envvars=env)
+    secs = time.monotonic() - t0
+    steps.append(DrillStep("full again", "nothing", "a second run finds everything healthy and changes nothing",
+                           again.status == "healthy" and again.run is not None and again.run.changed == 0, secs,
+                           [] if again.status == "healthy" else [again.reason]))
+    # the recovery leaves the switch engaged: the operator lifts it once the platform is verified
+    reset = operator_resets_the_switch(sandbox, inventory)
+    if not reset.ok:
+        steps.append(DrillStep("switch reset", "-", "the operator resets the kill switch", False, reset.duration,
+                               [f.msg for f in reset.failures]))
+    return steps
+
+
+def operator_resets_the_switch(sandbox: Sandbox, inventory: str = "local") -> RunResult:
+    """What the operator does once the platform is verified: reset the switch, confirming the
+    incident it was engaged for, and remove the local flag file a fail-closed engage wrote."""
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    status = run_playbook("kill_switch.yml", inventory=inventory, envvars=env, extravars=dict(kill_switch_action="status"))
+    switch = next(iter((status.data.get("kill_switch") or {}).values()), {}).get("switch") or {}
+    res = status
+    if switch.get("enabled"):
+        res = run_playbook("kill_switch.yml", inventory=inventory, envvars=env, extravars=dict(
+            kill_switch_action="reset", kill_switch_confirm=switch.get("incident") or "RESET", kill_switch_actor="drill",
+            kill_switch_reason="recovery verified"))
+    if res.ok:
+        (sandbox.state_dir / "kill_switch.flag").unlink(missing_ok=True)
+    return res

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import need_server
 from tradeops_dr import faults, recover, recover_events, run_playbook
+from tradeops_dr.drill import operator_resets_the_switch
 from tradeops_dr.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -43,15 +44,8 @@ class Platform:
 
     def reset_kill_switch(self) -> None:
         """What the operator does after a recovery that engaged the switch (it stays engaged)."""
-        status = run_playbook("kill_switch.yml", inventory="local", envvars=self.env,
-                              extravars=dict(kill_switch_action="status"))
-        switch = next(iter(status.data.get("kill_switch", {}).values()), {}).get("switch") or {}
-        if switch.get("enabled"):
-            res = run_playbook("kill_switch.yml", inventory="local", envvars=self.env, extravars=dict(
-                kill_switch_action="reset", kill_switch_confirm=switch.get("incident") or "RESET",
-                kill_switch_actor="tester", kill_switch_reason="recovery verified"))
-            assert res.ok, res.failures
-        (self.state / "kill_switch.flag").unlink(missing_ok=True)
+        res = operator_resets_the_switch(self.sb)
+        assert res.ok, res.failures
 
     def locks(self) -> list[str]:
         return sorted(p.name for p in (self.state / "locks").glob("*.lock.json"))
