@@ -77,8 +77,7 @@ def controller_process(chain):
 
 
 def lock_file(lock_dir, name):
-    _manifest.safe_relpath(name)
-    if '/' in name or name.startswith('.'):
+    if not name or '/' in name or '\0' in name or name.startswith('.'):
         raise LockError('lock name %r must be a plain file name' % name)
     return os.path.join(lock_dir, name + '.lock.json')
 

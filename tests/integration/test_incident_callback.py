@@ -1,0 +1,152 @@
+"""The incident callback tradeops.dr.incident: a record of every run, no_log honoured, the
+optional Decision Journal post and apprise notification (to HTTP servers of the test on
+127.0.0.1), and ARA recording the same run beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SECRET = "s3cr3t-7d1f0e"  # noqa: S105 - the value the record must never hold
+
+PLAYBOOK = """
+- name: A run with secrets
+  hosts: localhost
+  gather_facts: false
+  vars:
+    token: "{{ lookup('ansible.builtin.env', 'THE_TOKEN') }}"
+  tasks:
+    - name: Use the token (no_log)
+      ansible.builtin.debug:
+        msg: "token is {{ token }}"
+      no_log: true
+    - name: Change something with the token (no_log)
+      ansible.builtin.command: "echo {{ token }}"
+      changed_when: true
+      no_log: true
+    - name: Fail with the token in the message (no_log, ignored)
+      ansible.builtin.fail:
+        msg: "bad {{ token }}"
+      no_log: true
+      ignore_errors: true
+    - name: Say something visible
+      ansible.builtin.debug:
+        msg: visible message
+"""
+
+
+def run(tmp_path: Path, **env) -> tuple[subprocess.CompletedProcess, dict, str]:
+    pb = tmp_path / "secrets.yml"
+    pb.write_text(PLAYBOOK)
+    incidents = tmp_path / "incidents"
+    full_env = dict(os.environ, THE_TOKEN=SECRET, TRADEOPS_DR_INCIDENTS_DIR=str(incidents),
+                    ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), **env)
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb),
+                           "-e", "ansible_python_interpreter=" + sys.executable, "-e", "dr_incident_id=INC-CB-1"],
+                          env=full_env, capture_output=True, text=True, timeout=300, check=False)
+    records = sorted(incidents.glob("INC-CB-1_*.json"))
+    assert proc.returncode == 0 and records, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, json.loads(records[-1].read_text()), records[-1].with_suffix(".md").read_text()
+
+
+def test_record_of_a_run_honours_no_log(tmp_path):
+    proc, rec, md = run(tmp_path)
+    assert rec["id"] == "INC-CB-1" and rec["entry_type"] == "incident" and rec["playbook"] == "secrets.yml"
+    assert f"incident record: {tmp_path / 'incidents'}/INC-CB-1_" in proc.stdout
+    by_task = {e["task"]: e for e in rec["timeline"]}
+    assert by_task["Use the token (no_log)"]["msg"] == "hidden (no_log)"
+    assert by_task["Change something with the token (no_log)"]["status"] == "changed"
+    assert by_task["Fail with the token in the message (no_log, ignored)"]["status"] == "failed"
+    assert by_task["Fail with the token in the message (no_log, ignored)"]["ignored"] is True
+    assert by_task["Say something visible"]["msg"] == "visible message"
+    assert rec["actions"] == ["Change something with the token (no_log) on localhost: hidden (no_log)"]
+    assert rec["root_cause"] == "" and "## Root cause" in md and "_(for a person to fill in)_" in md
+    for f in (tmp_path / "incidents").iterdir():
+        assert SECRET not in f.read_text(), f
+        assert oct(f.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "incidents").stat().st_mode & 0o777) == "0o700"
+    # ansible-core 2.19's own display prints the msg of a failed no_log task in its "[ERROR]: Task failed" line
+    # (upstream; the collection's modules never put a secret into msg): nowhere else in the log
+    assert all(line.startswith("[ERROR]: Task failed: Action failed: bad ")
+               for line in (proc.stdout + proc.stderr).splitlines() if SECRET in line)
+
+
+class _Catch(BaseHTTPRequestHandler):
+    got: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).got.append((self.path, dict(self.headers), json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def catcher():
+    _Catch.got = []
+    server = HTTPServer(("127.0.0.1", 0), _Catch)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], _Catch.got
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_decision_journal_and_apprise_get_the_record(tmp_path, catcher):
+    pytest.importorskip("apprise")
+    port, got = catcher
+    _proc, rec, _md = run(tmp_path, TRADEOPS_DR_JOURNAL_URL=f"http://127.0.0.1:{port}/journal",
+                          TRADEOPS_DR_JOURNAL_TOKEN="tok-journal-91", TRADEOPS_DR_NOTIFY_URLS=f"json://127.0.0.1:{port}/notify",
+                          TRADEOPS_DR_NOTIFY_ON="changed,failed")
+    journal = [g for g in got if g[0] == "/journal"]
+    notify = [g for g in got if g[0] == "/notify"]
+    assert len(journal) == 1 and len(notify) == 1, got
+    _path, headers, body = journal[0]
+    assert headers["Authorization"] == "Bearer tok-journal-91"
+    assert body["entry_type"] == "incident" and body["id"] == "INC-CB-1" and body["status"] == rec["status"] == "changed"
+    assert "# Incident INC-CB-1" in body["body"] and SECRET not in json.dumps(body)
+    assert "INC-CB-1" in notify[0][2]["title"] and "secrets.yml" in notify[0][2]["message"]
+    for f in (tmp_path / "incidents").iterdir():
+        assert "tok-journal-91" not in f.read_text()
+
+
+def test_a_journal_that_cannot_be_reached_never_fails_the_run(tmp_path, catcher):
+    port, got = catcher
+    proc, _rec, _md = run(tmp_path, TRADEOPS_DR_JOURNAL_URL=f"http://127.0.0.1:{port}/missing-then-closed",
+                          TRADEOPS_DR_NOTIFY_ON="nothing")
+    assert len(got) == 1  # it was tried
+    # a refused connection (nothing listens on port 9 of loopback here) is a warning, not a failure
+    proc, _rec, _md = run(tmp_path, TRADEOPS_DR_JOURNAL_URL="http://127.0.0.1:9/journal")
+    assert "the Decision Journal at http://127.0.0.1:9/journal did not take the record" in proc.stderr + proc.stdout
+
+
+def test_ara_records_the_same_run_beside_it(tmp_path):
+    pytest.importorskip("ara")
+    callbacks = subprocess.run([sys.executable, "-m", "ara.setup.callback_plugins"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    ara_dir = tmp_path / "ara"
+    env = dict(ARA_API_CLIENT="offline", ARA_BASE_DIR=str(ara_dir), ANSIBLE_CALLBACK_PLUGINS=callbacks,
+               ANSIBLE_CALLBACKS_ENABLED="tradeops.dr.incident,ara_default")
+    _proc, rec, _md = run(tmp_path, **env)
+    assert len(rec["timeline"]) == 4
+    listed = subprocess.run([str(BIN / "ara"), "playbook", "list", "-f", "json"], env=dict(os.environ, **env),
+                            capture_output=True, text=True, timeout=120, check=True)
+    playbooks = json.loads(listed.stdout)
+    assert len(playbooks) == 1 and playbooks[0]["path"].endswith("secrets.yml") and playbooks[0]["status"] == "completed"
+    assert playbooks[0]["tasks"] == 4

@@ -1,0 +1,62 @@
+"""recovery_summary: the status of a full_recovery.yml run from the hosts' diagnoses and outcomes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ansible_collections.tradeops.dr.plugins.filter.recovery import recovery_summary, table_row
+
+CATALOG = dict(redis=dict(rto=300), postgres=dict(rto=1800), questdb=dict(rto=900), kill_switch=dict(rto=0))
+
+
+def row(component, state, evidence="e"):
+    return dict(component=component, state=state, evidence=evidence, destructive=[])
+
+
+def summary(hostvars, stop="", check=False, recovering=True):
+    return recovery_summary(sorted(hostvars), hostvars, CATALOG, stop, check, recovering, time.time() - 1)
+
+
+def test_recovered_healthy_and_what_a_kill_switch_state_means():
+    hv = {"r1": dict(dr_before=[row("redis", "broken")], dr_after=[row("redis", "healthy")],
+                     dr_outcomes=dict(redis=dict(outcome="recovered", seconds=3.5))),
+          "k1": dict(dr_before=[row("kill_switch", "unreadable")], dr_after=[row("kill_switch", "engaged")],
+                     dr_outcomes=dict(kill_switch=dict(outcome="engaged")))}
+    s = summary(hv)
+    assert s["status"] == "recovered" and s["classification"] == "P1"
+    assert s["components"]["redis"]["r1"]["rto_seconds"] == 300 and s["components"]["redis"]["r1"]["seconds"] == 3.5
+    assert "kill switch is ENGAGED (k1)" in s["reason"]
+    assert s["report"][-1].startswith("RECOVERED in ")
+    healthy = summary({"q": dict(dr_before=[row("questdb", "healthy")], dr_after=[row("questdb", "healthy")])})
+    assert healthy["status"] == "healthy" and healthy["classification"] == "none"
+    assert healthy["components"]["questdb"]["q"]["outcome"] == "skipped: healthy"
+
+
+@pytest.mark.parametrize("outcome,after,expected", [
+    ("failed", "broken", "failed"),
+    ("approval needed", "broken", "approval needed"),
+    ("recovered", "broken", "failed"),  # said recovered, but the probes after say otherwise: the probes win
+    ("recovered", None, "failed"),  # no diagnosis after recovery (the host failed): not recovered
+])
+def test_a_component_that_does_not_hold_fails_the_run(outcome, after, expected):
+    hv = {"p": dict(dr_before=[row("postgres", "broken")], dr_after=[row("postgres", after)] if after else [],
+                    dr_outcomes=dict(postgres=dict(outcome=outcome, message="why")))}
+    s = summary(hv)
+    assert s["status"] == expected and "postgres on p" in s["reason"]
+
+
+def test_stops_check_mode_and_the_diagnose_tag():
+    hv = {"q": dict(dr_before=[row("questdb", "broken")])}
+    assert summary(hv, stop="REFUSED: held")["status"] == "refused"
+    assert summary(hv, stop="STOPPED before any change")["status"] == "stopped"
+    planned = summary(hv, check=True)
+    assert planned["status"] == "planned" and planned["classification"] == "P2"
+    assert summary(hv, recovering=False)["status"] == "broken"
+    assert summary({"q": dict(dr_before=[row("questdb", "healthy")])}, recovering=False)["status"] == "diagnosed"
+
+
+def test_table_row():
+    assert table_row(row("redis", "broken", "DOWN")).split() == ["redis", "?", "BROKEN", "DOWN"]
+    assert "healthy" in table_row(dict(component="redis", host="h", state="healthy", evidence="ok"))

@@ -1,0 +1,84 @@
+"""_lock: the recovery lock's rules on real files and real processes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from ansible_collections.tradeops.dr.plugins.module_utils import _lock
+
+HOLDER = dict(user="alice", control_node="cn-1", playbook="full_recovery.yml", incident="INC-1")
+
+
+def test_take_renew_refuse_release(tmp_path):
+    d = str(tmp_path)
+    first = _lock.acquire(d, "db-1", "run-a", HOLDER, lease=60)
+    assert first["acquired"] and first["previous"] is None and first["why"] == "free"
+    again = _lock.acquire(d, "db-1", "run-a", HOLDER, lease=60)
+    assert again["acquired"] and again["why"] == "held by this run"
+    other = _lock.acquire(d, "db-1", "run-b", dict(HOLDER, user="bob"), lease=60)
+    assert not other["acquired"] and other["record"]["token"] == "run-a"
+    assert _lock.describe(other["record"]).startswith("alice@cn-1 running full_recovery.yml (incident INC-1) since ")
+    assert _lock.release(d, "db-1", "run-b") is False and _lock.read(d, "db-1")["token"] == "run-a"
+    with pytest.raises(_lock.LockError, match="no longer holds"):
+        _lock.renew(d, "db-1", "run-b")
+    assert _lock.release(d, "db-1", "run-a") is True and _lock.read(d, "db-1") is None
+    assert [e["event"] for e in _lock.history(d, "db-1")] == ["taken", "released"]
+    assert oct(os.stat(tmp_path / ".db-1.guard").st_mode & 0o777) == "0o640"
+
+
+def test_expired_lease_and_dead_local_holder_are_taken_over(tmp_path):
+    d = str(tmp_path)
+    _lock.acquire(d, "h", "old", HOLDER, lease=60, now=time.time() - 120)
+    took = _lock.acquire(d, "h", "new", HOLDER, lease=60)
+    assert took["acquired"] and took["previous"]["token"] == "old" and "lease ran out" in took["why"]
+    # a holder on this machine whose process is gone: known dead before its lease ends
+    proc = multiprocessing.get_context("fork").Process(target=time.sleep, args=(0,))
+    proc.start()
+    proc.join()
+    dead = dict(HOLDER, controller_pid=proc.pid, controller_started="123")
+    _lock.break_lock(d, "h", "tester", "set up the next case")
+    _lock.acquire(d, "h", "dead-run", dead, lease=600)
+    took = _lock.acquire(d, "h", "next", HOLDER, lease=60)
+    assert took["acquired"] and took["why"] == "its ansible-playbook (pid %d) on this machine is gone" % proc.pid
+    # a live holder on this machine (this very process) is not taken over
+    with open("/proc/%d/stat" % os.getpid()) as handle:
+        started = handle.read().rsplit(")", 1)[1].split()[19]
+    _lock.break_lock(d, "h", "tester", "set up the next case")
+    _lock.acquire(d, "h", "live-run", dict(HOLDER, controller_pid=os.getpid(), controller_started=started), lease=600)
+    assert not _lock.acquire(d, "h", "next", HOLDER, lease=60)["acquired"]
+    events = _lock.history(d, "h")
+    assert [e["event"] for e in events] == ["taken", "taken over", "broken", "taken", "taken over", "broken", "taken"]
+
+
+def test_a_damaged_lock_file_is_not_a_free_lock(tmp_path):
+    (tmp_path / "h.lock.json").write_text("{half a rec")
+    with pytest.raises(_lock.LockError, match="look at it, then `tradeops-dr lock break`"):
+        _lock.acquire(str(tmp_path), "h", "run", HOLDER)
+    with pytest.raises(_lock.LockError, match="plain file name"):
+        _lock.lock_file(str(tmp_path), "../etc/x")
+    with pytest.raises(_lock.LockError, match="who breaks it and why"):
+        _lock.break_lock(str(tmp_path), "h", "", "")
+
+
+def _race(d, token, out):
+    out.put((token, _lock.acquire(d, "shared", token, HOLDER, lease=60)["acquired"]))
+
+
+def test_runs_racing_for_a_free_lock_one_wins(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(tmp_path), "run-%d" % i, out)) for i in range(8)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=30) for _ in procs)
+    for p in procs:
+        p.join()
+    winners = [t for t, won in results.items() if won]
+    assert len(winners) == 1
+    assert json.loads((tmp_path / "shared.lock.json").read_text())["token"] == winners[0]
+    assert [e["event"] for e in _lock.history(str(tmp_path))] == ["taken"]
