@@ -242,3 +242,19 @@ def test_diagnose_tag_is_a_read_only_report_and_the_stream_has_every_stage(fresh
     assert stages[-1] == "Record the outcome, release the lock, fail unless every component holds"
     assert {e["component"] for e in events if e["kind"] == "task" and e["component"]} >= \
         {"redis", "postgres", "questdb", "model", "kill_switch"}
+
+
+def test_a_probe_that_errors_stops_the_run_before_any_change(fresh):
+    p = fresh
+    faults.inject(p.sb, ("redis",))
+    before = p.fingerprint()
+    # a QuestDB probe that cannot run (a table name the module refuses) leaves the state of QuestDB unknown
+    res = p.recover(extravars=dict(questdb_repair_tables=[dict(name="trades; drop table trades", timestamp="ts")]))
+    assert res.status == "stopped" and res.exit_code == 1, res.reason
+    assert "could not establish what is broken" in res.reason and "questdb" in res.reason
+    outcomes = _by_component(res)
+    assert outcomes["questdb"].before == "unknown" and outcomes["redis"].outcome == "not run"
+    after = p.fingerprint()
+    assert after["redis"] == before["redis"] and after["redis"].startswith("down")  # Redis was not even started
+    assert after == before
+    assert p.locks() == []
