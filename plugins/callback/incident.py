@@ -227,8 +227,8 @@ class CallbackModule(CallbackBase):
             started=_iso(self.started), ended=_iso(ended), duration_seconds=round(ended - self.started, 2),
             status=status, reason=dr.get('reason', ''), classification=classification, symptoms=symptoms,
             actions=actions, recovery_seconds=dr.get('recovery_seconds', round(ended - self.started, 2)),
-            components=components, data_loss=loss or ('none known' if status in ('recovered', 'healthy', 'ok') else
-                                                     'unknown'),
+            components=components,
+            data_loss=loss or ('none known' if status in ('recovered', 'healthy', 'ok') else 'unknown'),
             hosts=summary, root_cause='', prevention='', lessons_learned='',
             approved_by=dr.get('approved_by'), timeline=self.timeline)
 
@@ -241,8 +241,9 @@ class CallbackModule(CallbackBase):
                '| Inventory | %s |' % ', '.join(rec['inventory']),
                '| Classification | %s (runbook 004) |' % rec['classification'],
                '| Recovery time | %s s |' % rec['recovery_seconds'],
-               '| Data loss | %s |' % (rec['data_loss'] if isinstance(rec['data_loss'], str)
-                                      else '; '.join('%s: %s' % kv for kv in rec['data_loss'].items())),
+               '| Data loss | %s |' % (
+                   rec['data_loss'] if isinstance(rec['data_loss'], str)
+                   else '; '.join('%s: %s' % kv for kv in rec['data_loss'].items())),
                '| Check mode | %s |' % rec['check_mode'], '', rec['reason'], '', '## Symptoms', '']
         out += ['- %s' % s for s in rec['symptoms']] or ['- none found']
         out += ['', '## Recovery per component', '', '| component | host | before | after | outcome | seconds | RTO |',
@@ -258,8 +259,9 @@ class CallbackModule(CallbackBase):
         for e in rec['timeline']:
             if e['status'] != 'skipped':
                 task = '%s : %s' % (e['role'], e['task']) if e['role'] else e['task']
+                msg = e['msg'].replace('|', '\\|').replace('\n', ' ')[:300]
                 out.append('| %s | %s | %s | %s | %s | %s |' % (e['start'][11:], e['end'][11:], e['host'], task,
-                                                              e['status'], e['msg'].replace('|', '\\|').replace('\n', ' ')[:300]))
+                                                                e['status'], msg))
         out += ['', '## Root cause', '', '_(for a person to fill in)_', '', '## Prevention', '', '- [ ] _(action item)_', '',
                 '## Lessons learned', '', '_(for a person to fill in)_', '']
         return '\n'.join(out)

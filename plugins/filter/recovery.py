@@ -61,9 +61,9 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
             if not out.get('outcome') and name == 'kill_switch':
                 entry['outcome'] = 'left as it was'
             if recovering and not check_mode and not stop and entry['after'] not in OK_STATES:
-                unhealthy_after.append('%s is %s after recovery (%s)' % (label, entry['after'] or 'not diagnosed',
-                                                                       entry['evidence_after'] or 'no diagnosis'))
-    priority = min([PRIORITY.get(name, 4) for name, _ in broken_before] or [0])
+                unhealthy_after.append('%s is %s after recovery (%s)' % (
+                    label, entry['after'] or 'not diagnosed', entry['evidence_after'] or 'no diagnosis'))
+    priority = min([PRIORITY.get(name, 4) for name, _label in broken_before] or [0])
     if stop:
         status = 'refused' if stop.startswith('REFUSED') else 'stopped'
         reason = stop
@@ -71,22 +71,22 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
         status, reason = 'planned', 'check mode: %d broken, nothing was changed' % len(broken_before)
     elif not recovering:
         status = 'broken' if broken_before else 'diagnosed'
-        reason = ('broken: ' + ', '.join(l for _, l in broken_before)) if broken_before else 'every component is healthy'
+        reason = ('broken: ' + ', '.join(lab for _name, lab in broken_before)) if broken_before else 'every component is healthy'
     elif failed or unhealthy_after:
         status = 'approval needed' if waiting and not failed else 'failed'
         reason = '; '.join(waiting + failed + unhealthy_after)
     elif not broken_before:
         status, reason = 'healthy', 'every component was healthy; nothing was touched'
     else:
-        status, reason = 'recovered', 'recovered %s; every component holds' % ', '.join(l for _, l in broken_before)
+        status, reason = 'recovered', 'recovered %s; every component holds' % ', '.join(lab for _name, lab in broken_before)
     engaged = sorted(h for h, e in components.get('kill_switch', {}).items()
                      if (e['after'] or e['before']) == 'engaged')
     if engaged and status in ('recovered', 'healthy', 'failed', 'approval needed', 'diagnosed', 'broken'):
         reason += ('. The kill switch is ENGAGED (%s) and stays so until the operator resets it: '
                    'playbooks/kill_switch.yml -e kill_switch_action=reset' % ', '.join(engaged))
     seconds = round(time.time() - float(started), 2)
-    report = ['%-11s %-22s %-10s %-10s %-18s %8s %8s' % ('COMPONENT', 'HOST', 'BEFORE', 'AFTER', 'OUTCOME', 'SECONDS',
-                                                          'RTO')]
+    report = ['%-11s %-22s %-10s %-10s %-18s %8s %8s' % (
+        'COMPONENT', 'HOST', 'BEFORE', 'AFTER', 'OUTCOME', 'SECONDS', 'RTO')]
     for name in sorted(components):
         for host, e in sorted(components[name].items()):
             report.append('%-11s %-22s %-10s %-10s %-18s %8s %8s' % (name, host, e['before'], e['after'] or '-',

@@ -40,7 +40,7 @@ options:
     type: str
     required: true
   token:
-    description: The run's id; required by V(acquire), V(renew) and V(release).
+    description: The run's id; required by V(acquire), V(renew) and V(release). Not logged (it is what releases the lock).
     type: str
   holder:
     description: Who holds the lock, recorded with it (C(user), C(control_node), C(playbook), C(incident)).
@@ -147,7 +147,7 @@ def main():
             action=dict(type='str', default='status', choices=['acquire', 'renew', 'release', 'status', 'break']),
             lock_dir=dict(type='path', default='/var/lib/tradeops-dr/locks'),
             name=dict(type='str', required=True),
-            token=dict(type='str', no_log=False),
+            token=dict(type='str', no_log=True),
             holder=dict(type='dict', default={}),
             lease=dict(type='int', default=_lock.DEFAULT_LEASE),
             actor=dict(type='str'),

@@ -4,8 +4,8 @@ sandbox stack, run drills.
 Imports are lazy (PEP 562) so that the kill-switch fast path does not pay for importing
 ansible-runner and Ansible before the flag is set."""
 
-__all__ = ["Failure", "RunResult", "run_playbook",  # pylint: disable=undefined-all-variable
-           "RecoveryResult", "ComponentOutcome", "recover", "recover_events"]
+# pylint: disable=undefined-all-variable
+__all__ = ["Failure", "RunResult", "run_playbook", "RecoveryResult", "ComponentOutcome", "recover", "recover_events"]
 _FROM = {"RecoveryResult": "recovery", "ComponentOutcome": "recovery", "recover": "recovery",
          "recover_events": "recovery"}
 __version__ = "0.1.0"

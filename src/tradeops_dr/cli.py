@@ -8,6 +8,7 @@ import sys
 import time
 
 _T0 = time.perf_counter()  # the kill-switch fast path reports its time from here
+DEFAULT_BACKUP_ROOT = "/var/backups/tradeops-dr/postgres"  # pg_backup_root's default
 
 
 def _kv(items):
@@ -152,13 +153,23 @@ def cmd_backups(args) -> int:
     from tradeops_dr.paths import module_utils
 
     backup = module_utils("_backup")
-    entries = [e for e in backup.catalog(args.root) if not args.database or e["database"] == args.database]
+    root = args.root
+    if root is None:  # the production default, else the sandbox's catalog when there is one
+        from pathlib import Path
+
+        from .sandbox import Sandbox
+
+        sandbox_root = Sandbox(args.state_dir).state_dir / "backups" / "postgres"
+        root = DEFAULT_BACKUP_ROOT if Path(DEFAULT_BACKUP_ROOT).is_dir() or not sandbox_root.is_dir() else str(sandbox_root)
+        if not args.json:
+            print(f"catalog {root} (--root to choose another)")
+    entries = [e for e in backup.catalog(root) if not args.database or e["database"] == args.database]
     now = time.time()
     if args.json:
         print(json.dumps([dict(e, created_at=backup.iso(e["created_at"])) for e in entries], indent=2))
         return 0
     if not entries:
-        print(f"no backups below {args.root}")
+        print(f"no backups below {root}")
         return 1
     print(f"{'created (UTC)':20} {'age h':>7} {'database':16} {'kind':7} {'status':11} {'MB':>9}  dump")
     for e in entries:
@@ -345,7 +356,8 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("backups", help="list the database backup catalog, or verify the backups of an inventory")
     p.add_argument("action", choices=["list", "verify"])
-    p.add_argument("--root", default="/var/backups/tradeops-dr/postgres", help="list: root of the catalog")
+    p.add_argument("--root", help=f"list: root of the catalog (default {DEFAULT_BACKUP_ROOT}, or the sandbox's when "
+                                  "that does not exist and a sandbox does)")
     p.add_argument("--database", help="list: only this database")
     p.add_argument("--json", action="store_true", help="list: as JSON")
     p.add_argument("-i", "--inventory", help="verify: inventory (default inventories/local)")
@@ -382,6 +394,9 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_drill)
 
     args = parser.parse_args(argv)
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `tradeops-dr ... | head` ends quietly
     _venv_on_path()
     return args.func(args)
 

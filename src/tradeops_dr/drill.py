@@ -158,10 +158,11 @@ def kill_switch_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) 
         after.get("enabled") == "false"
     steps = Steps(on_step)
     steps.append(DrillStep("kill switch", "drawdown set to 5%", "engines engage the switch, all acknowledge, no new "
-                      "orders; drawdown put back and switch reset", ok, secs,
-                      [f"switch found engaged after waiting {rec.get('detected_after_s')}s, by {rec.get('switch', {}).get('actor')}: "
-                       f"{rec.get('switch', {}).get('reason')}", f"acknowledged by {rec.get('acked')}",
-                       f"switch after the drill: enabled={after.get('enabled')}", *[f.msg for f in res.failures]]))
+                           "orders; drawdown put back and switch reset", ok, secs,
+                           [f"switch found engaged after waiting {rec.get('detected_after_s')}s, by "
+                            f"{rec.get('switch', {}).get('actor')}: {rec.get('switch', {}).get('reason')}",
+                            f"acknowledged by {rec.get('acked')}", f"switch after the drill: enabled={after.get('enabled')}",
+                            *[f.msg for f in res.failures]]))
     return steps
 
 

@@ -44,7 +44,7 @@ def drop_table(sb: Sandbox, state: dict) -> str:
 def suspend_wal(sb: Sandbox, state: dict, pending: int = 3) -> str:
     qdb = sb.questdb_server(state)
     qdb.sql("alter table trades suspend wal")
-    for _ in range(pending):
+    for _txn in range(pending):
         qdb.sql("insert into trades select timestamp_sequence(now(), 1000) ts, rnd_symbol('BTC-USD') symbol, "
                 "rnd_symbol('buy') side, 1.0 qty, 100.0 price from long_sequence(5)")
 

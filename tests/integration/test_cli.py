@@ -64,3 +64,27 @@ def test_backups_verify_runs_the_backup_playbook_in_verify_mode(pg, tmp_path):
     dump.write_bytes(dump.read_bytes()[:-100])
     again = _cli("backups", "verify", "-i", str(inv), "--test-restore")
     assert again.returncode != 0 and json.loads(mpath.read_text())["status"] == "failed"
+
+
+@pytest.mark.skipif(Path("/var/backups/tradeops-dr/postgres").is_dir(), reason="this machine has the production root")
+def test_backups_list_finds_the_sandbox_catalog_without_root(tmp_path):
+    """A newcomer after `./dr.sh drill` types `tradeops-dr backups list`: it used to look only in
+    /var/backups/tradeops-dr/postgres and find nothing."""
+    catalog = tmp_path / "backups" / "postgres"
+    catalog.mkdir(parents=True)
+    out = _cli("--state-dir", str(tmp_path), "backups", "list")
+    assert out.stdout.startswith(f"catalog {catalog} (--root to choose another)"), out.stdout + out.stderr
+    assert f"no backups below {catalog}" in out.stdout and out.returncode == 1
+
+
+def test_tradeops_dr_from_an_unactivated_venv_finds_its_tools(tmp_path):
+    """.venv/bin/tradeops-dr with a PATH that does not name the venv: the sandbox's model part
+    needs dvc, and the recovery's ansible-playbook; both are found beside the CLI's Python."""
+    env = dict(os.environ, PATH="/usr/bin:/bin", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    probe = subprocess.run([CLI, "--help"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert probe.returncode == 0
+    code = ("import os, shutil, sys; from tradeops_dr import cli; cli._venv_on_path(); "
+            "print(shutil.which('dvc'), shutil.which('ansible-playbook'))")
+    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    bindir = str(Path(sys.executable).parent)
+    assert found.stdout.split() == [f"{bindir}/dvc", f"{bindir}/ansible-playbook"]

@@ -129,8 +129,8 @@ def test_four_failures_at_once_planned_recovered_then_nothing_to_do(fresh):
     assert rec["approved_by"] == "-e dr_approve" and rec["playbook"] == "full_recovery.yml"
     assert {n: {h: e["outcome"] for h, e in per.items()} for n, per in rec["components"].items()} == \
         {c.component: {c.host: c.outcome} for c in res.components}
-    ran = [ev for ev in res.run.run_events if ev["event"] in ("runner_on_ok", "runner_on_failed", "runner_on_skipped",
-                                                               "runner_on_unreachable")]
+    kinds = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
+    ran = [ev for ev in res.run.run_events if ev["event"] in kinds]
     assert len(rec["timeline"]) == len(ran)
     assert sorted((e["host"], e["task"]) for e in rec["timeline"]) == \
         sorted((ev["event_data"]["host"], ev["event_data"]["task"]) for ev in ran)

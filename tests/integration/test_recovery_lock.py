@@ -96,14 +96,14 @@ def test_two_checkouts_at_once_the_second_is_refused_naming_the_holder(stack, tm
         holder = wait_for_lock(stack, "sandbox-redis")
         assert holder["incident"] == "INC-FIRST" and holder["playbook"] == "full_recovery.yml"
         second = playbook(other, stack, "-e", "dr_incident_id=INC-SECOND")
-        out, _ = second.communicate(timeout=300)
+        out = second.communicate(timeout=300)[0]
         assert first.poll() is None, "the first run ended before the second was refused: the test proves nothing"
         assert second.returncode != 0, out[-3000:]
         assert "REFUSED: another recovery holds sandbox-redis" in out
         assert f"{holder['user']}@{holder['control_node']} running full_recovery.yml (incident INC-FIRST)" in out
-        assert "REFUSED:" in out.split("Fail unless every component holds")[-1]
+        assert "REFUSED:" in out.rsplit("Fail unless every component holds", maxsplit=1)[-1]
     finally:
-        out_first, _ = first.communicate(timeout=300)
+        out_first = first.communicate(timeout=300)[0]
     assert first.returncode == 0, out_first[-3000:]
     assert "RECOVERED" in out_first
     # the refused run touched nothing and took no lock; the first released all of its own
@@ -123,7 +123,7 @@ def test_a_holder_killed_with_kill_9_does_not_block_the_next_run(stack):
     first.communicate(timeout=60)
     assert (stack.state_dir / "locks" / "sandbox-questdb.lock.json").exists(), "the killed run left no lock to test"
     second = playbook(ROOT, stack, "-e", "dr_incident_id=INC-AFTER")
-    out, _ = second.communicate(timeout=600)
+    out = second.communicate(timeout=600)[0]
     assert second.returncode == 0, out[-4000:]
     assert "RECOVERED" in out or "HEALTHY" in out
     taken_over = [e for e in history(stack) if e["event"] == "taken over" and "INC-AFTER" in e["holder"]]

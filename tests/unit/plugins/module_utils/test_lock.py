@@ -75,7 +75,7 @@ def test_runs_racing_for_a_free_lock_one_wins(tmp_path):
     procs = [ctx.Process(target=_race, args=(str(tmp_path), "run-%d" % i, out)) for i in range(8)]
     for p in procs:
         p.start()
-    results = dict(out.get(timeout=30) for _ in procs)
+    results = dict(out.get(timeout=30) for _proc in procs)
     for p in procs:
         p.join()
     winners = [t for t, won in results.items() if won]
