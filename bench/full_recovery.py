@@ -1,0 +1,96 @@
+"""Benchmark: the front door, playbooks/full_recovery.yml, on a sandbox of its own.
+
+In one run, repeated N times (interleaved, so that machine noise hits all figures alike):
+  (a) a no-fault run: every component diagnosed, nothing to do (cron may run it hourly as a
+      health check);
+  (b) a combined outage: Redis killed, a table dropped, a WAL table suspended with writes
+      waiting and the model file corrupted, all at once, recovered by one approved run; each
+      component's own recovery time (from the run's record) is compared with its runbook RTO
+      (Redis 300 s from runbook 000; database 1800 s and model 600 s from 001; QuestDB 900 s).
+Wall times are ansible-runner's whole run, ansible-playbook start-up included. The machines are
+shared and noisy: read the figures as such.
+
+    python bench/full_recovery.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import conftest  # noqa: E402,F401 - the collection link, PATH and a private incidents folder, as the tests have
+from tradeops_dr import faults, recover, run_playbook  # noqa: E402
+from tradeops_dr.drill import operator_resets_the_switch  # noqa: E402
+from tradeops_dr.sandbox import Sandbox  # noqa: E402
+
+TARGETS = dict(no_fault_s=15.0, outage_s=60.0, rto_fraction=1 / 20)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="tradeops-bench-full-"))
+    state.chmod(0o755)  # PostgreSQL runs as the postgres user under root
+    sb = Sandbox(state)
+    env = {"TRADEOPS_DR_SANDBOX": str(state)}
+    no_fault, outage, per_component, rto = [], [], {}, {}
+    try:
+        info = sb.up()
+        names = [n for n in faults.FAULTS if not (n == "questdb" and not info.get("questdb"))
+                 and not (n == "model" and not info.get("model"))]
+        backup = run_playbook("backup.yml", inventory="local", envvars=env)
+        if not backup.ok:
+            print(f"the backup a restore needs failed: {backup.failures}", file=sys.stderr)
+            return 1
+        for i in range(args.runs):
+            t0 = time.perf_counter()
+            healthy = recover("full", inventory="local", envvars=env)
+            no_fault.append(time.perf_counter() - t0)
+            if healthy.status != "healthy":
+                print(f"run {i}: the no-fault run ended {healthy.status}: {healthy.reason}", file=sys.stderr)
+                return 1
+            faults.inject(sb, names)
+            t0 = time.perf_counter()
+            res = recover("full", inventory="local", approve=f"BENCH-{i}", envvars=env)
+            outage.append(time.perf_counter() - t0)
+            if res.status != "recovered":
+                print(f"run {i}: the outage ended {res.status}: {res.reason}", file=sys.stderr)
+                return 1
+            for c in res.components:
+                if c.component in names:
+                    per_component.setdefault(c.component, []).append(c.seconds)
+                    rto[c.component] = c.rto_seconds
+            reset = operator_resets_the_switch(sb)
+            if not reset.ok:
+                print(f"run {i}: the kill switch reset failed: {reset.failures}", file=sys.stderr)
+                return 1
+    finally:
+        sb.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+    ok = True
+    a, b = statistics.median(no_fault), statistics.median(outage)
+    print(f"runs {args.runs}; faults injected at once: {', '.join(names)}")
+    for name in names:
+        secs = statistics.median(per_component[name])
+        frac = secs / rto[name]
+        ok &= frac <= TARGETS["rto_fraction"]
+        print(f"{name}_recovery_s {secs:.2f} (max {max(per_component[name]):.2f}; runbook RTO {rto[name]} s)")
+        print(f"{name}_rto_fraction {frac:.4f} (target <= {TARGETS['rto_fraction']:.2f})")
+    ok &= b < TARGETS["outage_s"] and a < TARGETS["no_fault_s"]
+    print(f"combined_outage_recovery_s {b:.2f} (max {max(outage):.2f}; target < {TARGETS['outage_s']:.0f})")
+    print(f"no_fault_run_s {a:.2f} (max {max(no_fault):.2f}; target < {TARGETS['no_fault_s']:.0f})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
