@@ -205,9 +205,23 @@ class _Progress:
                           f"{r['elapsed']:.0f}")
         return table
 
+    SHOWN = ("Print the diagnosis", "Print the plan")  # the table and the plan, printed as they come
+
+    def _show(self, ev: dict) -> None:
+        ed = ev.get("event_data") or {}
+        if ev.get("event") == "runner_on_ok" and ed.get("task") in self.SHOWN:
+            msg = (ed.get("res") or {}).get("msg")
+            lines = msg if isinstance(msg, list) else [str(msg)]
+            if self.live:
+                for line in lines:
+                    self.live.console.print(line, markup=False, highlight=False)
+            else:
+                print("\n".join(lines), flush=True)
+
     def __call__(self, ev: dict) -> bool:
         from .recovery import progress_event
 
+        self._show(ev)
         pe = progress_event(ev, self.started)
         if pe is None:
             return True
