@@ -75,26 +75,48 @@ def cmd_run(args) -> int:
 
 
 def cmd_drill(args) -> int:
-    from . import drill
+    from . import drill, drill_history
     from .sandbox import Sandbox
 
+    if args.scenario == "history":
+        records = drill_history.load()
+        if not records:
+            print(f"no drill history yet in {drill_history.drills_dir()} (run: tradeops-dr drill)")
+            return 1
+        print("\n".join(drill_history.history_lines(records, args.last)))
+        print(f"history {drill_history.drills_dir() / 'history.jsonl'}; reports and charts beside it")
+        return 0
+    try:
+        hostvars = drill_history.require_drill_target(args.inventory)
+    except drill_history.NotADrillTarget as exc:
+        print(f"tradeops-dr: {exc}", file=sys.stderr)
+        return 2
     sb = Sandbox(args.state_dir)
     steps: list = []
     drills = [("redis", drill.redis_drill, "Redis: crash, data loss, damaged AOF"),
               ("kill-switch", drill.kill_switch_drill, "kill switch: the monthly drill with stand-in engines"),
               ("database", drill.database_drill, "database: backup, damage restored, server down"),
+              ("questdb", drill.questdb_drill, "QuestDB: a suspended WAL table, a crash"),
+              ("model", drill.model_drill, "model: a corrupted model file"),
               ("full", drill.full_drill, "everything at once through full_recovery.yml, then a second run")]
+    printer = drill.Printer(drill_history.objectives(hostvars))
+    drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     print("starting the sandbox (tradeops-dr sandbox up) ...", flush=True)
     sb.up()
     drill.print_header()
     for name, run, what in drills:
         if args.scenario in (name, "all"):
             print(f"... {what}", flush=True)
-            steps += run(sb, on_step=drill.print_step)
-    print(f"\n{sum(s.passed for s in steps)} passed, {sum(not s.passed for s in steps)} failed")
+            steps += run(sb, inventory=args.inventory, on_step=printer)
+    print(f"\n{sum(s.ok for s in steps)} passed, {sum(not s.ok for s in steps)} failed"
+          + (f" ({sum(not s.met for s in steps)} missed the runbook's objective)" if any(not s.met for s in steps) else ""))
+    if steps:
+        history = drill_history.append(steps, drill_id, args.inventory)
+        md, png = drill_history.report(steps, drill_id, args.inventory, drill_history.load(history))
+        print(f"report {md} (chart {png}); history {history}; `tradeops-dr drill history` shows the trend")
     print(f"The sandbox is still running ({sb.state_dir}); see it with `tradeops-dr sandbox status`, "
           "stop it with `tradeops-dr sandbox down` (its data is kept for the next `sandbox up`).")
-    return 0 if steps and all(s.passed for s in steps) else 1
+    return 0 if steps and all(s.ok for s in steps) else 1
 
 
 def cmd_kill_switch(args) -> int:
@@ -403,8 +425,15 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lock)
 
-    p = sub.add_parser("drill", help="inject failures into the sandbox and recover them")
-    p.add_argument("scenario", choices=["all", "redis", "kill-switch", "database", "full"], nargs="?", default="all")
+    p = sub.add_parser("drill", help="inject failures into the sandbox and recover them; score, record, chart",
+                       description="Each scenario is scored against its runbook objective (playbooks/vars/"
+                                   "drill_objectives.yml, dr_drill_objectives in the inventory); every drill is "
+                                   "appended to the history with a Markdown report and a PNG chart. Only inventories "
+                                   "whose hosts are marked dr_drill_target: true are drilled.")
+    p.add_argument("scenario", choices=["all", "redis", "kill-switch", "database", "questdb", "model", "full", "history"],
+                   nargs="?", default="all", help="a scenario, all of them, or history (the trend so far)")
+    p.add_argument("-i", "--inventory", default="local", help="a drill target (default inventories/local, the sandbox)")
+    p.add_argument("--last", type=int, default=20, help="history: how many drills the trend shows")
     p.set_defaults(func=cmd_drill)
 
     args = parser.parse_args(argv)

@@ -18,9 +18,18 @@ class DrillStep:
     scenario: str
     injected: str
     expected: str
-    passed: bool
+    passed: bool  # the evidence: the recovery did what it must
     seconds: float
     details: list[str] = field(default_factory=list)
+    objective: float | None = None  # seconds, from the runbooks (drill_history.objectives)
+
+    @property
+    def met(self) -> bool:
+        return self.objective is None or self.seconds <= self.objective
+
+    @property
+    def ok(self) -> bool:
+        return self.passed and self.met
 
 
 def _record(result: RunResult) -> dict:
@@ -250,11 +259,16 @@ def database_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> 
 class Steps(list):
     """The steps of a drill; each one is handed to `on_step` the moment it is known (progress)."""
 
-    def __init__(self, on_step=None):
+    def __init__(self, on_step=None, objectives: dict | None = None):
         super().__init__()
         self.on_step = on_step
+        self.objectives = objectives if objectives is not None else getattr(on_step, "objectives", {})
 
     def append(self, step: DrillStep) -> None:
+        if step.objective is None and step.scenario in self.objectives:
+            step.objective = float(self.objectives[step.scenario])
+        if not step.met:
+            step.details.append(f"MISSED its objective: {step.seconds:.1f}s > {step.objective:g}s (runbook RTO)")
         super().append(step)
         if self.on_step:
             self.on_step(step)
@@ -266,14 +280,24 @@ HEADER = ("Failure drills (sandbox: real Redis, PostgreSQL/TimescaleDB, QuestDB;
 
 def print_header() -> None:
     print(HEADER)
-    print(f"{'scenario':<12} {'result':<6} {'recovery':>9}  injected -> expected", flush=True)
+    print(f"{'scenario':<13} {'result':<6} {'recovery':>9}  injected -> expected", flush=True)
 
 
 def print_step(s: DrillStep) -> None:
-    print(f"{s.scenario:<12} {'PASS' if s.passed else 'FAIL':<6} {s.seconds:8.2f}s  {s.injected} -> {s.expected}")
+    print(f"{s.scenario:<13} {'PASS' if s.ok else 'FAIL':<6} {s.seconds:8.2f}s  {s.injected} -> {s.expected}")
     for d in s.details:
-        print(f"{'':<30}{d}")
+        print(f"{'':<31}{d}")
     sys.stdout.flush()
+
+
+class Printer:
+    """Prints each step as it ends; carries the objectives the steps are scored against."""
+
+    def __init__(self, objectives: dict):
+        self.objectives = objectives
+
+    def __call__(self, step: DrillStep) -> None:
+        print_step(step)
 
 
 def print_report(steps: list[DrillStep]) -> None:
@@ -281,7 +305,7 @@ def print_report(steps: list[DrillStep]) -> None:
     print_header()
     for s in steps:
         print_step(s)
-    print(f"\n{sum(s.passed for s in steps)} passed, {sum(not s.passed for s in steps)} failed")
+    print(f"\n{sum(s.ok for s in steps)} passed, {sum(not s.ok for s in steps)} failed")
 
 
 def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
@@ -341,3 +365,53 @@ def operator_resets_the_switch(sandbox: Sandbox, inventory: str = "local") -> Ru
     if res.ok:
         (sandbox.state_dir / "kill_switch.flag").unlink(missing_ok=True)
     return res
+
+
+def _component_drill(sandbox: Sandbox, inventory: str, on_step, cases) -> list[DrillStep]:
+    """Each case: (scenario, inject(sandbox, state) -> what was done, component, expected); the
+    recovery is `recover(component)`, the front door narrowed to it, and the evidence is its
+    own diagnosis after the run (plus the checks of the role)."""
+    from .recovery import recover
+
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    steps = Steps(on_step)
+    for scenario, inject, component, expected in cases:
+        state = sandbox.up()
+        done = inject(sandbox, state)
+        t0 = time.monotonic()
+        res = recover(component, inventory=inventory, envvars=env)
+        secs = time.monotonic() - t0
+        c = next((c for c in res.components if c.component == component), None)
+        ok = res.status == "recovered" and c is not None and (c.before, c.after, c.outcome) == ("broken", "healthy",
+                                                                                               "recovered")
+        steps.append(DrillStep(scenario, done, expected, ok, secs,
+                               ([f"{c.before} -> {c.after}: {c.outcome} in {c.seconds:.1f}s"] if c else [])
+                               + ([] if ok else [res.reason])))
+    return steps
+
+
+def questdb_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbook 003 section 2 on the sandbox's QuestDB: a WAL table suspended with writes waiting,
+    then the server killed."""
+    from . import faults
+
+    if not sandbox.up().get("questdb"):
+        return []
+
+    def crash(sb, state):
+        sb.questdb_server(state).kill()
+        return "kill -9 QuestDB"
+    return _component_drill(sandbox, inventory, on_step, [
+        ("questdb wal", faults.suspend_wal, "questdb", "RESUME WAL, every waiting transaction applied, counts up"),
+        ("questdb crash", crash, "questdb", "started through service control, tables and counts as before")])
+
+
+def model_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbook 001 scenario 2 on the sandbox's inference stand-in: the model file corrupted."""
+    from . import faults
+
+    if not sandbox.up().get("model"):
+        return []
+    return _component_drill(sandbox, inventory, on_step, [
+        ("model corrupt", faults.corrupt_model, "model",
+         "the DVC-tracked file checked out again (damaged copy kept aside), reloaded, served hash verified")])

@@ -1,0 +1,87 @@
+"""Drills as a user runs them: scored against the runbooks' objectives, appended to the history,
+reported with a chart, and refused on an inventory that is not a drill target."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import need_server
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).parent / "tradeops-dr")
+
+
+@pytest.fixture(scope="module")
+def drill_env():
+    need_server("questdb")
+    if not shutil.which("dvc"):
+        pytest.skip("dvc is not installed (pip install -e .[test])")
+    state = Path(tempfile.mkdtemp(prefix="tradeops-drills-"))
+    state.chmod(0o755)  # PostgreSQL runs as the postgres user under root
+    drills = Path(tempfile.mkdtemp(prefix="tradeops-drill-history-"))
+    env = dict(os.environ, TRADEOPS_DR_SANDBOX=str(state), TRADEOPS_DR_DRILLS_DIR=str(drills))
+    yield env, drills
+    subprocess.run([CLI, "sandbox", "down"], env=env, capture_output=True, check=False)
+    shutil.rmtree(state, ignore_errors=True)
+    shutil.rmtree(drills, ignore_errors=True)
+
+
+def _drill(env, *args):
+    return subprocess.run([CLI, "drill", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          check=False)
+
+
+def test_an_inventory_that_is_not_a_drill_target_is_refused(tmp_path):
+    env = dict(os.environ, TRADEOPS_DR_DRILLS_DIR=str(tmp_path / "drills"), TRADEOPS_DR_SANDBOX=str(tmp_path / "sb"))
+    out = _drill(env, "redis", "-i", str(ROOT / "inventories" / "example"))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "REFUSED" in out.stderr and "not marked as drill targets" in out.stderr and "redis-orders-1" in out.stderr
+    assert not (tmp_path / "sb").exists()  # not even the sandbox was started
+    assert not (tmp_path / "drills" / "history.jsonl").exists()
+
+
+def test_questdb_and_model_drills_pass_and_are_recorded(drill_env):
+    env, drills = drill_env
+    for scenario, names in (("questdb", ["questdb wal", "questdb crash"]), ("model", ["model corrupt"])):
+        out = _drill(env, scenario)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        for name in names:
+            assert f"{name:<13} PASS" in out.stdout
+    history = [json.loads(line) for line in (drills / "history.jsonl").read_text().splitlines()]
+    assert {h["scenario"] for h in history} >= {"questdb wal", "questdb crash", "model corrupt"}
+    assert all(h["passed"] and h["met"] and h["objective"] for h in history)
+    by = {h["scenario"]: h for h in history}
+    assert by["questdb crash"]["objective"] == 120 and by["model corrupt"]["objective"] == 600
+    trend = subprocess.run([CLI, "drill", "history"], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert "questdb wal" in trend.stdout and "model corrupt" in trend.stdout
+
+
+def test_a_missed_objective_fails_the_drill_and_the_chart_has_every_scenario(drill_env, tmp_path):
+    env, drills = drill_env
+    inv = tmp_path / "inv"
+    shutil.copytree(ROOT / "inventories" / "local", inv)
+    (inv / "group_vars" / "all" / "objectives.yml").write_text('dr_drill_objectives:\n  "model corrupt": 0.5\n')
+    out = _drill(env, "model", "-i", str(inv))
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "model corrupt FAIL" in out.stdout and "MISSED its objective" in out.stdout and "> 0.5s" in out.stdout
+    assert "1 missed the runbook's objective" in out.stdout
+    last = json.loads((drills / "history.jsonl").read_text().splitlines()[-1])
+    assert (last["scenario"], last["passed"], last["met"], last["objective"]) == ("model corrupt", True, False, 0.5)
+    report = sorted(drills.glob("drill-*.md"))[-1]
+    assert "| model corrupt | FAIL |" in report.read_text()
+    from PIL import Image
+
+    with Image.open(report.with_suffix(".png")) as png:
+        assert png.size == (1000, 550)
+        series = png.info["Description"].removeprefix("series: ").split(", ")
+    scenarios = {json.loads(line)["scenario"] for line in (drills / "history.jsonl").read_text().splitlines()}
+    assert sorted(series) == sorted(scenarios)
