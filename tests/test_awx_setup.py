@@ -1,0 +1,95 @@
+"""playbooks/awx_setup.yml offline: every survey variable is an option the playbook it launches
+understands (a role's argument spec, or full_recovery.yml's own), with a compatible type and
+choices; every awx.awx task uses only the options its module documents (ansible-doc)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SURVEYS = yaml.safe_load((ROOT / "playbooks" / "awx" / "surveys.yml").read_text())["awx_setup_surveys"]
+
+
+def known_options() -> dict:
+    opts = {}
+    for spec in sorted((ROOT / "roles").glob("*/meta/argument_specs.yml")):
+        for entry in yaml.safe_load(spec.read_text())["argument_specs"].values():
+            opts.update(entry.get("options") or {})
+    components = yaml.safe_load((ROOT / "playbooks" / "full_recovery" / "components.yml").read_text())
+    opts.update(components["dr_variables"])
+    opts.update(components["dr_host_variables"])
+    return opts
+
+
+def survey_problems(spec: list[dict], options: dict) -> list[str]:
+    problems = []
+    for q in spec:
+        var, kind = q["variable"], q["type"]
+        opt = options.get(var)
+        if opt is None:
+            problems.append(f"{var}: no role nor full_recovery.yml takes it")
+            continue
+        choices = [str(c) for c in q.get("choices") or []]
+        allowed = [str(c) for c in opt.get("choices") or []]
+        expected = {"text": ("str", "path"), "textarea": ("str",), "password": ("str",), "integer": ("int",),
+                    "float": ("float",), "multiselect": ("list",), "multiplechoice": ("str", "bool")}[kind]
+        if opt.get("type", "str") not in expected:
+            problems.append(f"{var}: a {kind} question for an option of type {opt.get('type', 'str')}")
+        if opt.get("type") == "bool" and not set(choices) <= {"true", "false"}:
+            problems.append(f"{var}: a bool answered with {choices}")
+        if allowed and not set(choices) <= set(allowed):
+            problems.append(f"{var}: choices {sorted(set(choices) - set(allowed))} are not among {allowed}")
+        default = q.get("default")
+        if default not in (None, "") and choices:
+            given = default.split("\n") if kind == "multiselect" else [str(default)]
+            if not set(given) <= set(choices):
+                problems.append(f"{var}: default {default!r} is not a choice")
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(SURVEYS))
+def test_survey_variables_match_the_argument_specs(name):
+    assert survey_problems(SURVEYS[name]["spec"], known_options()) == []
+
+
+def test_the_survey_check_catches_what_it_must():
+    options = known_options()
+    bad = [dict(variable="dr_componets", type="multiselect", choices=["redis"]),
+           dict(variable="dr_components", type="multiselect", choices=["redis", "mongodb"]),
+           dict(variable="dr_lock_lease", type="text"),
+           dict(variable="kill_switch_action", type="multiplechoice", choices=["engage", "explode"], default="engage"),
+           dict(variable="dr_engage_kill_switch", type="multiplechoice", choices=["yes please"]),
+           dict(variable="pg_backup_action", type="multiplechoice", choices=["backup"], default="verify")]
+    problems = survey_problems(bad, options)
+    assert [p.split(":")[0] for p in problems] == ["dr_componets", "dr_components", "dr_lock_lease", "kill_switch_action",
+                                                    "dr_engage_kill_switch", "pg_backup_action"]
+
+
+def test_awx_tasks_use_only_documented_options():
+    plays = yaml.safe_load((ROOT / "playbooks" / "awx_setup.yml").read_text())
+    tasks = [t for play in plays for t in play.get("tasks", [])]
+    used = {}
+    for t in tasks:
+        for key, args in t.items():
+            if key.startswith("awx.awx."):
+                used.setdefault(key, []).append(args)
+    assert set(used) == {"awx.awx.project", "awx.awx.job_template", "awx.awx.workflow_job_template",
+                         "awx.awx.schedule"}
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    for module, calls in used.items():
+        doc = json.loads(subprocess.run([str(BIN / "ansible-doc"), "--json", module], env=env, capture_output=True,
+                                        text=True, timeout=120, check=True).stdout)[module]["doc"]["options"]
+        for args in calls:
+            assert set(args) <= set(doc), f"{module}: {set(args) - set(doc)} not documented"
+            for node in args.get("workflow_nodes", []):
+                sub = doc["workflow_nodes"]["suboptions"]
+                assert set(node) <= set(sub), f"workflow node {node['identifier']}: {set(node) - set(sub)}"
+                assert set(node["unified_job_template"]) <= set(sub["unified_job_template"]["suboptions"])
