@@ -19,7 +19,7 @@ from pathlib import Path
 
 import ansible_runner
 
-from .paths import project_root
+from .paths import collections_base, is_checkout, project_root
 
 
 @dataclass
@@ -75,6 +75,25 @@ def _host_stats(stats_event: dict) -> dict:
 KEEP_RUNS = 20
 
 
+def _ansible_settings(root: Path) -> dict:
+    """A checkout runs with its own ansible.cfg. An installed collection keeps the user's Ansible
+    configuration and gets, through the environment, what the collection's playbooks rely on:
+    the collection on the collections path, the incident callback, pipelining, an unparsable
+    inventory as an error."""
+    if is_checkout(root):
+        return {"ANSIBLE_CONFIG": str(root / "ansible.cfg")}
+    current = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS") or \
+        os.pathsep.join(["~/.ansible/collections", "/usr/share/ansible/collections"])
+    enabled = [c for c in os.environ.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
+    return {
+        "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join([str(collections_base(root)), current]),
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join(dict.fromkeys(enabled + ["tradeops.dr.incident"])),
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+    }
+
+
 def runs_dir() -> str:
     """Where runs keep ansible-runner's folders (artifacts hold the run's environment and its
     events): private to the user (0700), and only the newest KEEP_RUNS are kept
@@ -101,11 +120,11 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
     pdd = private_data_dir or tempfile.mkdtemp(prefix="run-", dir=runs_dir())
     os.makedirs(pdd, exist_ok=True)
     env = {
-        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         # ansible-playbook of this venv, even when PATH does not name it
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "ANSIBLE_NOCOLOR": "1",
     }
+    env.update(_ansible_settings(root))
     env.update(envvars or {})
     cmdline = []
     if check:

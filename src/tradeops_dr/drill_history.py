@@ -40,7 +40,9 @@ def inventory_vars(inventory: str) -> dict:
     path = Path(inventory)
     if not path.exists():
         path = root / "inventories" / inventory
-    env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"))
+    from .api import _ansible_settings
+
+    env = dict(os.environ, **_ansible_settings(root))
     out = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(path), "--list"],
                          capture_output=True, text=True, env=env, timeout=120, check=False)
     if out.returncode != 0:

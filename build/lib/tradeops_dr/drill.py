@@ -1,0 +1,417 @@
+"""Drills: inject a real failure into the sandbox stack, run the recovery playbook through
+ansible-runner, and check and print what happened and how long recovery took."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .api import RunResult, run_playbook
+from .sandbox import RedisServer, Sandbox, pid_alive, read_pid
+
+
+@dataclass
+class DrillStep:
+    scenario: str
+    injected: str
+    expected: str
+    passed: bool  # the evidence: the recovery did what it must
+    seconds: float
+    details: list[str] = field(default_factory=list)
+    objective: float | None = None  # seconds, from the runbooks (drill_history.objectives)
+
+    @property
+    def met(self) -> bool:
+        return self.objective is None or self.seconds <= self.objective
+
+    @property
+    def ok(self) -> bool:
+        return self.passed and self.met
+
+
+def _record(result: RunResult) -> dict:
+    return next(iter((result.data.get("redis_recovery") or {}).values()), {})
+
+
+def _operator_sets_the_switch(srv: RedisServer, result: RunResult, switch: dict) -> bool:
+    """When a Redis recovery failed closed naming the missing kill switch (a replay never writes
+    control state), set it back as the operator would. True when it did."""
+    named = not result.ok and any("Control state missing: policy:kill_switch" in f.msg for f in result.failures)
+    if named:
+        with srv.client() as c:
+            c.hset("policy:kill_switch", mapping=switch)  # the operator's decision, not the replay's
+    return named
+
+
+def _lengths(srv: RedisServer, names) -> dict:
+    with srv.client() as c:
+        return {n: c.xlen(n) for n in names}
+
+
+def redis_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    state = sandbox.up()
+    srv = Sandbox.redis_server(state)
+    expected = state["seeded"]["redis"]["streams"]
+    steps = Steps(on_step)
+
+    def run(**extra) -> RunResult:
+        return run_playbook("redis_failure.yml", inventory=inventory, extravars=extra or None,
+                            envvars={"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)})
+
+    # 1. crash: kill -9, recover by restart, data back from the AOF: every stream as long as
+    # just before the kill (other drills on this sandbox may have added orders since the seed)
+    before = _lengths(srv, expected)
+    srv.kill(signal.SIGKILL)
+    t0 = time.monotonic()
+    res = run()
+    secs = time.monotonic() - t0
+    rec = _record(res)
+    lengths = _lengths(srv, expected) if res.ok else {}
+    steps.append(DrillStep("crash", "kill -9 redis-server", "restarted, every stream entry back from the AOF",
+                           res.ok and rec.get("restarted") is True and lengths == before, secs,
+                           [f"restarted={rec.get('restarted')}", f"streams={lengths or rec.get('streams')}",
+                            *[f.msg for f in res.failures]]))
+
+    # 2. data loss: Redis answers but came back empty; the ledger fills it, exactly once. The
+    # replay never writes control state: the run fails closed naming the missing kill switch,
+    # the operator (here: the drill) sets it back, and the next run completes.
+    with srv.client() as c:
+        switch = c.hgetall("policy:kill_switch")
+        c.flushall()
+    t0 = time.monotonic()
+    first = run()
+    rec = _record(first)
+    lengths = _lengths(srv, expected)
+    named = _operator_sets_the_switch(srv, first, switch)
+    res = run()
+    secs = time.monotonic() - t0
+    again = run()
+    steps.append(DrillStep("data loss", "FLUSHALL",
+                           "ledger replay restores every entry once, never the kill switch (named, set by the "
+                           "operator); a 2nd run writes 0",
+                           (not first.ok) and named and res.ok and again.ok and lengths == expected
+                           and again.changed == 0 and int(rec.get("replayed_entries", 0)) > 0, secs,
+                           [f"replayed_entries={rec.get('replayed_entries')}", f"streams={lengths}",
+                            f"kill switch named as missing control state={named}",
+                            f"second run changed={again.changed}", *[f.msg for f in res.failures]]))
+
+    # 3. damaged AOF: refused without permission (broken copy kept), repaired with it. The cut may
+    # take the kill switch's last write with it: then the run fails closed naming it, and the
+    # operator (here: the drill) sets it back, as after a data loss.
+    with srv.client() as c:
+        switch = c.hgetall("policy:kill_switch")
+    srv.kill(signal.SIGKILL)
+    aof_dir = Path(state["redis"]["data_dir"]) / "appendonlydir"
+    incr = sorted(aof_dir.glob("*.incr.aof"))[-1]
+    size = incr.stat().st_size
+    with open(incr, "r+b") as fh:
+        fh.truncate(size - 9)
+    t0 = time.monotonic()
+    refused = run()
+    still_down = not pid_alive(read_pid(srv.pidfile))
+    backups = sorted(Path(state["redis"]["backup_dir"]).glob("aof-*"))
+    repaired = run(redis_restart_aof_allow_truncate=True)
+    rec = _record(repaired)
+    set_back = _operator_sets_the_switch(srv, repaired, switch)
+    if set_back:
+        repaired = run()
+    secs = time.monotonic() - t0
+    aof = rec.get("aof") or {}
+    lengths = _lengths(srv, expected) if repaired.ok else {}
+    steps.append(DrillStep("damaged AOF", f"kill -9, cut 9 bytes off {incr.name}",
+                           "refused and kept aside without allow_truncate; repaired with it; ledger refills",
+                           (not refused.ok) and still_down and bool(backups) and repaired.ok
+                           and aof.get("repaired") is True and lengths == expected, secs,
+                           [f"refused: {refused.failures[0].msg[:160] if refused.failures else 'NOT REFUSED'}",
+                            f"kept aside: {backups[-1] if backups else 'nothing'}",
+                            f"bytes_lost={aof.get('bytes_lost')}", f"replayed_entries={rec.get('replayed_entries')}",
+                            f"kill switch lost with the cut and set back by the operator={set_back}",
+                            f"streams={lengths}", *[f.msg for f in repaired.failures]]))
+    return steps
+
+
+def kill_switch_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbook 004's monthly drill on the sandbox: two stand-in engines (tests/standins, the
+    users' own engines in real life) trade against the sandbox Redis and engage the switch at
+    a 5% drawdown; the playbook simulates the drawdown and checks the rest."""
+    import os
+    import subprocess
+    import sys
+
+    from .paths import project_root
+
+    state = sandbox.up()
+    srv = Sandbox.redis_server(state)
+    engine = project_root() / "tests" / "standins" / "trading_engine.py"
+    env = dict(os.environ, REDISCLI_AUTH=srv.password)
+    procs = [subprocess.Popen([sys.executable, str(engine), "--port", str(srv.port), "--name", name,
+                               "--max-drawdown", "0.05", "--max-seconds", "60"], env=env)
+             for name in ("sandbox-momentum", "sandbox-meanrev")]
+    try:
+        time.sleep(0.5)  # let them trade a little
+        t0 = time.monotonic()
+        res = run_playbook("kill_switch.yml", inventory=inventory, extravars=dict(kill_switch_action="drill"),
+                           envvars={"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)})
+        secs = time.monotonic() - t0
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    rec = next(iter((res.data.get("kill_switch_drill") or {}).values()), {})
+    with srv.client() as c:
+        after = c.hgetall("policy:kill_switch")
+    ok = res.ok and sorted(rec.get("acked", [])) == ["sandbox-meanrev", "sandbox-momentum"] and \
+        after.get("enabled") == "false"
+    steps = Steps(on_step)
+    steps.append(DrillStep("kill switch", "drawdown set to 5%", "engines engage the switch, all acknowledge, no new "
+                           "orders; drawdown put back and switch reset", ok, secs,
+                           [f"switch found engaged after waiting {rec.get('detected_after_s')}s, by "
+                            f"{rec.get('switch', {}).get('actor')}: {rec.get('switch', {}).get('reason')}",
+                            f"acknowledged by {rec.get('acked')}", f"switch after the drill: enabled={after.get('enabled')}",
+                            *[f.msg for f in res.failures]]))
+    return steps
+
+
+def _pg_connect(state: dict):
+    import psycopg2
+
+    conn = psycopg2.connect(**Sandbox.postgres_cluster(state).dsn(state["postgres"]["database"]))
+    conn.autocommit = True
+    return conn
+
+
+def _pg_counts(state: dict) -> dict:
+    conn = _pg_connect(state)
+    try:
+        with conn.cursor() as cur:
+            counts = {}
+            for table in ("public.trades", "public.positions"):
+                cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+                if cur.fetchone()[0]:
+                    cur.execute(f"SELECT count(*) FROM {table}")
+                    counts[table] = cur.fetchone()[0]
+            return counts
+    finally:
+        conn.close()
+
+
+def _pg_exec(state: dict, statement: str) -> None:
+    conn = _pg_connect(state)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def database_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbook 000's database scenarios on the sandbox PostgreSQL: a verified backup, then damage
+    restored from it (the damaged database kept aside), then a stopped server started without
+    a restore."""
+    state = sandbox.up()
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    seeded = {"public.trades": state["seeded"]["postgres"]["trades"],
+              "public.positions": state["seeded"]["postgres"]["positions"]}
+    steps = Steps(on_step)
+    found = _pg_counts(state)
+    if found != seeded:  # an earlier, failed drill: start from the seeded data set
+        raise RuntimeError(f"the sandbox database holds {found}, not the seeded {seeded}: "
+                           "run `tradeops-dr sandbox` down and remove .sandbox to start over")
+
+    t0 = time.monotonic()
+    backup = run_playbook("backup.yml", inventory=inventory, envvars=env)
+    secs = time.monotonic() - t0
+    rec = next(iter((backup.data.get("pg_backup") or {}).values()), {})
+    verified = [v for v in rec.get("verified", []) if v.get("status") == "verified"]
+    steps.append(DrillStep("db backup", "pg_backup role", "dump + manifest, verified by a test restore",
+                           backup.ok and bool(verified), secs,
+                           [f"verified: {[v.get('manifest') for v in verified]}", *[f.msg for f in backup.failures]]))
+
+    _pg_exec(state, "DROP TABLE positions")
+    _pg_exec(state, "DELETE FROM trades WHERE id % 2 = 0")
+    t0 = time.monotonic()
+    res = run_playbook("database_failure.yml", inventory=inventory, envvars=env)
+    secs = time.monotonic() - t0
+    rec = next(iter((res.data.get("database_recovery") or {}).values()), {})
+    counts = _pg_counts(state)
+    steps.append(DrillStep("db damage", "DROP TABLE positions, DELETE half the trades",
+                           "newest verified backup restored into a new database and swapped in; damage kept aside",
+                           res.ok and rec.get("restored") is True and counts == seeded and bool(rec.get("aside")), secs,
+                           [f"counts={counts}", f"aside={rec.get('aside')}",
+                            f"data-loss window={rec.get('data_loss_window_s')} s", f"steps={rec.get('seconds')}",
+                            *[f.msg for f in res.failures]]))
+
+    Sandbox.postgres_cluster(state).stop()
+    t0 = time.monotonic()
+    res = run_playbook("database_failure.yml", inventory=inventory, envvars=env)
+    secs = time.monotonic() - t0
+    rec = next(iter((res.data.get("database_recovery") or {}).values()), {})
+    counts = _pg_counts(state) if res.ok else {}
+    steps.append(DrillStep("db down", "PostgreSQL stopped", "started through service control, no restore",
+                           res.ok and rec.get("started") is True and rec.get("restored") is False and counts == seeded,
+                           secs, [f"counts={counts}", *[f.msg for f in res.failures]]))
+    return steps
+
+
+class Steps(list):
+    """The steps of a drill; each one is handed to `on_step` the moment it is known (progress)."""
+
+    def __init__(self, on_step=None, objectives: dict | None = None):
+        super().__init__()
+        self.on_step = on_step
+        self.objectives = objectives if objectives is not None else getattr(on_step, "objectives", {})
+
+    def append(self, step: DrillStep) -> None:
+        if step.objective is None and step.scenario in self.objectives:
+            step.objective = float(self.objectives[step.scenario])
+        if not step.met:
+            step.details.append(f"MISSED its objective: {step.seconds:.1f}s > {step.objective:g}s (runbook RTO)")
+        super().append(step)
+        if self.on_step:
+            self.on_step(step)
+
+
+HEADER = ("Failure drills (sandbox: real Redis, PostgreSQL/TimescaleDB, QuestDB; stand-ins for the engines and the "
+          "inference API)")
+
+
+def print_header() -> None:
+    print(HEADER)
+    print(f"{'scenario':<13} {'result':<6} {'recovery':>9}  injected -> expected", flush=True)
+
+
+def print_step(s: DrillStep) -> None:
+    print(f"{s.scenario:<13} {'PASS' if s.ok else 'FAIL':<6} {s.seconds:8.2f}s  {s.injected} -> {s.expected}")
+    for d in s.details:
+        print(f"{'':<31}{d}")
+    sys.stdout.flush()
+
+
+class Printer:
+    """Prints each step as it ends; carries the objectives the steps are scored against."""
+
+    def __init__(self, objectives: dict):
+        self.objectives = objectives
+
+    def __call__(self, step: DrillStep) -> None:
+        print_step(step)
+
+
+def print_report(steps: list[DrillStep]) -> None:
+    print()
+    print_header()
+    for s in steps:
+        print_step(s)
+    print(f"\n{sum(s.ok for s in steps)} passed, {sum(not s.ok for s in steps)} failed")
+
+
+def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """The front door: every failure the sandbox can have at once (Redis killed, a table dropped,
+    a WAL table suspended with writes waiting, the model file corrupted), recovered by one run of
+    playbooks/full_recovery.yml; a second run must change nothing; then the operator resets the
+    kill switch the recovery left engaged."""
+    from . import faults
+    from .recovery import recover
+
+    state = sandbox.up()
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    steps = Steps(on_step)
+    backup = run_playbook("backup.yml", inventory=inventory, envvars=env)  # what a restore needs: a verified backup
+    names = [n for n in faults.FAULTS if not (n == "questdb" and not state.get("questdb"))
+             and not (n == "model" and not state.get("model"))]
+    done = faults.inject(sandbox, names)
+    incident = time.strftime("DRILL-%Y%m%dT%H%M%SZ", time.gmtime())
+    t0 = time.monotonic()
+    res = recover("full", inventory=inventory, approve=incident, envvars=env)
+    secs = time.monotonic() - t0
+    by = {c.component: c for c in res.components}
+    ok = backup.ok and res.status == "recovered" and all(
+        by.get(n) and (by[n].before, by[n].after, by[n].outcome) == ("broken", "healthy", "recovered") for n in names)
+    details = [f"{n}: {by[n].outcome} in {by[n].seconds:.1f}s (runbook RTO {by[n].rto_seconds}s)" for n in names if n in by]
+    if "kill_switch" in by:
+        details.append(f"kill switch: {by['kill_switch'].outcome} ({by['kill_switch'].message})")
+    details += [f"incident record {res.incident_record}"] + ([res.reason] if not ok else [])
+    steps.append(DrillStep("full", "; ".join(done.values()),
+                           "full_recovery.yml: kill switch first, every component recovered, record written", ok, secs,
+                           details))
+    t0 = time.monotonic()
+    again = recover("full", inventory=inventory, envvars=env)
+    secs = time.monotonic() - t0
+    steps.append(DrillStep("full again", "nothing", "a second run finds everything healthy and changes nothing",
+                           again.status == "healthy" and again.run is not None and again.run.changed == 0, secs,
+                           [] if again.status == "healthy" else [again.reason]))
+    # the recovery leaves the switch engaged: the operator lifts it once the platform is verified
+    reset = operator_resets_the_switch(sandbox, inventory)
+    if not reset.ok:
+        steps.append(DrillStep("switch reset", "-", "the operator resets the kill switch", False, reset.duration,
+                               [f.msg for f in reset.failures]))
+    return steps
+
+
+def operator_resets_the_switch(sandbox: Sandbox, inventory: str = "local") -> RunResult:
+    """What the operator does once the platform is verified: reset the switch, confirming the
+    incident it was engaged for, and remove the local flag file a fail-closed engage wrote."""
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    status = run_playbook("kill_switch.yml", inventory=inventory, envvars=env, extravars=dict(kill_switch_action="status"))
+    switch = next(iter((status.data.get("kill_switch") or {}).values()), {}).get("switch") or {}
+    res = status
+    if switch.get("enabled"):
+        res = run_playbook("kill_switch.yml", inventory=inventory, envvars=env, extravars=dict(
+            kill_switch_action="reset", kill_switch_confirm=switch.get("incident") or "RESET", kill_switch_actor="drill",
+            kill_switch_reason="recovery verified"))
+    if res.ok:
+        (sandbox.state_dir / "kill_switch.flag").unlink(missing_ok=True)
+    return res
+
+
+def _component_drill(sandbox: Sandbox, inventory: str, on_step, cases) -> list[DrillStep]:
+    """Each case: (scenario, inject(sandbox, state) -> what was done, component, expected); the
+    recovery is `recover(component)`, the front door narrowed to it, and the evidence is its
+    own diagnosis after the run (plus the checks of the role)."""
+    from .recovery import recover
+
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    steps = Steps(on_step)
+    for scenario, inject, component, expected in cases:
+        state = sandbox.up()
+        done = inject(sandbox, state)
+        t0 = time.monotonic()
+        res = recover(component, inventory=inventory, envvars=env)
+        secs = time.monotonic() - t0
+        c = next((c for c in res.components if c.component == component), None)
+        ok = res.status == "recovered" and c is not None and (c.before, c.after, c.outcome) == ("broken", "healthy",
+                                                                                               "recovered")
+        steps.append(DrillStep(scenario, done, expected, ok, secs,
+                               ([f"{c.before} -> {c.after}: {c.outcome} in {c.seconds:.1f}s"] if c else [])
+                               + ([] if ok else [res.reason])))
+    return steps
+
+
+def questdb_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbook 003 section 2 on the sandbox's QuestDB: a WAL table suspended with writes waiting,
+    then the server killed."""
+    from . import faults
+
+    if not sandbox.up().get("questdb"):
+        return []
+
+    def crash(sb, state):
+        sb.questdb_server(state).kill()
+        return "kill -9 QuestDB"
+    return _component_drill(sandbox, inventory, on_step, [
+        ("questdb wal", faults.suspend_wal, "questdb", "RESUME WAL, every waiting transaction applied, counts up"),
+        ("questdb crash", crash, "questdb", "started through service control, tables and counts as before")])
+
+
+def model_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbook 001 scenario 2 on the sandbox's inference stand-in: the model file corrupted."""
+    from . import faults
+
+    if not sandbox.up().get("model"):
+        return []
+    return _component_drill(sandbox, inventory, on_step, [
+        ("model corrupt", faults.corrupt_model, "model",
+         "the DVC-tracked file checked out again (damaged copy kept aside), reloaded, served hash verified")])
