@@ -280,13 +280,13 @@ HEADER = ("Failure drills (sandbox: real Redis, PostgreSQL/TimescaleDB, QuestDB;
 
 def print_header() -> None:
     print(HEADER)
-    print(f"{'scenario':<13} {'result':<6} {'recovery':>9}  injected -> expected", flush=True)
+    print(f"{'scenario':<15} {'result':<6} {'recovery':>9}  injected -> expected", flush=True)
 
 
 def print_step(s: DrillStep) -> None:
-    print(f"{s.scenario:<13} {'PASS' if s.ok else 'FAIL':<6} {s.seconds:8.2f}s  {s.injected} -> {s.expected}")
+    print(f"{s.scenario:<15} {'PASS' if s.ok else 'FAIL':<6} {s.seconds:8.2f}s  {s.injected} -> {s.expected}")
     for d in s.details:
-        print(f"{'':<31}{d}")
+        print(f"{'':<33}{d}")
     sys.stdout.flush()
 
 
@@ -401,9 +401,33 @@ def questdb_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> l
     def crash(sb, state):
         sb.questdb_server(state).kill()
         return "kill -9 QuestDB"
-    return _component_drill(sandbox, inventory, on_step, [
+    steps = _component_drill(sandbox, inventory, on_step, [
         ("questdb wal", faults.suspend_wal, "questdb", "RESUME WAL, every waiting transaction applied, counts up"),
         ("questdb crash", crash, "questdb", "started through service control, tables and counts as before")])
+    steps.on_step = on_step
+    # a checkpoint backup, then the table dropped: the restore (QuestDB stopped, root kept aside)
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    state = sandbox.up()
+    qdb = sandbox.questdb_server(state)
+    backup = run_playbook("questdb_repair.yml", inventory=inventory, envvars=env,
+                          extravars=dict(questdb_repair_action="backup"))
+    rec = next(iter((backup.data.get("questdb_backup") or {}).values()), {})
+    if not backup.ok or not rec.get("backup"):
+        steps.append(DrillStep("questdb restore", "-", "a checkpoint backup to restore from", False, backup.duration,
+                               [f.msg for f in backup.failures]))
+        return steps
+    before = qdb.sql("select count() from trades")["dataset"][0][0]
+    qdb.sql("drop table trades")
+    t0 = time.monotonic()
+    res = run_playbook("questdb_repair.yml", inventory=inventory, envvars=env, extravars=dict(
+        questdb_repair_action="restore", questdb_repair_restore_from=rec["backup"]))
+    secs = time.monotonic() - t0
+    after = qdb.sql("select count() from trades")["dataset"][0][0] if res.ok else None
+    steps.append(DrillStep("questdb restore", "DROP TABLE trades after a checkpoint backup",
+                           "the checkpoint restored (QuestDB stopped, root kept aside, started), every row back",
+                           res.ok and after == before, secs,
+                           [f"rows {before} before the drop, {after} after the restore", *[f.msg for f in res.failures]]))
+    return steps
 
 
 def model_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
@@ -412,6 +436,31 @@ def model_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> lis
 
     if not sandbox.up().get("model"):
         return []
-    return _component_drill(sandbox, inventory, on_step, [
+    steps = _component_drill(sandbox, inventory, on_step, [
         ("model corrupt", faults.corrupt_model, "model",
          "the DVC-tracked file checked out again (damaged copy kept aside), reloaded, served hash verified")])
+    steps.on_step = on_step
+    # the deployed version is bad: roll back to the previous one, then (not timed) forward again
+    import json
+    import urllib.request
+
+    state = sandbox.up()
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    md5 = state["model"]["md5"]
+
+    def served():
+        with urllib.request.urlopen(state["model"]["url"] + "/v1/health", timeout=5) as resp:
+            return json.loads(resp.read()).get("model_md5")
+    t0 = time.monotonic()
+    res = run_playbook("model_rollback.yml", inventory=inventory, envvars=env,
+                       extravars=dict(model_rollback_action="rollback"))
+    secs = time.monotonic() - t0
+    rolled = served() if res.ok else None
+    forward = run_playbook("model_rollback.yml", inventory=inventory, envvars=env, extravars=dict(
+        model_rollback_action="rollback", model_rollback_revision="v2", model_rollback_force=True))
+    steps.append(DrillStep("model version", "v2 declared bad", "rolled back to v1 (DVC), served hash verified; "
+                           "then forward to v2 again", res.ok and rolled == md5["v1"] and forward.ok and
+                           served() == md5["v2"], secs,
+                           [f"served after the rollback {rolled} (v1 {md5['v1']})",
+                            *[f.msg for f in res.failures + forward.failures]]))
+    return steps

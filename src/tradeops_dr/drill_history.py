@@ -151,7 +151,7 @@ def report(steps, drill_id: str, inventory: str, records: list[dict]) -> tuple[P
 
 
 def history_lines(records: list[dict], last: int = 20) -> list[str]:
-    out = [f"{'scenario':<13} {'runs':>4} {'last s':>8} {'median':>8} {'best':>8} {'worst':>8} {'objective':>9} "
+    out = [f"{'scenario':<15} {'runs':>4} {'last s':>8} {'median':>8} {'best':>8} {'worst':>8} {'objective':>9} "
            f"{'missed':>6}  trend (last {last})"]
     for scenario in sorted({r["scenario"] for r in records}):
         mine = [r for r in records if r["scenario"] == scenario]
@@ -160,6 +160,6 @@ def history_lines(records: list[dict], last: int = 20) -> list[str]:
         lo, hi = min(tail), max(tail)
         spark = "".join(SPARK[0 if hi == lo else int((x - lo) / (hi - lo) * (len(SPARK) - 1))] for x in tail)
         missed = sum(1 for r in mine if not r.get("met", True) or not r.get("passed", True))
-        out.append(f"{scenario:<13} {len(mine):>4} {secs[-1]:8.2f} {statistics.median(secs):8.2f} {min(secs):8.2f} "
+        out.append(f"{scenario:<15} {len(mine):>4} {secs[-1]:8.2f} {statistics.median(secs):8.2f} {min(secs):8.2f} "
                    f"{max(secs):8.2f} {mine[-1].get('objective') or '-':>9} {missed:>6}  {spark}")
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,13 +52,17 @@ def test_an_inventory_that_is_not_a_drill_target_is_refused(tmp_path):
 
 def test_questdb_and_model_drills_pass_and_are_recorded(drill_env):
     env, drills = drill_env
-    for scenario, names in (("questdb", ["questdb wal", "questdb crash"]), ("model", ["model corrupt"])):
+    hist = drills / "history.jsonl"
+    seen = len(hist.read_text().splitlines()) if hist.exists() else 0
+    for scenario, names in (("questdb", ["questdb wal", "questdb crash", "questdb restore"]),
+                            ("model", ["model corrupt", "model version"])):
         out = _drill(env, scenario)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         for name in names:
-            assert f"{name:<13} PASS" in out.stdout
-    history = [json.loads(line) for line in (drills / "history.jsonl").read_text().splitlines()]
-    assert {h["scenario"] for h in history} >= {"questdb wal", "questdb crash", "model corrupt"}
+            assert re.search(rf"^{name} +PASS ", out.stdout, re.M), name
+    history = [json.loads(line) for line in hist.read_text().splitlines()[seen:]]
+    assert {h["scenario"] for h in history} >= {"questdb wal", "questdb crash", "questdb restore", "model corrupt",
+                                                "model version"}
     assert all(h["passed"] and h["met"] and h["objective"] for h in history)
     by = {h["scenario"]: h for h in history}
     assert by["questdb crash"]["objective"] == 120 and by["model corrupt"]["objective"] == 600
@@ -72,9 +77,10 @@ def test_a_missed_objective_fails_the_drill_and_the_chart_has_every_scenario(dri
     (inv / "group_vars" / "all" / "objectives.yml").write_text('dr_drill_objectives:\n  "model corrupt": 0.5\n')
     out = _drill(env, "model", "-i", str(inv))
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "model corrupt FAIL" in out.stdout and "MISSED its objective" in out.stdout and "> 0.5s" in out.stdout
+    assert re.search(r"^model corrupt +FAIL ", out.stdout, re.M) and "MISSED its objective" in out.stdout
+    assert "> 0.5s" in out.stdout and re.search(r"^model version +PASS ", out.stdout, re.M)
     assert "1 missed the runbook's objective" in out.stdout
-    last = json.loads((drills / "history.jsonl").read_text().splitlines()[-1])
+    last = json.loads((drills / "history.jsonl").read_text().splitlines()[-2])
     assert (last["scenario"], last["passed"], last["met"], last["objective"]) == ("model corrupt", True, False, 0.5)
     report = sorted(drills.glob("drill-*.md"))[-1]
     assert "| model corrupt | FAIL |" in report.read_text()
