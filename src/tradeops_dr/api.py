@@ -75,6 +75,20 @@ def _host_stats(stats_event: dict) -> dict:
 KEEP_RUNS = 20
 
 
+# what ansible-runner puts into the environment of the ansible-playbook it runs
+_RUNNER_ENV = ("AWX_ISOLATED_DATA_DIR", "ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_STDOUT_CALLBACK", "ORIGINAL_STDOUT_CALLBACK")
+
+
+def _leave_the_outer_runner() -> None:
+    """A run started from inside a runner job (an AWX job, playbooks/drill.yml) inherits that
+    runner's callback settings; ansible-runner appends to them, and the inner run then fails in
+    Ansible's start-up ('awx_display' has no attribute 'CallbackModule'). This process's own
+    runs use their own runner's settings only."""
+    if "AWX_ISOLATED_DATA_DIR" in os.environ:
+        for key in _RUNNER_ENV:
+            os.environ.pop(key, None)
+
+
 def _ansible_settings(root: Path) -> dict:
     """A checkout runs with its own ansible.cfg. An installed collection keeps the user's Ansible
     configuration and gets, through the environment, what the collection's playbooks rely on:
@@ -117,6 +131,7 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
     play: read RunResult.ok, .failures and .data. `event_handler(event)` sees every runner
     event as it happens (return True to keep it)."""
     root = project_root()
+    _leave_the_outer_runner()
     pdd = private_data_dir or tempfile.mkdtemp(prefix="run-", dir=runs_dir())
     os.makedirs(pdd, exist_ok=True)
     env = {

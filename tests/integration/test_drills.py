@@ -91,3 +91,19 @@ def test_a_missed_objective_fails_the_drill_and_the_chart_has_every_scenario(dri
         series = png.info["Description"].removeprefix("series: ").split(", ")
     scenarios = {json.loads(line)["scenario"] for line in (drills / "history.jsonl").read_text().splitlines()}
     assert sorted(series) == sorted(scenarios)
+
+
+def test_the_drill_playbook_runs_a_drill_and_refuses_other_inventories(drill_env):
+    env, drills = drill_env
+    from tradeops_dr import run_playbook
+
+    passthrough = {k: env[k] for k in ("TRADEOPS_DR_SANDBOX", "TRADEOPS_DR_DRILLS_DIR")}
+    refused = run_playbook("drill.yml", inventory=str(ROOT / "inventories" / "example"), envvars=passthrough)
+    assert not refused.ok and "not marked: redis-orders-1" in refused.failures[0].msg
+    hist = drills / "history.jsonl"
+    seen = len(hist.read_text().splitlines()) if hist.exists() else 0
+    res = run_playbook("drill.yml", inventory="local", envvars=passthrough, extravars=dict(dr_drill_scenario="model"))
+    assert res.ok, res.failures
+    assert "2 passed, 0 failed" in res.stdout
+    assert [json.loads(line)["scenario"] for line in hist.read_text().splitlines()[seen:]] == \
+        ["model corrupt", "model version"]
