@@ -244,6 +244,9 @@ def database_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> 
                             f"data-loss window={rec.get('data_loss_window_s')} s", f"steps={rec.get('seconds')}",
                             *[f.msg for f in res.failures]]))
 
+    if state["postgres"].get("timescaledb") and "timescaledb" in (state.get("seeded") or {}):
+        steps.append(_disk_full_step(state, inventory, env))
+
     Sandbox.postgres_cluster(state).stop()
     t0 = time.monotonic()
     res = run_playbook("database_failure.yml", inventory=inventory, envvars=env)
@@ -464,3 +467,39 @@ def model_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> lis
                            [f"served after the rollback {rolled} (v1 {md5['v1']})",
                             *[f.msg for f in res.failures + forward.failures]]))
     return steps
+
+
+def _ticks(state: dict) -> dict:
+    conn = _pg_connect(state)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*), sum(price), sum(qty) FROM ticks")
+            n, price, qty = cur.fetchone()
+            cur.execute("SELECT count(*) FILTER (WHERE is_compressed) FROM timescaledb_information.chunks "
+                        "WHERE hypertable_name = 'ticks'")
+            compressed = cur.fetchone()[0]
+            cur.execute("SELECT hypertable_size('ticks')")
+            size = cur.fetchone()[0]
+        return dict(rows=(n, float(price), int(qty)), compressed=compressed, size=size)
+    finally:
+        conn.close()
+
+
+def _disk_full_step(state: dict, inventory: str, env: dict) -> DrillStep:
+    """Runbook 004 3.4's disk pressure, as TimescaleDB has it: the compressed chunks decompressed
+    (the space they take uncompressed); the disk_full action compresses them again."""
+    before = _ticks(state)
+    _pg_exec(state, "SELECT decompress_chunk(c, if_compressed => true) FROM show_chunks('ticks') c")
+    grown = _ticks(state)
+    t0 = time.monotonic()
+    res = run_playbook("database_failure.yml", inventory=inventory, envvars=env, extravars=dict(
+        timescale_restore_action="disk_full", timescale_restore_compress_older_than="2 days"))
+    secs = time.monotonic() - t0
+    after = _ticks(state)
+    ok = res.ok and after["compressed"] == before["compressed"] and after["rows"] == before["rows"] and \
+        after["size"] < grown["size"]
+    return DrillStep("db disk full", f"{before['compressed']} compressed chunks decompressed "
+                     f"({before['size'] // 1024} -> {grown['size'] // 1024} KiB)",
+                     "disk_full action: retention, the chunks compressed again, rows unchanged", ok, secs,
+                     [f"compressed chunks {after['compressed']}, {after['size'] // 1024} KiB, rows {after['rows'][0]}",
+                      *[f.msg for f in res.failures]])
