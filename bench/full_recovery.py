@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import conftest  # noqa: E402,F401 pylint: disable=unused-import - the collection link, PATH, a private incidents folder
+# imported for what it does: the collection link, PATH, a private incidents folder (as the tests have)
+import conftest  # noqa: E402,F401  # pylint: disable=unused-import
 from tradeops_dr import faults, recover, run_playbook  # noqa: E402
 from tradeops_dr.drill import operator_resets_the_switch  # noqa: E402
 from tradeops_dr.sandbox import Sandbox  # noqa: E402
