@@ -4,6 +4,7 @@ install), the tradeops-dr package with pip (not editable), run from outside any 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,9 +36,14 @@ def installed(tmp_path_factory):
     subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(tmp / "colls"),
                     str(tarball)], **run)
     assert (tmp / "colls" / "ansible_collections" / "tradeops" / "dr" / "MANIFEST.json").is_file()
-    # with build isolation: pip fetches the setuptools pyproject.toml asks for
-    subprocess.run([str(BIN / "pip"), "install", "-q", "--no-deps", "--target", str(tmp / "pkg"),
-                    str(ROOT)], **run)
+    # from a copy of the package's sources: setuptools builds in the source tree (a build/ folder), which must
+    # not appear in the checkout; with build isolation, pip fetches the setuptools pyproject.toml asks for
+    src = tmp / "src-copy"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    subprocess.run([str(BIN / "pip"), "install", "-q", "--no-deps", "--target", str(tmp / "pkg"), str(src)], **run)
     env = dict(bare)
     env.update(PYTHONPATH=str(tmp / "pkg"), ANSIBLE_COLLECTIONS_PATH=str(tmp / "colls"),
                TRADEOPS_DR_INCIDENTS_DIR=str(tmp / "incidents"), TRADEOPS_DR_RUNS_DIR=str(tmp / "runs"),
