@@ -553,6 +553,25 @@ def timescaledb_scheduler(conn, dbname):
                       (SCHEDULER, dbname)))
 
 
+def freeze_timescaledb(conn, dbname):
+    """Stop TimescaleDB's jobs in a database kept aside, for good: `timescaledb_pre_restore()` stops
+    its background workers and sets timescaledb.restoring on for that database. A copy kept as
+    evidence must not run policies (a retention policy would drop its old chunks), and each
+    database's scheduler holds one of max_worker_processes: a few copies kept aside with their
+    schedulers running leave none for the restored database's own. Returns 'frozen', or
+    'no timescaledb' when the database lacks the extension."""
+    target = conn.connect(dbname)
+    try:
+        if not query(target, "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"):
+            return 'no timescaledb'
+        query(target, 'SELECT timescaledb_pre_restore()')
+        return 'frozen'
+    except psycopg2.Error as exc:
+        raise PostgresError('cannot stop the TimescaleDB jobs of %s: %s' % (dbname, _first_line(exc)))
+    finally:
+        target.close()
+
+
 def restart_timescaledb_scheduler(conn, dbname, timeout=30.0):
     """ALTER DATABASE ... RENAME stops the scheduler of the renamed database (TimescaleDB warns
     that running background workers must be restarted by hand): start the workers again in

@@ -194,9 +194,11 @@ restore:
       sample: ["REVOKE ALL ON DATABASE \"trading__restore_20261123t031500z\" FROM PUBLIC"]
     timescaledb:
       description: For a TimescaleDB database, whether its background-job scheduler runs again after the swap
-        (the rename stops it).
+        (the rename stops it), and C(aside_jobs) - the copy kept aside has its jobs stopped for good
+        (C(timescaledb_pre_restore()), so that it runs no policy and frees its background-worker slot) - C(frozen),
+        or C(no timescaledb).
       type: dict
-      sample: {scheduler: running}
+      sample: {scheduler: running, aside_jobs: frozen}
     aside_planned:
       description: In check mode, the name the current database would be kept under.
       type: str
@@ -462,10 +464,15 @@ class Restore(object):
         if 'timescaledb' not in self.info['extensions']:
             return
         started = time.time()
+        aside_jobs = None
         try:
-            self.result['timescaledb'] = dict(scheduler=_postgres.restart_timescaledb_scheduler(self.conn, self.db))
+            if self.result.get('aside'):
+                # the copy kept aside runs no policy, and gives its worker slot back for the restored database
+                aside_jobs = _postgres.freeze_timescaledb(self.conn, self.result['aside'])
+            self.result['timescaledb'] = dict(scheduler=_postgres.restart_timescaledb_scheduler(self.conn, self.db),
+                                              aside_jobs=aside_jobs)
         except _postgres.PostgresError as exc:
-            self.result['timescaledb'] = dict(scheduler='not running', error=str(exc))
+            self.result['timescaledb'] = dict(scheduler='not running', aside_jobs=aside_jobs, error=str(exc))
             self.module.fail_json(changed=True, restore=self.result, msg=(
                 'the restored %s is in place (the previous one is kept as %s), but %s. Run SELECT '
                 '_timescaledb_functions.start_background_workers() in %s once the cause is fixed.' % (

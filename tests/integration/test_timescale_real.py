@@ -123,6 +123,31 @@ def test_scheduler_is_restarted_after_the_swap(trading, run, backed_up):
     assert running, f"no TimescaleDB scheduler for the restored database: {rows}"
 
 
+def test_copies_kept_aside_run_no_jobs_and_restores_in_a_row_keep_their_scheduler(trading, run, backed_up):
+    """Each restore keeps the replaced database aside. Found in the sandbox: with its TimescaleDB
+    scheduler still running, every copy held one of max_worker_processes (8 by default) and ran
+    its policies (a retention policy would drop the evidence's old chunks); once the server had
+    restarted (a rename stops a scheduler, a start starts one for every database), the restored
+    database's own scheduler could not start and the next restore failed."""
+    (slots,), = trading.sql("postgres", "SHOW max_worker_processes")
+
+    def restore(n):
+        res = run("playbooks/database_failure.yml", restore_vars(trading, backed_up, timescale_restore_action="restore"),
+                  group="postgres_servers")
+        assert res.status == "successful", f"restore {n}: " + artifacts_text(res)[-3000:]
+        rec = record(res, "database_recovery")
+        assert rec["timescaledb"] == {"scheduler": "running", "aside_jobs": "frozen"}
+        assert trading.sql(rec["aside"], "SHOW timescaledb.restoring")[0][0] == "on"
+        return rec["aside"]
+    asides = [restore(n + 1) for n in range(int(slots) - 1)]
+    trading.cluster.stop()
+    trading.cluster.start()
+    wait_for(lambda: scheduler_running(trading, "trading"), 30, "the scheduler of trading after the server's start")
+    asides.append(restore(int(slots)))
+    assert not any(scheduler_running(trading, aside)[0] for aside in asides)
+    assert scheduler_running(trading, "trading")[0]
+
+
 def test_target_without_timescaledb_preloaded_is_refused_before_any_change(trading, pg, run, backed_up):
     """pg (a plain PostgreSQL 15 where timescaledb is installed but not preloaded) gets a
     TimescaleDB backup: refused up front, naming the cause, in check mode too."""
