@@ -97,7 +97,8 @@ def cmd_drill(args) -> int:
               ("kill-switch", drill.kill_switch_drill, "kill switch: the monthly drill with stand-in engines"),
               ("database", drill.database_drill, "database: backup, damage restored, server down"),
               ("questdb", drill.questdb_drill, "QuestDB: a suspended WAL table, a crash"),
-              ("model", drill.model_drill, "model: a corrupted model file"),
+              ("model", drill.model_drill, "model: a corrupted model file, a bad version"),
+              ("config", drill.config_drill, "config: a file cut short, a bad change"),
               ("full", drill.full_drill, "everything at once through full_recovery.yml, then a second run")]
     printer = drill.Printer(drill_history.objectives(hostvars))
     drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -430,7 +431,8 @@ def main(argv=None) -> int:
                                    "drill_objectives.yml, dr_drill_objectives in the inventory); every drill is "
                                    "appended to the history with a Markdown report and a PNG chart. Only inventories "
                                    "whose hosts are marked dr_drill_target: true are drilled.")
-    p.add_argument("scenario", choices=["all", "redis", "kill-switch", "database", "questdb", "model", "full", "history"],
+    p.add_argument("scenario", choices=["all", "redis", "kill-switch", "database", "questdb", "model", "config", "full",
+                                        "history"],
                    nargs="?", default="all", help="a scenario, all of them, or history (the trend so far)")
     p.add_argument("-i", "--inventory", default="local", help="a drill target (default inventories/local, the sandbox)")
     p.add_argument("--last", type=int, default=20, help="history: how many drills the trend shows")

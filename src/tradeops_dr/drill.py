@@ -323,8 +323,7 @@ def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
     steps = Steps(on_step)
     backup = run_playbook("backup.yml", inventory=inventory, envvars=env)  # what a restore needs: a verified backup
-    names = [n for n in faults.FAULTS if not (n == "questdb" and not state.get("questdb"))
-             and not (n == "model" and not state.get("model"))]
+    names = [n for n in faults.FAULTS if n not in ("questdb", "model", "config") or state.get(n)]
     done = faults.inject(sandbox, names)
     incident = time.strftime("DRILL-%Y%m%dT%H%M%SZ", time.gmtime())
     t0 = time.monotonic()
@@ -503,3 +502,35 @@ def _disk_full_step(state: dict, inventory: str, env: dict) -> DrillStep:
                      "disk_full action: retention, the chunks compressed again, rows unchanged", ok, secs,
                      [f"compressed chunks {after['compressed']}, {after['size'] // 1024} KiB, rows {after['rows'][0]}",
                       *[f.msg for f in res.failures]])
+
+
+def config_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbooks 001 and 002 on the sandbox's config repository: a file cut short by a bad write,
+    then the last change declared bad (rolled back to the previous version, then forward again)."""
+    from . import faults
+
+    state = sandbox.up()
+    if not state.get("config"):
+        return []
+    steps = _component_drill(sandbox, inventory, on_step, [
+        ("config corrupt", faults.corrupt_config, "config",
+         "put back from git HEAD only after that version validated (damaged file kept aside)")])
+    steps.on_step = on_step
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    toml = Path(state["config"]["repo"]) / state["config"]["files"][0]
+    t0 = time.monotonic()
+    res = run_playbook("config_rollback.yml", inventory=inventory, envvars=env,
+                       extravars=dict(config_rollback_action="rollback"))
+    secs = time.monotonic() - t0
+    rolled = toml.read_text()
+    forward = run_playbook("config_rollback.yml", inventory=inventory, envvars=env,
+                           extravars=dict(config_rollback_action="rollback", config_rollback_revision="HEAD"))
+    from .seed import CONFIG_VERSIONS
+
+    steps.append(DrillStep("config change", "the last config change (v2) declared bad",
+                           "every file rolled back to v1 after it validated; then forward to v2 again",
+                           res.ok and rolled == CONFIG_VERSIONS[0][0] and forward.ok and
+                           toml.read_text() == CONFIG_VERSIONS[1][0], secs,
+                           [f"after the rollback: {rolled.splitlines()[1] if rolled else '-'}",
+                            *[f.msg for f in res.failures + forward.failures]]))
+    return steps

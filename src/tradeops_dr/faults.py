@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .sandbox import Sandbox, wait_for
 
-FAULTS = ("redis", "postgres", "questdb", "model")
+FAULTS = ("redis", "postgres", "questdb", "model", "config")
 
 
 def _pg_connect(state: dict, dbname: str | None = None):
@@ -69,14 +69,20 @@ def corrupt_model(sb: Sandbox, state: dict) -> str:
     return f"64 random bytes written into {state['model']['model_path']}"
 
 
-INJECT = dict(redis=kill_redis, postgres=drop_table, questdb=suspend_wal, model=corrupt_model)
+def corrupt_config(sb: Sandbox, state: dict) -> str:
+    path = Path(state["config"]["repo"]) / state["config"]["files"][0]
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # a write cut short: not valid TOML any more
+    return f"{state['config']['files'][0]} cut in half"
+
+
+INJECT = dict(redis=kill_redis, postgres=drop_table, questdb=suspend_wal, model=corrupt_model, config=corrupt_config)
 
 
 def inject(sb: Sandbox, names=FAULTS) -> dict:
     """Inject the named faults; returns {name: what was done}."""
     state = sb.up()
-    missing = [n for n in names if n == "questdb" and not state.get("questdb")
-               or n == "model" and not state.get("model")]
+    missing = [n for n in names if n in ("questdb", "model", "config") and not state.get(n)]
     if missing:
         raise RuntimeError(f"this sandbox has no {', '.join(missing)} (see `tradeops-dr sandbox up`)")
     return {name: INJECT[name](sb, state) for name in names}
@@ -133,6 +139,9 @@ def fingerprint(sb: Sandbox) -> dict:
                 out["model_served"] = json.loads(resp.read())
         except OSError as exc:
             out["model_served"] = f"down: {type(exc).__name__}"
+    if state.get("config"):
+        out["config_files"] = {f: hashlib.sha256((Path(state["config"]["repo"]) / f).read_bytes()).hexdigest()
+                               for f in state["config"]["files"]}
     files = []
     for sub in ("backups", "model/backups"):
         base = Path(state["state_dir"]) / sub

@@ -491,6 +491,10 @@ class Sandbox:
         state = self.load()
         if state is None:
             state = self._create()
+        if "config" not in state and shutil.which("git"):  # sandboxes made before the config part existed
+            state["config"] = seed.seed_config_repo(self.state_dir / "config" / "repo")
+            state["config"]["backup_dir"] = str(self.state_dir / "backups" / "config")
+            self._write(state)
         for _name, srv, _probe in self.parts(state):
             srv.start()
         if not state.get("seeded"):

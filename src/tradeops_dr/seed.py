@@ -275,3 +275,35 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# The trading configuration of runbooks 001 and 002: a TOML file with the sections the engines
+# need and a JSON file of normalisation statistics, in git (two versions; HEAD is v2).
+CONFIG_FILES = ("config/trading_config.toml", "config/norm_stats.json")
+CONFIG_SECTIONS = {"config/trading_config.toml": ["trading", "risk", "live"]}
+CONFIG_VERSIONS = (
+    ('[trading]\nsymbols = ["USDCOP"]\n[risk]\nmax_drawdown = 0.05\n[live]\nenabled = false\n', '{"mean": 1}'),
+    ('[trading]\nsymbols = ["USDCOP", "EURUSD"]\n[risk]\nmax_drawdown = 0.08\n[live]\nenabled = true\n',
+     '{"mean": 2}'),
+)
+
+
+def seed_config_repo(repo: Path) -> dict:
+    """A git work tree of the two config files, one commit per version (tags v1, v2)."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+    if not (repo / ".git").exists():
+        (repo / "config").mkdir(parents=True, exist_ok=True)
+        git("init", "-q", "-b", "main")
+        git("config", "user.email", "sandbox@example.invalid")
+        git("config", "user.name", "sandbox")
+        for n, (toml, stats) in enumerate(CONFIG_VERSIONS, start=1):
+            (repo / CONFIG_FILES[0]).write_text(toml)
+            (repo / CONFIG_FILES[1]).write_text(stats)
+            git("add", "-A")
+            git("commit", "-q", "-m", f"config v{n}")
+            git("tag", f"v{n}")
+    return dict(repo=str(repo), files=list(CONFIG_FILES), required_sections=CONFIG_SECTIONS)
