@@ -69,8 +69,9 @@ def test_the_survey_check_catches_what_it_must():
            dict(variable="dr_engage_kill_switch", type="multiplechoice", choices=["yes please"]),
            dict(variable="pg_backup_action", type="multiplechoice", choices=["backup"], default="verify")]
     problems = survey_problems(bad, options)
-    assert [p.split(":")[0] for p in problems] == ["dr_componets", "dr_components", "dr_lock_lease", "kill_switch_action",
-                                                    "dr_engage_kill_switch", "pg_backup_action"]
+    expected = ["dr_componets", "dr_components", "dr_lock_lease", "kill_switch_action", "dr_engage_kill_switch",
+                "pg_backup_action"]
+    assert [p.split(":")[0] for p in problems] == expected
 
 
 def test_awx_tasks_use_only_documented_options():

@@ -384,8 +384,8 @@ def _component_drill(sandbox: Sandbox, inventory: str, on_step, cases) -> list[D
         res = recover(component, inventory=inventory, envvars=env)
         secs = time.monotonic() - t0
         c = next((c for c in res.components if c.component == component), None)
-        ok = res.status == "recovered" and c is not None and (c.before, c.after, c.outcome) == ("broken", "healthy",
-                                                                                               "recovered")
+        ok = res.status == "recovered" and c is not None and \
+            (c.before, c.after, c.outcome) == ("broken", "healthy", "recovered")
         steps.append(DrillStep(scenario, done, expected, ok, secs,
                                ([f"{c.before} -> {c.after}: {c.outcome} in {c.seconds:.1f}s"] if c else [])
                                + ([] if ok else [res.reason])))

@@ -55,14 +55,14 @@ def test_questdb_and_model_drills_pass_and_are_recorded(drill_env):
     hist = drills / "history.jsonl"
     seen = len(hist.read_text().splitlines()) if hist.exists() else 0
     for scenario, names in (("questdb", ["questdb wal", "questdb crash", "questdb restore"]),
-                            ("model", ["model corrupt", "model version"])):
+                            ("model", ["model corrupt", "model version"]), ("config", ["config corrupt", "config change"])):
         out = _drill(env, scenario)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         for name in names:
             assert re.search(rf"^{name} +PASS ", out.stdout, re.M), name
     history = [json.loads(line) for line in hist.read_text().splitlines()[seen:]]
     assert {h["scenario"] for h in history} >= {"questdb wal", "questdb crash", "questdb restore", "model corrupt",
-                                                "model version"}
+                                                "model version", "config corrupt", "config change"}
     assert all(h["passed"] and h["met"] and h["objective"] for h in history)
     by = {h["scenario"]: h for h in history}
     assert by["questdb crash"]["objective"] == 120 and by["model corrupt"]["objective"] == 600

@@ -29,12 +29,12 @@ def installed(tmp_path_factory):
     # away from the checkout's ansible.cfg, whose collections path already holds tradeops.dr 0.1.0 (a link to the
     # checkout): ansible-galaxy would find it installed and skip the install
     bare = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_CONFIG", "TRADEOPS_DR_ROOT", "PYTHONPATH")}
-    run = dict(capture_output=True, text=True, timeout=600, check=True, cwd=tmp, env=bare)
+    run = dict(capture_output=True, text=True, timeout=600, cwd=tmp, env=bare)
     subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp / "dist"), str(ROOT)],
-                   **run)
+                   check=True, **run)
     tarball = next((tmp / "dist").glob("tradeops-dr-*.tar.gz"))
     subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(tmp / "colls"),
-                    str(tarball)], **run)
+                    str(tarball)], check=True, **run)
     assert (tmp / "colls" / "ansible_collections" / "tradeops" / "dr" / "MANIFEST.json").is_file()
     # from a copy of the package's sources: setuptools builds in the source tree (a build/ folder), which must
     # not appear in the checkout; with build isolation, pip fetches the setuptools pyproject.toml asks for
@@ -43,7 +43,8 @@ def installed(tmp_path_factory):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
-    subprocess.run([str(BIN / "pip"), "install", "-q", "--no-deps", "--target", str(tmp / "pkg"), str(src)], **run)
+    subprocess.run([str(BIN / "pip"), "install", "-q", "--no-deps", "--target", str(tmp / "pkg"), str(src)], check=True,
+                   **run)
     env = dict(bare)
     env.update(PYTHONPATH=str(tmp / "pkg"), ANSIBLE_COLLECTIONS_PATH=str(tmp / "colls"),
                TRADEOPS_DR_INCIDENTS_DIR=str(tmp / "incidents"), TRADEOPS_DR_RUNS_DIR=str(tmp / "runs"),
