@@ -210,7 +210,8 @@ def test_bad_input_is_refused_before_anything(platform, tmp_path):
     history = p.state / "locks" / "history.jsonl"
     lines = history.read_text().count("\n") if history.exists() else 0
     unknown = p.recover(extravars=dict(dr_components="redis,mongodb"))
-    assert unknown.status == "bad input" and "mongodb" in unknown.reason and "known:" in unknown.reason
+    assert unknown.status == "bad input" and unknown.exit_code == 2
+    assert "dr_components must be one or more of: kill_switch, redis" in unknown.reason and "mongodb" in unknown.reason
     inv = tmp_path / "hosts.yml"
     inv.write_text("all:\n  children:\n    trading_hosts:\n      hosts:\n        trading-1:\n"
                    "          ansible_connection: local\n")
