@@ -196,7 +196,8 @@ restore:
       description: For a TimescaleDB database, whether its background-job scheduler runs again after the swap
         (the rename stops it), and C(aside_jobs) - the copy kept aside has its jobs stopped for good
         (C(timescaledb_pre_restore()), so that it runs no policy and frees its background-worker slot) - C(frozen),
-        or C(no timescaledb).
+        or C(no timescaledb). Copies kept aside by earlier restores are frozen too; one that could not be is named
+        in C(timescaledb_aside_errors) of the result.
       type: dict
       sample: {scheduler: running, aside_jobs: frozen}
     aside_planned:
@@ -458,17 +459,38 @@ class Restore(object):
         self.result['aside'] = self.aside
         self.timed('swap', started)
 
+    def freeze_copies_kept_aside(self):
+        """Every copy of this database kept aside (this restore's and earlier ones', also those kept
+        before copies were frozen) runs no TimescaleDB job and gives its background-worker slot back
+        to the restored database. Returns this restore's copy's state; a copy that cannot be frozen
+        is reported in timescaledb_aside_errors, not fatal (the scheduler's own wait says whether a
+        slot was left)."""
+        admin = self.conn.connect()
+        try:
+            copies = _postgres.databases_like(admin, '%s__pre_restore_' % self.db)
+        finally:
+            admin.close()
+        mine, errors = None, []
+        for name in copies:
+            try:
+                state = _postgres.freeze_timescaledb(self.conn, name)
+            except _postgres.PostgresError as exc:
+                errors.append(str(exc))
+                state = 'not frozen'
+            if name == self.result.get('aside'):
+                mine = state
+        if errors:
+            self.result['timescaledb_aside_errors'] = errors
+        return mine
+
     def restart_scheduler(self):
         """The rename stopped TimescaleDB's scheduler of the database: start it again, or policies
         (compression, retention, continuous aggregates) silently stop."""
         if 'timescaledb' not in self.info['extensions']:
             return
         started = time.time()
-        aside_jobs = None
+        aside_jobs = self.freeze_copies_kept_aside()
         try:
-            if self.result.get('aside'):
-                # the copy kept aside runs no policy, and gives its worker slot back for the restored database
-                aside_jobs = _postgres.freeze_timescaledb(self.conn, self.result['aside'])
             self.result['timescaledb'] = dict(scheduler=_postgres.restart_timescaledb_scheduler(self.conn, self.db),
                                               aside_jobs=aside_jobs)
         except _postgres.PostgresError as exc:

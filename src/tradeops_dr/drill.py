@@ -175,16 +175,8 @@ def kill_switch_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) 
     return steps
 
 
-def _pg_connect(state: dict):
-    import psycopg2
-
-    conn = psycopg2.connect(**Sandbox.postgres_cluster(state).dsn(state["postgres"]["database"]))
-    conn.autocommit = True
-    return conn
-
-
 def _pg_counts(state: dict) -> dict:
-    conn = _pg_connect(state)
+    conn = Sandbox.pg_connect(state)
     try:
         with conn.cursor() as cur:
             counts = {}
@@ -199,7 +191,7 @@ def _pg_counts(state: dict) -> dict:
 
 
 def _pg_exec(state: dict, statement: str) -> None:
-    conn = _pg_connect(state)
+    conn = Sandbox.pg_connect(state)
     try:
         with conn.cursor() as cur:
             cur.execute(statement)
@@ -469,7 +461,7 @@ def model_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> lis
 
 
 def _ticks(state: dict) -> dict:
-    conn = _pg_connect(state)
+    conn = Sandbox.pg_connect(state)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT count(*), sum(price), sum(qty) FROM ticks")

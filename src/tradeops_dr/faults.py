@@ -16,14 +16,6 @@ from .sandbox import Sandbox, wait_for
 FAULTS = ("redis", "postgres", "questdb", "model", "config")
 
 
-def _pg_connect(state: dict, dbname: str | None = None):
-    import psycopg2
-
-    conn = psycopg2.connect(**Sandbox.postgres_cluster(state).dsn(dbname or state["postgres"]["database"]))
-    conn.autocommit = True
-    return conn
-
-
 def kill_redis(sb: Sandbox, state: dict) -> str:
     redis_srv, _pg = sb._servers(state)
     redis_srv.kill()
@@ -32,7 +24,7 @@ def kill_redis(sb: Sandbox, state: dict) -> str:
 
 
 def drop_table(sb: Sandbox, state: dict) -> str:
-    conn = _pg_connect(state)
+    conn = Sandbox.pg_connect(state)
     try:
         with conn.cursor() as cur:
             cur.execute("DROP TABLE positions")
@@ -107,12 +99,12 @@ def fingerprint(sb: Sandbox) -> dict:
     except redis_py.RedisError as exc:
         out["redis"] = f"down: {type(exc).__name__}"
     try:
-        conn = _pg_connect(state, "postgres")
+        conn = Sandbox.pg_connect(state, "postgres")
         with conn.cursor() as cur:
             cur.execute("SELECT datname, datallowconn FROM pg_database ORDER BY 1")
             out["pg_databases"] = cur.fetchall()
         conn.close()
-        conn = _pg_connect(state)
+        conn = Sandbox.pg_connect(state)
         with conn.cursor() as cur:
             cur.execute("SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
             tables = [t for (t,) in cur.fetchall()]

@@ -468,6 +468,15 @@ class Sandbox:
         return QuestDBServer(Path(q["root"]), q["http_port"], q["health_port"], q["pg_port"], q["ilp_port"])
 
     @staticmethod
+    def pg_connect(state: dict, dbname: str | None = None):
+        """An autocommit psycopg2 connection to the sandbox's PostgreSQL (its trading database by default)."""
+        import psycopg2
+
+        conn = psycopg2.connect(**Sandbox.postgres_cluster(state).dsn(dbname or state["postgres"]["database"]))
+        conn.autocommit = True
+        return conn
+
+    @staticmethod
     def inference_api(state: dict) -> InferenceAPI | None:
         m = state.get("model")
         return InferenceAPI(Path(m["root"]), m["port"]) if m else None

@@ -130,6 +130,10 @@ def test_copies_kept_aside_run_no_jobs_and_restores_in_a_row_keep_their_schedule
     restarted (a rename stops a scheduler, a start starts one for every database), the restored
     database's own scheduler could not start and the next restore failed."""
     (slots,), = trading.sql("postgres", "SHOW max_worker_processes")
+    # a copy kept aside by a version of the collection that did not freeze copies (an upgrade): frozen too
+    legacy = "trading__pre_restore_20260101t000000z"
+    trading.sql("postgres", f"CREATE DATABASE {legacy}")
+    trading.sql(legacy, "CREATE EXTENSION timescaledb")
 
     def restore(n):
         res = run("playbooks/database_failure.yml", restore_vars(trading, backed_up, timescale_restore_action="restore"),
@@ -140,6 +144,7 @@ def test_copies_kept_aside_run_no_jobs_and_restores_in_a_row_keep_their_schedule
         assert trading.sql(rec["aside"], "SHOW timescaledb.restoring")[0][0] == "on"
         return rec["aside"]
     asides = [restore(n + 1) for n in range(int(slots) - 1)]
+    assert trading.sql(legacy, "SHOW timescaledb.restoring")[0][0] == "on"
     trading.cluster.stop()
     trading.cluster.start()
     wait_for(lambda: scheduler_running(trading, "trading"), 30, "the scheduler of trading after the server's start")
