@@ -34,13 +34,19 @@ def test_an_inventory_that_does_not_exist_fails(playbook, tmp_path):
     assert missing in res.stdout + res.stderr
 
 
-@pytest.mark.parametrize("playbook", PLAYBOOKS)
+# playbooks whose hosts are not the inventory's: what they refuse instead of "no host"
+REFUSAL = {"drill.yml": "not marked: somewhere"}  # drills run on localhost, only against drill targets
+NOT_THE_INVENTORYS = {"awx_setup.yml": "talks to AWX's API from localhost; the inventory is AWX's"}
+
+
+@pytest.mark.parametrize("playbook", [pytest.param(p, marks=pytest.mark.skip(reason=NOT_THE_INVENTORYS[p]))
+                                      if p in NOT_THE_INVENTORYS else p for p in PLAYBOOKS])
 def test_an_inventory_without_the_group_of_the_play_fails(playbook, tmp_path):
     inv = tmp_path / "hosts.yml"
     inv.write_text("all:\n  children:\n    unrelated:\n      hosts:\n        somewhere:\n")
     res = _play(playbook, str(inv), "--check")
     assert res.returncode != 0, res.stdout[-1500:]
-    assert "this run would reach no host" in res.stdout and "Nothing was done" in res.stdout
+    assert REFUSAL.get(playbook, "this run would reach no host") in res.stdout and "Nothing was done" in res.stdout
 
 
 def test_the_cli_and_the_api_fail_when_no_host_is_reached(tmp_path):
