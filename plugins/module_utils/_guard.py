@@ -18,7 +18,7 @@ __metaclass__ = type
 import os
 
 
-def _stat(pid):
+def proc_stat(pid):
     """(ppid, starttime) of a live process, or None."""
     try:
         with open('/proc/%d/stat' % pid) as handle:
@@ -38,13 +38,13 @@ class ControllerWatch(object):
         pid = pid or os.getpid()
         seen = set()
         while True:
-            st = _stat(pid)
+            st = proc_stat(pid)
             if st is None:
                 break
             ppid = st[0]
             if ppid <= 1 or ppid in seen:
                 break
-            parent = _stat(ppid)
+            parent = proc_stat(ppid)
             if parent is None:
                 break
             self.chain.append((ppid, parent[1]))
@@ -58,7 +58,7 @@ class ControllerWatch(object):
     def gone(self):
         """The pid of the first ancestor that is no longer the same process, or None."""
         for pid, started in self.chain:
-            st = _stat(pid)
+            st = proc_stat(pid)
             if st is None or st[1] != started:
                 return pid
         return None

@@ -29,6 +29,7 @@ import time
 from contextlib import contextmanager
 
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
+from ansible_collections.tradeops.dr.plugins.module_utils._guard import proc_stat
 
 DEFAULT_LEASE = 900
 
@@ -45,15 +46,6 @@ def node_id():
     except (IOError, OSError):
         boot = ''
     return '%s/%s' % (socket.gethostname(), boot)
-
-
-def _proc_start(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as handle:
-            fields = handle.read().rsplit(')', 1)[1].split()
-    except (IOError, OSError, IndexError, ValueError):
-        return None
-    return None if fields[0] == 'Z' else fields[19]
 
 
 def _cmdline(pid):
@@ -101,7 +93,8 @@ def alive(record, now=None):
         return False, 'its lease ran out at %s' % _manifest.utc_iso(record.get('expires', 0))
     pid = record.get('controller_pid')
     if pid and record.get('node') == node_id():
-        if _proc_start(int(pid)) != record.get('controller_started'):
+        st = proc_stat(int(pid))
+        if st is None or st[1] != record.get('controller_started'):
             return False, 'its ansible-playbook (pid %s) on this machine is gone' % pid
     return True, 'lease until %s' % _manifest.utc_iso(record['expires'])
 

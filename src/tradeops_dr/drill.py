@@ -254,10 +254,10 @@ def database_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> 
 class Steps(list):
     """The steps of a drill; each one is handed to `on_step` the moment it is known (progress)."""
 
-    def __init__(self, on_step=None, objectives: dict | None = None):
+    def __init__(self, on_step=None):
         super().__init__()
         self.on_step = on_step
-        self.objectives = objectives if objectives is not None else getattr(on_step, "objectives", {})
+        self.objectives = getattr(on_step, "objectives", {})  # a Printer carries them
 
     def append(self, step: DrillStep) -> None:
         if step.objective is None and step.scenario in self.objectives:
@@ -398,7 +398,6 @@ def questdb_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> l
     steps = _component_drill(sandbox, inventory, on_step, [
         ("questdb wal", faults.suspend_wal, "questdb", "RESUME WAL, every waiting transaction applied, counts up"),
         ("questdb crash", crash, "questdb", "started through service control, tables and counts as before")])
-    steps.on_step = on_step
     # a checkpoint backup, then the table dropped: the restore (QuestDB stopped, root kept aside)
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
     state = sandbox.up()
@@ -433,7 +432,6 @@ def model_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> lis
     steps = _component_drill(sandbox, inventory, on_step, [
         ("model corrupt", faults.corrupt_model, "model",
          "the DVC-tracked file checked out again (damaged copy kept aside), reloaded, served hash verified")])
-    steps.on_step = on_step
     # the deployed version is bad: roll back to the previous one, then (not timed) forward again
     import json
     import urllib.request
@@ -507,7 +505,6 @@ def config_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> li
     steps = _component_drill(sandbox, inventory, on_step, [
         ("config corrupt", faults.corrupt_config, "config",
          "put back from git HEAD only after that version validated (damaged file kept aside)")])
-    steps.on_step = on_step
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
     toml = Path(state["config"]["repo"]) / state["config"]["files"][0]
     t0 = time.monotonic()
