@@ -378,6 +378,21 @@ def test_drill_fails_when_no_engine_detects_the_drawdown(desk, run):
     assert _switch(desk)["enabled"] == "false"
 
 
+def test_a_drill_on_an_engaged_switch_is_refused_saying_why(desk, run):
+    """The refusal names the switch's incident, actor and reason and the way out (it said only
+    'Action failed: Unknown error.' before)."""
+    assert _engage(run, desk, kill_switch_reason="broker outage", kill_switch_incident="INC-77").ok
+    before = _switch(desk)
+    res = _run(run, desk, kill_switch_action="drill", kill_switch_drill_detect_timeout=2)
+    assert not res.ok
+    msg = _msg(res)
+    assert "Not drilled: the kill switch is engaged" in msg and "INC-77" in msg and "broker outage" in msg
+    assert "kill_switch_action=reset" in msg and "Nothing was changed" in msg
+    assert _switch(desk) == before  # still engaged, untouched
+    with desk["redis"].client() as c:
+        assert c.get("risk:drawdown") in ("0.0", None)  # no drawdown simulated
+
+
 def test_engage_without_reason_is_refused_before_anything_happens(desk, run):
     res = _run(run, desk, kill_switch_action="engage", kill_switch_actor="oncall-a")
     assert not res.ok and "engage needs kill_switch_reason and kill_switch_actor" in _msg(res)
