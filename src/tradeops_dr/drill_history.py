@@ -34,6 +34,17 @@ def drills_dir() -> Path:
     return base
 
 
+def ansible_tool(name: str) -> str:
+    """An Ansible command: beside this Python (a venv, not activated), else on PATH (a system pip
+    install puts the scripts in /usr/local/bin, the interpreter in /usr/bin)."""
+    import shutil
+
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        raise NotADrillTarget(f"{name} is not installed beside {sys.executable} nor on PATH (pip install ansible-core)")
+    return found
+
+
 def inventory_vars(inventory: str) -> dict:
     """{host: vars} of an inventory, as ansible-inventory resolves group_vars (not templated)."""
     root = project_root()
@@ -43,7 +54,7 @@ def inventory_vars(inventory: str) -> dict:
     from .api import _ansible_settings
 
     env = dict(os.environ, **_ansible_settings(root))
-    out = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(path), "--list"],
+    out = subprocess.run([ansible_tool("ansible-inventory"), "-i", str(path), "--list"],
                          capture_output=True, text=True, env=env, timeout=120, check=False)
     if out.returncode != 0:
         raise NotADrillTarget(f"the inventory {path} cannot be read: {out.stderr.strip()[-500:]}")
