@@ -35,8 +35,7 @@ def main() -> int:
     t0 = time.perf_counter()
     try:
         sb.up()
-        for run in (drill.redis_drill, drill.kill_switch_drill, drill.database_drill, drill.questdb_drill,
-                    drill.model_drill, drill.config_drill, drill.full_drill):
+        for _name, run, _what in drill.DRILLS:
             steps += run(sb, on_step=drill.Printer(objectives))
         wall = time.perf_counter() - t0
     finally:

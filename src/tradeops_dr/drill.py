@@ -523,3 +523,160 @@ def config_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> li
                            [f"after the rollback: {rolled.splitlines()[1] if rolled else '-'}",
                             *[f.msg for f in res.failures + forward.failures]]))
     return steps
+
+
+def fileset_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbook 002 procedure B on the sandbox's trading host: a file-state set taken, then the
+    state folder damaged (one file deleted, one overwritten); a dry run first, then the restore
+    of the state category only."""
+    import hashlib
+    import json
+
+    state = sandbox.up()
+    trading = state["trading"]
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    root = Path(trading["root"])
+    steps = Steps(on_step)
+
+    def sums():
+        return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+                for f in sorted(root.rglob("*")) if f.is_file()}
+    taken = run_playbook("fileset_recovery.yml", inventory=inventory, envvars=env,
+                         extravars=dict(fileset_recovery_action="backup", fileset_recovery_description="drill"))
+    if not taken.ok:
+        steps.append(DrillStep("fileset state", "-", "a file-state set to restore from", False, taken.duration,
+                               [f.msg for f in taken.failures]))
+        return steps
+    good = sums()
+    (root / "state" / "positions.json").unlink()
+    (root / "state" / "engine.json").write_text('{"last_order_id": 0')  # a write cut short
+    damaged = sums()
+    t0 = time.monotonic()
+    dry = run_playbook("fileset_recovery.yml", inventory=inventory, envvars=env, extravars=dict(
+        fileset_recovery_action="restore", fileset_recovery_categories=["state"], fileset_recovery_dry_run=True))
+    dry_changed_nothing = sums() == damaged
+    res = run_playbook("fileset_recovery.yml", inventory=inventory, envvars=env, extravars=dict(
+        fileset_recovery_action="restore", fileset_recovery_categories=["state"]))
+    secs = time.monotonic() - t0
+    rec = next(iter((res.data.get("fileset_recovery") or {}).values()), {})
+    after = sums()
+    sets_dir = Path(trading["sets_dir"])
+    pre = rec.get("pre_restore_backup")
+    kept = bool(pre) and any(f["path"] == "engine.json" for f in json.loads(
+        (sets_dir / pre / "metadata.json").read_text()).get("files", []))
+    steps.append(DrillStep("fileset state", "state/positions.json deleted, state/engine.json cut short",
+                           "a dry run changes nothing; the state category restored from the last set (the damaged "
+                           "files backed up first, a set taken after), every checksum as at the backup",
+                           dry.ok and dry_changed_nothing and res.ok and after == good and kept
+                           and bool(rec.get("post_restore_backup")), secs,
+                           [f"dry run changed nothing={dry_changed_nothing}",
+                            f"restored from {rec.get('restored_from')}: "
+                            f"{[p['action'] for p in rec.get('plan', []) if p.get('action') != 'unchanged']}",
+                            f"damaged copy kept in {pre}", f"checksums as at the backup={after == good}",
+                            *[f.msg for f in dry.failures + res.failures]]))
+    return steps
+
+
+def broker_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbook 004's quarterly broker failover drill (IBKR -> Paper) on the sandbox's Redis, with
+    the stand-in order router of tests/standins (it fills orders only for the adapters that are
+    up): first a target that is down too (the switch is rolled back), then Paper."""
+    import os
+    import subprocess
+
+    from .paths import project_root
+
+    state = sandbox.up()
+    srv = Sandbox.redis_server(state)
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    router = project_root() / "tests" / "standins" / "paper_broker.py"
+    with srv.client() as c:
+        c.set("broker:active", "ibkr")  # the router's adapter before the outage
+    proc = subprocess.Popen([sys.executable, str(router), "--port", str(srv.port), "--fills-for", "paper",
+                             "--max-seconds", "120"], env=dict(os.environ, REDISCLI_AUTH=srv.password))
+    steps = Steps(on_step)
+    try:
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        down = run_playbook("broker_failover.yml", inventory=inventory, envvars=env, extravars=dict(
+            broker_failover_target="zerodha", broker_failover_reason="drill: IBKR down",
+            broker_failover_verify_timeout=3))
+        secs = time.monotonic() - t0
+        with srv.client() as c:
+            active = c.get("broker:active")
+        steps.append(DrillStep("broker rollback", "IBKR down, failover to Zerodha (down too)",
+                               "no fill from Zerodha: switched back to IBKR, the run fails saying so",
+                               (not down.ok) and active == "ibkr"
+                               and any("rolled back" in f.msg for f in down.failures), secs,
+                               [f"active after the run: {active}", *[f.msg[:200] for f in down.failures]]))
+        t0 = time.monotonic()
+        res = run_playbook("broker_failover.yml", inventory=inventory, envvars=env, extravars=dict(
+            broker_failover_target="paper", broker_failover_reason="drill: IBKR down"))
+        secs = time.monotonic() - t0
+        with srv.client() as c:
+            active = c.get("broker:active")
+            fills = [f for _i, f in c.xrevrange("orders.fills", count=5) if f.get("broker") == "paper"]
+            event = (c.xrevrange("broker:events", count=1) or [(None, {})])[0][1]
+    finally:
+        proc.kill()
+        proc.wait()
+    steps.append(DrillStep("broker failover", "IBKR down (the runbook's quarterly drill: IBKR -> Paper)",
+                           "broker:active set to paper, a test order filled by it, the switch recorded",
+                           res.ok and active == "paper" and bool(fills) and event.get("to") == "paper", secs,
+                           [f"active={active}", f"test fill by paper={bool(fills)}",
+                            f"event {event.get('from')} -> {event.get('to')}: {event.get('reason')}",
+                            *[f.msg for f in res.failures]]))
+    return steps
+
+
+def feed_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Runbook 004's semi-annual feed failover drill on the sandbox's registry: the primary
+    feed declared down, the backup made primary (the old registry kept aside); a second run
+    changes nothing."""
+    import hashlib
+
+    import yaml
+
+    state = sandbox.up()
+    trading = state["trading"]
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    registry = Path(trading["registry"])
+    before = yaml.safe_load(registry.read_text())
+    primary, backup = before["primary_feed"], before["backup_feed"]
+
+    def digest(f: Path) -> str:
+        return hashlib.sha256(f.read_bytes()).hexdigest()
+    old = digest(registry)
+    t0 = time.monotonic()
+    res = run_playbook("feed_failover.yml", inventory=inventory, envvars=env,
+                       extravars=dict(feed_failover_primary=backup))
+    secs = time.monotonic() - t0
+    again = run_playbook("feed_failover.yml", inventory=inventory, envvars=env,
+                         extravars=dict(feed_failover_primary=backup))
+    after = yaml.safe_load(registry.read_text())
+    # the copy aside: a new one, or an identical earlier one the module reused (never overwritten)
+    kept = sorted(f.parent.name for f in Path(trading["feed_backup_dir"]).glob(f"registry-*/{registry.name}")
+                  if digest(f) == old)
+    steps = Steps(on_step)
+    steps.append(DrillStep("feed failover", f"{primary} declared down",
+                           f"{backup} primary, {primary} backup, the old registry kept aside; a 2nd run changes nothing",
+                           res.ok and again.ok and again.changed == 0 and bool(kept)
+                           and (after["primary_feed"], after["backup_feed"]) == (backup, primary), secs,
+                           [f"registry: primary_feed={after.get('primary_feed')} backup_feed={after.get('backup_feed')}",
+                            f"the registry as it was, kept aside in: {kept}", f"second run changed={again.changed}",
+                            *[f.msg for f in res.failures + again.failures]]))
+    return steps
+
+
+# Every drill of `tradeops-dr drill` (and bench/drill.py), in the order `all` runs them: (name on the
+# command line, function, what it drills). The full drill goes last: it ends with the operator's reset.
+DRILLS = [("redis", redis_drill, "Redis: crash, data loss, damaged AOF"),
+          ("kill-switch", kill_switch_drill, "kill switch: the monthly drill with stand-in engines"),
+          ("database", database_drill, "database: backup, damage restored, disk full, server down"),
+          ("questdb", questdb_drill, "QuestDB: a suspended WAL table, a crash, a checkpoint restore"),
+          ("model", model_drill, "model: a corrupted model file, a bad version"),
+          ("config", config_drill, "config: a file cut short, a bad change"),
+          ("fileset", fileset_drill, "file-state sets: the state folder damaged, restored from a set"),
+          ("broker", broker_drill, "broker failover: IBKR down (rolled back from a dead target, then Paper)"),
+          ("feed", feed_drill, "feed failover: the primary feed down, the backup made primary"),
+          ("full", full_drill, "everything at once through full_recovery.yml, then a second run")]

@@ -504,6 +504,11 @@ class Sandbox:
             state["config"] = seed.seed_config_repo(self.state_dir / "config" / "repo")
             state["config"]["backup_dir"] = str(self.state_dir / "backups" / "config")
             self._write(state)
+        if "trading" not in state:  # sandboxes made before the trading host existed
+            state["trading"] = seed.seed_trading_host(self.state_dir / "trading")
+            state["trading"].update(sets_dir=str(self.state_dir / "backups" / "files"),
+                                    feed_backup_dir=str(self.state_dir / "backups" / "feeds"))
+            self._write(state)
         for _name, srv, _probe in self.parts(state):
             srv.start()
         if not state.get("seeded"):

@@ -307,3 +307,25 @@ def seed_config_repo(repo: Path) -> dict:
             git("commit", "-q", "-m", f"config v{n}")
             git("tag", f"v{n}")
     return dict(repo=str(repo), files=list(CONFIG_FILES), required_sections=CONFIG_SECTIONS)
+
+
+# The trading host of runbooks 002 and 004: the config, state and data folders runbook 002's
+# recovery manager backs up, and the feed registry of runbook 004 (3.2).
+TRADING_FILES = {
+    "config/strategy.yaml": "strategy: usdcop-momentum\nmax_position: 10\n",
+    "config/registry.yaml": "# feed registry (runbook 004, 3.2)\nprimary_feed: yahoo\nbackup_feed: moneycontrol\n",
+    "state/engine.json": '{"last_order_id": 4242, "open_orders": 0}\n',
+    "state/positions.json": '{"USDCOP": 10, "EURUSD": -3}\n',
+    "data/fills.csv": "id,symbol,qty,price\n1,USDCOP,10,4012.5\n2,EURUSD,-3,1.0841\n",
+}
+
+
+def seed_trading_host(root: Path) -> dict:
+    """The folders of a trading host (files written once; a drill's damage is its own to undo)."""
+    for rel, text in TRADING_FILES.items():
+        f = root / rel
+        if not f.exists():
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(text)
+    return dict(root=str(root), sources={c: [str(root / c)] for c in ("config", "state", "data")},
+                registry=str(root / "config" / "registry.yaml"))

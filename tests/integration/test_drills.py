@@ -107,3 +107,33 @@ def test_the_drill_playbook_runs_a_drill_and_refuses_other_inventories(drill_env
     assert "2 passed, 0 failed" in res.stdout
     assert [json.loads(line)["scenario"] for line in hist.read_text().splitlines()[seen:]] == \
         ["model corrupt", "model version"]
+
+
+def test_fileset_broker_and_feed_drills_leave_the_evidence_behind(drill_env):
+    """The drills' verdicts are checked here against what they left on disk and in Redis, not
+    only against their own PASS lines."""
+    env, drills = drill_env
+    for scenario, names in (("fileset", ["fileset state"]), ("broker", ["broker rollback", "broker failover"]),
+                            ("feed", ["feed failover"])):
+        out = _drill(env, scenario)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        for name in names:
+            assert re.search(rf"^{name} +PASS ", out.stdout, re.M), name
+    from tradeops_dr.sandbox import Sandbox
+
+    sb = Sandbox(Path(env["TRADEOPS_DR_SANDBOX"]))
+    state = sb.load()
+    trading = Path(state["trading"]["root"])
+    from tradeops_dr.seed import TRADING_FILES
+
+    assert (trading / "state" / "positions.json").read_text() == TRADING_FILES["state/positions.json"]
+    assert (trading / "state" / "engine.json").read_text() == TRADING_FILES["state/engine.json"]
+    sets = sorted(p.name.split("_")[0] for p in Path(state["trading"]["sets_dir"]).iterdir())
+    assert sets.count("pre-restore") == 1 and sets.count("post-restore") == 1 and "full" in sets
+    registry = (trading / "config" / "registry.yaml").read_text()
+    assert "primary_feed: moneycontrol\nbackup_feed: yahoo" in registry and registry.startswith("# feed registry")
+    assert len(list(Path(state["trading"]["feed_backup_dir"]).iterdir())) == 1
+    with Sandbox.redis_server(state).client() as c:
+        assert c.get("broker:active") == "paper"
+        events = [(e["from"], e["to"]) for _i, e in c.xrange("broker:events")]
+    assert events == [("ibkr", "zerodha"), ("zerodha", "ibkr"), ("ibkr", "paper")]
