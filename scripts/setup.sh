@@ -9,7 +9,7 @@ ROOT=$(pwd)
 VENV=${VENV:-$ROOT/.venv}
 EXTRAS=${EXTRAS:-test}
 
-APT_PACKAGES=(redis-server redis-tools postgresql postgresql-client sqlite3 python3-venv git shellcheck)
+APT_PACKAGES=(redis-server redis-tools postgresql postgresql-client pgbackrest sqlite3 python3-venv git shellcheck)
 if [ "${WITH_DOCKER:-1}" = 1 ]; then
   APT_PACKAGES+=(docker.io docker-compose debootstrap)
 fi

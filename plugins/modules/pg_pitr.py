@@ -1,0 +1,541 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) tradeops.dr contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pg_pitr
+short_description: Point-in-time recovery with pgBackRest into a new data directory, verified before it is swapped in
+version_added: 0.2.0
+description:
+  - V(plan) reads the stanza (C(pgbackrest info)), picks the backup to start from (the newest that ended before
+    the target), and refuses - before any change - a target earlier than the end of the oldest backup, an
+    unknown backup set, and a gap in the archived WAL between that backup and the end of its timeline (naming
+    the missing segments - a recovery would stop there and silently lose what follows).
+  - V(restore) runs C(pgbackrest restore) into O(restore_dir) (new; an existing non-empty folder is never
+    written), starts that copy as a second cluster on O(spare_port) (127.0.0.1, archiving off), waits until it
+    has replayed to the target and left recovery, and verifies it - O(required_tables) present, every table
+    read, O(min_row_counts), and O(compare_queries) run on the restored and on the live server side by side (the
+    rows a recovery gives back, and those after the target it cannot) - then stops it. Nothing of the live
+    server changes.
+  - V(swap) puts the verified copy in place of O(data_dir) while the server is stopped (the role stops and
+    starts it through service control) - the old data directory is renamed aside, never deleted - and turns
+    archiving back on for the new timeline.
+options:
+  action:
+    description: What to do.
+    type: str
+    required: true
+    choices: [plan, restore, swap]
+  stanza:
+    description: The pgBackRest stanza of the cluster.
+    type: str
+    required: true
+  config:
+    description: The pgBackRest configuration file.
+    type: path
+    required: true
+  repo_path:
+    description: The repository folder (to name missing WAL segments).
+    type: path
+  os_user:
+    description: The cluster's operating-system owner (pgBackRest and pg_ctl run as this user when the module runs as root).
+    type: str
+    default: postgres
+  binary:
+    description: The pgbackrest command.
+    type: str
+    default: pgbackrest
+  target_type:
+    description:
+      - V(latest) replays every archived WAL; V(time) stops at O(target) (a timestamp with its time zone,
+        C(2026-11-25 14:02:59+00)); V(name) at a restore point made by C(pg_create_restore_point); V(lsn) at an LSN;
+        V(immediate) at the end of the backup itself.
+    type: str
+    default: latest
+    choices: [latest, time, name, lsn, immediate]
+  target:
+    description: The recovery target for V(time), V(name) and V(lsn).
+    type: str
+  backup_set:
+    description: A backup label to start from; default the newest that ended before the target.
+    type: str
+  data_dir:
+    description: The live cluster's data directory (V(swap)).
+    type: path
+  restore_dir:
+    description: The new data directory the restore writes (V(restore), V(swap)).
+    type: path
+  spare_port:
+    description: Port of the verification cluster on 127.0.0.1 (V(restore)).
+    type: int
+  socket_dir:
+    description: Unix socket folder of the verification cluster; default the parent of O(restore_dir).
+    type: path
+  server_settings:
+    description: Server settings the cluster needs to start (C(shared_preload_libraries=timescaledb)), given with C(-c).
+    type: dict
+    default: {}
+  database:
+    description: Database verified in the restored copy.
+    type: str
+  required_tables:
+    description: Tables (C(schema.table)) that must be in the restored copy.
+    type: list
+    elements: str
+    default: []
+  min_row_counts:
+    description: Tables and the fewest rows each must hold in the restored copy.
+    type: dict
+    default: {}
+  compare_queries:
+    description:
+      - Name -> a read-only query returning one number, run in O(database) on the restored copy and on the live
+        server (when it answers). Report-only - the rows a recovery gives back and those after the target it loses.
+    type: dict
+    default: {}
+  ready_timeout:
+    description: Seconds the verification cluster may take to replay to the target and leave recovery.
+    type: int
+    default: 900
+  wal_segment_mb:
+    description: The server's WAL segment size in MiB.
+    type: int
+    default: 16
+extends_documentation_fragment:
+  - tradeops.dr.postgres
+attributes:
+  check_mode:
+    support: full
+    description: V(plan) runs; V(restore) and V(swap) return the plan and their refusals, and change nothing.
+  diff_mode:
+    support: none
+    description: The plan and the verification are returned.
+  idempotent:
+    support: none
+    description: A restore writes a new directory each time it is asked to; V(swap) refuses to run twice (its copy is gone).
+author:
+  - tradeops.dr maintainers (@tradeops)
+'''
+
+EXAMPLES = r'''
+- name: Where would a recovery to just before the bad DELETE start?
+  tradeops.dr.pg_pitr:
+    action: plan
+    stanza: trading
+    config: /etc/pgbackrest/pgbackrest.conf
+    target_type: time
+    target: "2026-11-25 14:02:59+00"
+
+- name: Restore it beside the live cluster and verify it
+  tradeops.dr.pg_pitr:
+    action: restore
+    stanza: trading
+    config: /etc/pgbackrest/pgbackrest.conf
+    target_type: time
+    target: "2026-11-25 14:02:59+00"
+    restore_dir: /var/lib/postgresql/15/main.pitr
+    spare_port: 55432
+    server_settings: {shared_preload_libraries: timescaledb}
+    database: trading
+    required_tables: [public.trades]
+    compare_queries:
+      trades_after_target: "SELECT count(*) FROM trades WHERE ts > '2026-11-25 14:02:59+00'"
+    login_user: postgres
+'''
+
+RETURN = r'''
+plan:
+  description: The backup chosen and the recovery asked for.
+  returned: always
+  type: dict
+  sample: {backup: 20261125-140000F, backup_stop: "2026-11-25T14:00:05Z", target_type: time, target: "2026-11-25 14:02:59+00"}
+restore:
+  description: The restored copy - its folder, the seconds the pgbackrest restore and the replay took, the row counts of every table, the compared queries.
+  returned: for restore (not in check mode)
+  type: dict
+  sample: {restore_dir: /var/lib/postgresql/15/main.pitr, counts: {public.trades: 1200}, compared: {trades_after_target: {restored: 0, live: 42}}}
+swap:
+  description: Where the old data directory was put aside and which copy replaced it.
+  returned: for swap (not in check mode)
+  type: dict
+  sample: {data_dir: /var/lib/postgresql/15/main, aside: /var/lib/postgresql/15/main.pre_pitr_20261125T140500Z}
+'''
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.tradeops.dr.plugins.module_utils import _pgbackrest, _postgres
+
+MARKER = '.tradeops-pitr.json'
+
+
+class Refused(Exception):
+    pass
+
+
+def _iso(epoch):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(epoch)) if epoch else None
+
+
+def target_epoch(text):
+    try:
+        value = datetime.datetime.fromisoformat(text.strip().replace(' UTC', '+00:00'))
+    except ValueError:
+        raise Refused('target %r is not a timestamp (2026-11-25 14:02:59+00); nothing was changed' % text)
+    if value.tzinfo is None:
+        raise Refused('target %r has no time zone: give one (2026-11-25 14:02:59+00), a recovery to the wrong hour '
+                      'loses or keeps the wrong trades; nothing was changed' % text)
+    return value.timestamp()
+
+
+def _lsn(text):
+    hi, _sep, lo = (text or '').partition('/')
+    try:
+        return (int(hi, 16) << 32) + int(lo, 16)
+    except ValueError:
+        raise Refused('target %r is not an LSN (0/3000060); nothing was changed' % text)
+
+
+def plan(p):
+    facts = _pgbackrest.info(p['binary'], p['config'], p['stanza'], p['os_user'])
+    good = [b for b in facts['backups'] if not b['error']]
+    if not good:
+        raise Refused('stanza %s has no backup to recover from; nothing was changed' % p['stanza'])
+    kind, target = p['target_type'], p['target']
+    if kind in ('time', 'name', 'lsn') and not target:
+        raise Refused('target_type %s needs a target; nothing was changed' % kind)
+    candidates = good
+    if kind == 'time':
+        t = target_epoch(target)
+        candidates = [b for b in good if b['stop'] <= t]
+        if not candidates:
+            raise Refused('the target %s is before the end of the oldest backup (%s, ended %s): no backup can be '
+                          'recovered to it; nothing was changed' % (target, good[0]['label'], _iso(good[0]['stop'])))
+    elif kind == 'lsn':
+        want = _lsn(target)
+        candidates = [b for b in good if _lsn(b['lsn_stop']) <= want]
+        if not candidates:
+            raise Refused('the target LSN %s is before the end of the oldest backup (%s, %s); nothing was changed'
+                          % (target, good[0]['label'], good[0]['lsn_stop']))
+    chosen = candidates[-1]
+    if p['backup_set']:
+        chosen = next((b for b in candidates if b['label'] == p['backup_set']), None)
+        if chosen is None:
+            raise Refused('backup set %s is not in stanza %s or ends after the target (usable: %s); nothing was changed'
+                          % (p['backup_set'], p['stanza'], ', '.join(b['label'] for b in candidates)))
+    missing = []
+    if p['repo_path']:
+        segments = _pgbackrest.archived_segments(p['repo_path'], p['stanza'])
+        per_log = 4096 // p['wal_segment_mb']
+        first_tli = _pgbackrest.parse_segment(chosen['wal_start'])[0]
+        if kind == 'immediate':
+            missing = _pgbackrest.missing_segments(segments, chosen['wal_start'], chosen['wal_stop'], per_log)
+        else:
+            for tli, have in sorted(segments.items()):
+                if tli < first_tli or not have:
+                    continue
+                lo = chosen['wal_start'] if tli == first_tli else _pgbackrest.segment_name(tli, *have[0])
+                missing += _pgbackrest.missing_segments(segments, lo, _pgbackrest.segment_name(tli, *have[-1]), per_log)
+    if missing:
+        raise Refused('WAL missing from the archive after backup %s: %s - a recovery would stop at the first of them and '
+                      'lose every transaction after it; nothing was changed' % (chosen['label'], ', '.join(missing[:10])))
+    return dict(backup=chosen['label'], backup_type=chosen['type'], backup_stop=_iso(chosen['stop']),
+                wal_start=chosen['wal_start'], target_type=kind, target=target, stanza=p['stanza'])
+
+
+def _as_owner(p, argv):
+    if os.geteuid() == 0 and p['os_user'] != 'root':
+        return ['runuser', '-u', p['os_user'], '--'] + argv
+    return argv
+
+
+def _pg_ctl(p, args, timeout=None):
+    binary = _postgres.client_binary('pg_ctl', p['pg_bin_dir'])
+    proc = subprocess.run(_as_owner(p, [binary] + args), capture_output=True, text=True, timeout=timeout, check=False)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def _log_tail(path, n=8):
+    try:
+        with open(path) as handle:
+            return ' | '.join(ln.strip() for ln in handle.readlines()[-n:])
+    except OSError:
+        return '(no log)'
+
+
+def _tables(conn):
+    return [r[0] for r in _postgres.query(conn, """
+        SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1""")]
+
+
+def verify_copy(p, port):
+    params = dict(p, login_host='127.0.0.1', login_port=port)
+    conn = _postgres.Connection(params).connect(p['database'])
+    problems, counts = [], {}
+    try:
+        tables = _tables(conn)
+        for qualified in tables:
+            schema, table = qualified.split('.', 1)
+            try:
+                n = _postgres.query(conn, _postgres.sql.SQL('SELECT count(*) FROM {}').format(
+                    _postgres.ident(schema, table)))[0][0]
+            except Exception as exc:  # a table that cannot be read is named, whatever the error
+                problems.append('%s cannot be read: %s' % (qualified, str(exc).strip().splitlines()[0]))
+                continue
+            if not schema.startswith('_timescaledb'):
+                counts[qualified] = n
+        for qualified in p['required_tables']:
+            if qualified not in tables:
+                problems.append('%s is missing' % qualified)
+        for qualified, least in sorted(p['min_row_counts'].items()):
+            if counts.get(qualified, -1) < int(least):
+                problems.append('%s has %s rows, expected at least %s' % (qualified, counts.get(qualified), least))
+        compared = {}
+        for name, statement in sorted(p['compare_queries'].items()):
+            compared[name] = dict(restored=_postgres.query(conn, statement)[0][0], live=None)
+    finally:
+        conn.close()
+    if p['compare_queries']:
+        try:
+            live = _postgres.Connection(p).connect(p['database'])
+        except _postgres.PostgresError as exc:
+            for entry in compared.values():
+                entry['live'] = 'live server not reachable: %s' % exc
+        else:
+            try:
+                for name, statement in sorted(p['compare_queries'].items()):
+                    compared[name]['live'] = _postgres.query(live, statement)[0][0]
+            finally:
+                live.close()
+    return counts, compared, problems
+
+
+def flush_wal(p, timeout=120):
+    """When the live server still answers, switch to a new WAL segment and wait until the archive
+    has it: the recovery then reaches everything the server wrote up to now (the target may lie in
+    the segment being written). A server that is down has nothing more to give: None."""
+    try:
+        conn = _postgres.Connection(p).connect()
+    except _postgres.PostgresError:
+        return None
+    try:
+        if _postgres.query(conn, 'SELECT pg_is_in_recovery()')[0][0]:
+            return None
+        segment = _postgres.query(conn, 'SELECT pg_walfile_name(pg_switch_wal())')[0][0]
+        deadline = time.time() + timeout
+        while True:
+            last, failed = _postgres.query(conn, 'SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver')[0]
+            if last and last[:24] >= segment:
+                return segment
+            if time.time() > deadline:
+                raise Refused('the live server switched to a new WAL segment but %s was not archived within %d s (last '
+                              'archived %s, last failed %s): fix archiving first; nothing was changed'
+                              % (segment, timeout, last, failed))
+            time.sleep(0.3)
+    finally:
+        conn.close()
+
+
+def restore(module, p, the_plan):
+    rdir = p['restore_dir']
+    if not rdir or not p['spare_port'] or not p['database']:
+        raise Refused('restore needs restore_dir, spare_port and database; nothing was changed')
+    rdir = os.path.realpath(rdir)
+    if os.path.exists(rdir) and (not os.path.isdir(rdir) or os.listdir(rdir)):
+        raise Refused('%s exists and is not an empty folder: a restore never writes over anything; nothing was changed'
+                      % rdir)
+    if module.check_mode:
+        return None
+    flushed = flush_wal(p)
+    parent = os.path.dirname(rdir)
+    uid, gid = _pgbackrest.owner_ids(p['os_user'])
+    if not os.path.isdir(rdir):
+        os.mkdir(rdir, 0o700)
+    if os.geteuid() == 0:
+        os.chown(rdir, uid, gid)
+    args = ['restore', '--set=%s' % the_plan['backup'], '--pg1-path=%s' % rdir, '--archive-mode=off']
+    kind = p['target_type']
+    if kind in ('time', 'name', 'lsn'):
+        args += ['--type=%s' % kind, '--target=%s' % p['target'], '--target-action=promote']
+    elif kind == 'immediate':
+        args += ['--type=immediate', '--target-action=promote']
+    t0 = time.time()
+    rc, out, err = _pgbackrest.run(p['binary'], p['config'], p['stanza'], args, p['os_user'], None, None)
+    if rc != 0:
+        raise _postgres.LeftBehind('pgbackrest restore into %s failed (rc %d): %s; the folder is left for inspection, the '
+                                   'live server was not touched' % (rdir, rc, _pgbackrest.error_text(out, err)))
+    restore_s = time.time() - t0
+    sock = p['socket_dir'] or parent
+    log = rdir + '.log'
+    opts = '-p %d -k %s -c listen_addresses=127.0.0.1 -c archive_mode=off' % (p['spare_port'], sock)
+    for name, value in sorted(p['server_settings'].items()):
+        opts += ' -c %s=%s' % (name, value)
+    if os.geteuid() == 0:
+        open(log, 'a').close()
+        os.chown(log, uid, gid)
+    t1 = time.time()
+    rc, out = _pg_ctl(p, ['-D', rdir, '-l', log, '-o', opts, '-w', '-t', str(p['ready_timeout']), 'start'],
+                      timeout=p['ready_timeout'] + 30)
+    if rc != 0:
+        raise _postgres.LeftBehind('the restored copy in %s did not start (%s); its log: %s. The live server was not '
+                                   'touched' % (rdir, out[-300:], _log_tail(log)))
+    try:
+        deadline = time.time() + p['ready_timeout']
+        params = dict(p, login_host='127.0.0.1', login_port=p['spare_port'])
+        while True:
+            try:
+                conn = _postgres.Connection(params).connect()
+                try:
+                    in_recovery = _postgres.query(conn, 'SELECT pg_is_in_recovery()')[0][0]
+                finally:
+                    conn.close()
+            except _postgres.PostgresError:
+                in_recovery = True
+            if not in_recovery:
+                break
+            if time.time() > deadline:
+                raise _postgres.LeftBehind('the restored copy in %s was still replaying WAL after %s s (log %s)'
+                                           % (rdir, p['ready_timeout'], log))
+            time.sleep(0.5)
+        replay_s = time.time() - t1
+        counts, compared, problems = verify_copy(p, p['spare_port'])
+    finally:
+        _pg_ctl(p, ['-D', rdir, '-m', 'fast', '-w', 'stop'], timeout=120)
+    result = dict(restore_dir=rdir, log=log, restore_seconds=round(restore_s, 2), replay_seconds=round(replay_s, 2),
+                  wal_flushed=flushed,
+                  counts=counts, compared=compared, problems=problems, verified=not problems,
+                  verified_at=_iso(time.time()), plan=the_plan)
+    if problems:
+        raise _postgres.LeftBehind('the restored copy in %s did not verify: %s; it is left for inspection, the live server '
+                                   'was not touched' % (rdir, '; '.join(problems)))
+    with open(rdir + MARKER, 'w') as handle:
+        json.dump(result, handle, indent=2, sort_keys=True)
+    return result
+
+
+def _running(data_dir):
+    try:
+        with open(os.path.join(data_dir, 'postmaster.pid')) as handle:
+            pid = int(handle.readline().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if os.path.exists('/proc/%d' % pid) else None
+
+
+def swap(module, p):
+    data_dir, rdir = p['data_dir'], p['restore_dir']
+    if not data_dir or not rdir:
+        raise Refused('swap needs data_dir and restore_dir; nothing was changed')
+    data_dir, rdir = os.path.realpath(data_dir), os.path.realpath(rdir)
+    try:
+        with open(rdir + MARKER) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        raise Refused('%s was not restored and verified by this module (no %s beside it); nothing was changed'
+                      % (rdir, os.path.basename(rdir + MARKER)))
+    if not record.get('verified') or not os.path.isdir(rdir):
+        raise Refused('%s is not a verified restored copy; nothing was changed' % rdir)
+    if os.path.dirname(rdir) != os.path.dirname(data_dir):
+        raise Refused('%s and %s must share a folder (the swap is two renames); nothing was changed' % (rdir, data_dir))
+    pid = _running(data_dir)
+    if pid:
+        raise Refused('the server still runs on %s (pid %d): stop it first (the role does it through service control); '
+                      'nothing was changed' % (data_dir, pid))
+    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+    aside = '%s.pre_pitr_%s' % (data_dir, stamp)
+    if module.check_mode:
+        return dict(data_dir=data_dir, aside=aside if os.path.exists(data_dir) else None, restored=rdir, planned=True)
+    lost = not os.path.exists(data_dir)  # the data directory itself was lost: nothing to keep aside
+    if lost:
+        aside = None
+        os.rename(rdir, data_dir)
+    else:
+        os.rename(data_dir, aside)
+        try:
+            os.rename(rdir, data_dir)
+        except OSError:
+            os.rename(aside, data_dir)
+            raise
+    # The restored copy's postgresql.auto.conf: pgBackRest's recovery block (its restore_command names the
+    # restore folder) goes, and archive_mode comes back as the old server had it (the restore with
+    # --archive-mode=off dropped it): the new timeline must be archived.
+    auto = os.path.join(data_dir, 'postgresql.auto.conf')
+    with open(auto) as handle:
+        lines = handle.readlines()
+    cut = next((i for i, ln in enumerate(lines) if ln.startswith('# Recovery settings generated by pgBackRest')), None)
+    kept = [ln for ln in (lines if cut is None else lines[:cut]) if not ln.strip().startswith('archive_mode')]
+    try:
+        with open(os.path.join(aside, 'postgresql.auto.conf')) as handle:
+            kept += [ln for ln in handle if ln.strip().startswith('archive_mode')]
+    except (OSError, TypeError):
+        # no old directory: the cluster archived to this stanza (its backup came from there), so it does again
+        kept.append("archive_mode = 'on'\n")
+    if kept != lines:
+        with open(auto + '.tmp', 'w') as handle:
+            handle.writelines(kept)
+        shutil.copystat(auto, auto + '.tmp')
+        st = os.stat(auto)
+        if os.geteuid() == 0:
+            os.chown(auto + '.tmp', st.st_uid, st.st_gid)
+        os.rename(auto + '.tmp', auto)
+    record.update(swapped_at=_iso(time.time()), aside=aside, data_dir=data_dir, data_dir_was_lost=lost)
+    record_file = (aside or data_dir + '.pitr_%s' % stamp) + '.swap.json'
+    with open(record_file, 'w') as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
+    os.unlink(rdir + MARKER)  # the record moved beside the copy kept aside
+    return dict(data_dir=data_dir, aside=aside, restored=rdir, record=record_file, data_dir_was_lost=lost)
+
+
+def main():
+    spec = _postgres.postgres_argument_spec()
+    spec.update(
+        action=dict(type='str', required=True, choices=['plan', 'restore', 'swap']),
+        stanza=dict(type='str', required=True), config=dict(type='path', required=True), repo_path=dict(type='path'),
+        os_user=dict(type='str', default='postgres'), binary=dict(type='str', default='pgbackrest'),
+        target_type=dict(type='str', default='latest', choices=['latest', 'time', 'name', 'lsn', 'immediate']),
+        target=dict(type='str'), backup_set=dict(type='str'), data_dir=dict(type='path'),
+        restore_dir=dict(type='path'), spare_port=dict(type='int'), socket_dir=dict(type='path'),
+        server_settings=dict(type='dict', default={}), database=dict(type='str'),
+        required_tables=dict(type='list', elements='str', default=[]), min_row_counts=dict(type='dict', default={}),
+        compare_queries=dict(type='dict', default={}), ready_timeout=dict(type='int', default=900),
+        wal_segment_mb=dict(type='int', default=16),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    try:
+        _postgres.check_name(p['stanza'], 'stanza')
+        if p['database']:
+            _postgres.check_name(p['database'])
+        for table in list(p['required_tables']) + list(p['min_row_counts']):
+            _postgres.split_table(table)
+        if p['action'] == 'swap':
+            result = swap(module, p)
+            module.exit_json(changed=not module.check_mode, swap=result, plan=None)
+        the_plan = plan(p)
+        if p['action'] == 'plan':
+            module.exit_json(changed=False, plan=the_plan)
+        result = restore(module, p, the_plan)
+        module.exit_json(changed=result is not None, plan=the_plan, restore=result)
+    except Refused as exc:
+        module.fail_json(msg=str(exc), refused=True)
+    except _postgres.LeftBehind as exc:
+        module.fail_json(msg=str(exc), left_behind=True)
+    except (_pgbackrest.PgBackRestError, _postgres.PostgresError, OSError, subprocess.TimeoutExpired) as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == '__main__':
+    main()
