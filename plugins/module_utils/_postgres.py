@@ -145,6 +145,30 @@ def client_binary(name, bin_dir=None):
     return found
 
 
+def server_binary(name, bin_dir=None, major=None):
+    """A server-side tool (pg_ctl, pg_waldump): pg_bin_dir; else Debian's /usr/lib/postgresql/<major>/bin
+    (the server's major version first, then the newest), where those tools live off PATH; else PATH."""
+    if bin_dir:
+        return client_binary(name, bin_dir)
+    import glob
+
+    def version_of(folder):
+        part = folder.rstrip('/').split('/')[-2]
+        return int(part) if part.isdigit() else 0
+    folders = sorted(glob.glob('/usr/lib/postgresql/*/bin'), key=version_of, reverse=True)
+    if major:
+        folders.insert(0, '/usr/lib/postgresql/%s/bin' % major)
+    for folder in folders:
+        path = os.path.join(folder, name)
+        if os.access(path, os.X_OK):
+            return path
+    found = shutil.which(name)
+    if not found:
+        raise PostgresError('%s not found in /usr/lib/postgresql/*/bin nor on PATH: install the PostgreSQL server '
+                            'package or set pg_bin_dir' % name)
+    return found
+
+
 def binary_version(path):
     """(major, text) of a client binary: 'pg_restore (PostgreSQL) 15.18 (Debian ...)' -> (15, '15.18')."""
     out = subprocess.run([path, '--version'], capture_output=True, text=True, check=False).stdout

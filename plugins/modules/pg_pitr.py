@@ -260,8 +260,16 @@ def _as_owner(p, argv):
     return argv
 
 
+def _major(data_dir):
+    try:
+        with open(os.path.join(data_dir, 'PG_VERSION')) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
 def _pg_ctl(p, args, timeout=None):
-    binary = _postgres.client_binary('pg_ctl', p['pg_bin_dir'])
+    binary = _postgres.server_binary('pg_ctl', p['pg_bin_dir'], _major(args[args.index('-D') + 1]))
     proc = subprocess.run(_as_owner(p, [binary] + args), capture_output=True, text=True, timeout=timeout, check=False)
     return proc.returncode, (proc.stdout + proc.stderr).strip()
 

@@ -156,6 +156,36 @@ def cmd_kill_switch(args) -> int:
     return 0 if res.ok else (res.rc or 1)
 
 
+def cmd_pitr(args) -> int:
+    """tradeops-dr pitr find: the transactions that touched a table around a time, from the archived
+    WAL (playbooks/pitr_find.yml on the inventory's PostgreSQL hosts), and the recovery command."""
+    from tradeops_dr.api import run_playbook
+
+    extra = dict(dr_pitr_table=args.table, dr_pitr_around=args.around, dr_pitr_window=args.window)
+    res = run_playbook("pitr_find.yml", inventory=args.inventory, extravars=extra, limit=args.limit)
+    if not res.ok:
+        for f in res.failures:
+            print(f"FAILED {f.host} / {f.task}: {f.msg}", file=sys.stderr)
+        return res.rc or 1
+    found = res.data.get("pitr_transactions") or {}
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    for host, txs in sorted(found.items()):
+        print(f"{host}: {len(txs)} transaction(s) touched {args.table} within {args.window} s of {args.around}")
+        print(f"  {'xid':>8}  {'committed (UTC)':<32} {'records':<24} target just before it")
+        for t in txs:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(t["records"].items()))
+            print(f"  {t['xid']:>8}  {t['committed']:<32} {kinds:<24} {t['target_before']}")
+        if txs:
+            print("  recover to just before one of them (the old data directory is kept aside):\n"
+                  f"    ansible-playbook playbooks/database_failure.yml -i {args.inventory or 'inventories/local'} "
+                  "-e timescale_restore_method=pitr -e timescale_restore_action=restore \\\n"
+                  "      -e timescale_restore_pitr_target_type=time "
+                  f"-e 'timescale_restore_pitr_target=\"{txs[-1]['target_before']}\"'")
+    return 0
+
+
 def cmd_backups(args) -> int:
     """The database backup catalog (manifests written by the pg_backup role)."""
     if args.action == "verify":
@@ -423,6 +453,18 @@ def main(argv=None) -> int:
     p.add_argument("--actor", help="break: who (default: this user; recorded)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lock)
+
+    p = sub.add_parser("pitr", help="point-in-time recovery: find the target in the archived WAL",
+                       description="find: the transactions that touched a table around a time (pg_waldump over "
+                                   "the WAL pgBackRest archived), each with a recovery target just before it.")
+    p.add_argument("action", choices=["find"])
+    p.add_argument("--table", required=True, help="schema.table (a hypertable's chunks are included)")
+    p.add_argument("--around", required=True, help='a time with its zone, e.g. "2026-11-25 14:03:00+00"')
+    p.add_argument("--window", type=int, default=300, help="seconds before and after (default 300)")
+    p.add_argument("-i", "--inventory", default=None, help="inventory (default inventories/local)")
+    p.add_argument("-l", "--limit")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_pitr)
 
     p = sub.add_parser("drill", help="inject failures into the sandbox and recover them; score, record, chart",
                        description="Each scenario is scored against its runbook objective (playbooks/vars/"

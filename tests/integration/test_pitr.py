@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -19,7 +22,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from conftest import artifacts_text, need_server, record
+from conftest import artifacts_text, need_server, record, write_inventory
 from tradeops_dr import servers
 from tradeops_dr.sandbox import PostgresCluster, free_port, pid_alive, read_pid
 
@@ -269,3 +272,47 @@ def test_check_mode_changes_nothing(cluster, run):
     assert _tree_digest(c.repo / "backup") == backups and c.sql("SELECT count(*), max(id) FROM trades")[0] == rows
     again = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(pgbackrest_action="configure"), group="postgres_servers")
     assert again.ok and again.changed == 0  # configure is idempotent
+
+
+def test_the_bad_delete_is_found_in_the_wal_with_a_target_just_before_it(cluster, run):
+    """"Just before the DELETE" is a command: the transactions that touched the table around a
+    time, from the archived WAL, with the DELETE's commit time and a target before it; recovering
+    to that target gives back every deleted row and keeps every trade committed before it."""
+    c = cluster
+    writer = Writer(c, every=0.1)
+    writer.start()
+    time.sleep(1.5)
+    deleted = c.sql("SELECT count(*) FROM trades WHERE qty % 3 = 0")[0][0]
+    conn = c.connect()
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM trades WHERE qty % 3 = 0 RETURNING txid_current()")
+        xid = cur.fetchone()[0]
+    conn.close()
+    time.sleep(1.5)
+    writer.stop.set()
+    writer.join()
+    c.archived_now()
+    around = c.sql("SELECT now()")[0][0].isoformat(sep=" ")
+    found = run("playbooks/pitr_find.yml", c.restore_vars(), group="postgres_servers",
+                dr_pitr_table="public.trades", dr_pitr_around=around, dr_pitr_window=120)
+    assert found.ok, artifacts_text(found)[-3000:]
+    txs = record(found, "pitr_transactions")
+    delete = next(t for t in txs if t["xid"] == xid)
+    assert delete["records"] == {"DELETE": deleted}
+    # the same from the command line
+    inv = write_inventory(c.root / "inv.yml", c.restore_vars(), group="postgres_servers")
+    cli = subprocess.run([str(Path(sys.executable).parent / "tradeops-dr"), "pitr", "find", "--table", "public.trades",
+                          "--around", around, "--window", "120", "-i", str(inv)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert re.search(rf"^ +{xid} +\S+ \S+ +DELETE {deleted} ", cli.stdout, re.M), cli.stdout
+    assert "timescale_restore_pitr_target_type=time" in cli.stdout and c.pg.password not in cli.stdout
+    inserts = [t for t in txs if t["records"] == {"INSERT": 1}]
+    assert len(inserts) >= len(writer.rows) - 2  # the writer's trades, one insert each
+    res = run("playbooks/database_failure.yml", c.restore_vars(
+        timescale_restore_pitr_target_type="time", timescale_restore_pitr_target=delete["target_before"]),
+        group="postgres_servers")
+    assert res.ok, artifacts_text(res)[-3000:]
+    ids = {r[0] for r in c.sql("SELECT id FROM trades")}
+    committed_before = {i for i, ts in writer.rows if ts.isoformat(sep=" ") < delete["committed"]}
+    assert set(range(1, 3001)) <= ids and committed_before <= ids
