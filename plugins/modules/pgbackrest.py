@@ -21,6 +21,9 @@ description:
     the repository), V(backup) takes a V(full), V(diff) or V(incr) backup, V(info) reads C(info --output=json)
     into facts, V(verify) runs C(pgbackrest verify) and names the segments missing from the archive,
     V(expire) applies the retention (pgBackRest never expires the newest backup nor the WAL a kept backup needs).
+  - V(restore_point) creates a named restore point (C(pg_create_restore_point)) before a risky step - a recovery
+    target of C(timescale_restore_pitr_target_type=name). A server that does not answer, or does not archive, gets
+    none (C(created=false), with the reason); that is not a failure.
   - pgBackRest runs as O(os_user), the cluster's owner (the server's C(archive-push) writes the same repository);
     the password reaches it in C(PGPASSWORD) only.
 options:
@@ -28,7 +31,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [configure, stanza_create, check, backup, info, verify, expire]
+    choices: [configure, stanza_create, check, backup, info, verify, expire, restore_point]
   stanza:
     description: Stanza name (one per cluster).
     type: str
@@ -82,6 +85,9 @@ options:
     description: The server's WAL segment size in MiB (to name missing segments).
     type: int
     default: 16
+  restore_point_name:
+    description: Name of the restore point of V(restore_point).
+    type: str
 extends_documentation_fragment:
   - tradeops.dr.postgres
 attributes:
@@ -139,6 +145,11 @@ missing_wal:
   returned: for verify
   type: list
   elements: str
+restore_point:
+  description: For V(restore_point) - created (bool), name, lsn, or the reason none was made.
+  returned: for restore_point
+  type: dict
+  sample: {created: true, name: tradeops-INC-42-before, lsn: 0/5000090}
 output:
   description: pgBackRest's own lines for the command run (no secret travels in them).
   returned: for check, backup, verify, expire and stanza_create
@@ -254,11 +265,33 @@ def verify(p):
     return facts, out, missing
 
 
+def restore_point(module, p):
+    name = p['restore_point_name']
+    if not name or len(name) > 63:
+        raise _pgbackrest.PgBackRestError('restore_point_name is required (at most 63 characters); nothing was changed')
+    try:
+        conn = _postgres.Connection(p).connect()
+    except _postgres.PostgresError as exc:
+        return dict(changed=False, restore_point=dict(created=False, name=name, reason='server not answering: %s' % exc))
+    try:
+        mode = _postgres.query(conn, 'SHOW archive_mode')[0][0]
+        if mode == 'off':
+            return dict(changed=False, restore_point=dict(created=False, name=name,
+                                                          reason='archive_mode is off: a restore point would not be archived'))
+        if module.check_mode:
+            return dict(changed=True, restore_point=dict(created=False, name=name, reason='check mode'))
+        lsn = _postgres.query(conn, 'SELECT pg_create_restore_point(%s)::text', (name,))[0][0]
+    finally:
+        conn.close()
+    return dict(changed=True, restore_point=dict(created=True, name=name, lsn=lsn))
+
+
 def main():
     spec = _postgres.postgres_argument_spec()
     spec.update(
         action=dict(type='str', required=True,
-                    choices=['configure', 'stanza_create', 'check', 'backup', 'info', 'verify', 'expire']),
+                    choices=['configure', 'stanza_create', 'check', 'backup', 'info', 'verify', 'expire',
+                             'restore_point']),
         stanza=dict(type='str', required=True), config=dict(type='path', required=True),
         repo_path=dict(type='path'), pg_path=dict(type='path'), pg_socket_path=dict(type='path'),
         os_user=dict(type='str', default='postgres'), retention_full=dict(type='int', default=2),
@@ -266,6 +299,7 @@ def main():
         process_max=dict(type='int', default=1), archive_timeout=dict(type='int', default=60),
         backup_type=dict(type='str', default='full', choices=['full', 'diff', 'incr']),
         binary=dict(type='str', default='pgbackrest'), wal_segment_mb=dict(type='int', default=16),
+        restore_point_name=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
@@ -284,6 +318,8 @@ def main():
                                  'it is impossible; take a new full backup' % (p['stanza'], ', '.join(missing[:10])),
                                  missing_wal=missing, pgbackrest=facts, output=out)
             module.exit_json(changed=False, pgbackrest=facts, missing_wal=missing, output=out)
+        if action == 'restore_point':
+            module.exit_json(**restore_point(module, p))
         if action == 'check':
             out = _run(p, ['check'], timeout=300)
             module.exit_json(changed=False, output=out)

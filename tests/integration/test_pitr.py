@@ -316,3 +316,24 @@ def test_the_bad_delete_is_found_in_the_wal_with_a_target_just_before_it(cluster
     ids = {r[0] for r in c.sql("SELECT id FROM trades")}
     committed_before = {i for i, ts in writer.rows if ts.isoformat(sep=" ") < delete["committed"]}
     assert set(range(1, 3001)) <= ids and committed_before <= ids
+
+
+def test_recover_to_a_named_restore_point(cluster, run):
+    """What full_recovery.yml and risky maintenance do before a destructive step: a named restore
+    point, then a recovery to it."""
+    c = cluster
+    c.sql("INSERT INTO trades (qty) SELECT g FROM generate_series(1, 50) g")
+    mark = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(pgbackrest_action="restore_point",
+                                                             pgbackrest_restore_point_name="before-maintenance"),
+               group="postgres_servers")
+    assert mark.ok, artifacts_text(mark)[-3000:]
+    point = record(mark, "pgbackrest")["restore_point"]
+    assert point["created"] is True and point["lsn"]
+    kept = c.sql("SELECT count(*) FROM trades")[0][0]
+    c.sql("UPDATE positions SET qty = 0; INSERT INTO trades (qty) SELECT g FROM generate_series(1, 70) g")
+    res = run("playbooks/database_failure.yml", c.restore_vars(
+        timescale_restore_pitr_target_type="name", timescale_restore_pitr_target="before-maintenance"),
+        group="postgres_servers")
+    assert res.ok, artifacts_text(res)[-3000:]
+    assert c.sql("SELECT count(*) FROM trades")[0][0] == kept
+    assert sorted(c.sql("SELECT symbol, qty FROM positions")) == [("EURUSD", -3), ("USDCOP", 10)]
