@@ -337,3 +337,21 @@ def test_recover_to_a_named_restore_point(cluster, run):
     assert res.ok, artifacts_text(res)[-3000:]
     assert c.sql("SELECT count(*) FROM trades")[0][0] == kept
     assert sorted(c.sql("SELECT symbol, qty FROM positions")) == [("EURUSD", -3), ("USDCOP", 10)]
+
+
+def test_a_target_the_archive_does_not_reach_fails_with_postgres_reason_and_the_live_server_untouched(cluster, run):
+    c = cluster
+    pid, rows = read_pid(c.pg.pidfile), c.sql("SELECT count(*) FROM trades")[0][0]
+    future = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat(sep=" ")
+    res = run("playbooks/database_failure.yml", c.restore_vars(
+        timescale_restore_pitr_target_type="time", timescale_restore_pitr_target=future,
+        timescale_restore_pitr_ready_timeout=120), group="postgres_servers")
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    # PostgreSQL's own reason, from the copy's log (whether pg_ctl saw it die or the wait for promotion did)
+    assert "recovery ended before configured recovery target was reached" in msg, msg
+    assert "The live server was not touched" in msg
+    assert read_pid(c.pg.pidfile) == pid and c.sql("SELECT count(*) FROM trades")[0][0] == rows
+    left = [d for d in c.pg.root.glob("data.pitr_*") if d.is_dir()]
+    assert len(left) == 1  # left for inspection, named in the message
+    assert str(left[0]) in msg
