@@ -331,13 +331,19 @@ def main():
             module.exit_json(changed=before is False, output=out)
         if action == 'backup':
             t0 = time.time()
-            out = _run(p, ['backup', '--type=%s' % p['backup_type']], timeout=None)
+            if p['retention_full'] < 1:
+                raise _pgbackrest.PgBackRestError('retention_full must keep at least one full backup; nothing was changed')
+            # pgBackRest expires after each backup: with this run's retention, not only the file's
+            out = _run(p, ['backup', '--type=%s' % p['backup_type'],
+                           '--repo1-retention-full=%d' % p['retention_full']], timeout=None)
             facts = _pgbackrest.info(p['binary'], p['config'], p['stanza'], p['os_user'])
             module.exit_json(changed=True, output=out, seconds=round(time.time() - t0, 2), pgbackrest=facts,
                              backup=facts['backups'][-1] if facts['backups'] else None)
         if action == 'expire':
             before = _pgbackrest.info(p['binary'], p['config'], p['stanza'], p['os_user'])
-            out = _run(p, ['expire'], timeout=600)
+            if p['retention_full'] < 1:
+                raise _pgbackrest.PgBackRestError('retention_full must keep at least one full backup; nothing was changed')
+            out = _run(p, ['expire', '--repo1-retention-full=%d' % p['retention_full']], timeout=600)
             after = _pgbackrest.info(p['binary'], p['config'], p['stanza'], p['os_user'])
             gone = sorted(set(b['label'] for b in before['backups']) - set(b['label'] for b in after['backups']))
             module.exit_json(changed=bool(gone), expired=gone, output=out, pgbackrest=after)

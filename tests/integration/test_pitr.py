@@ -355,3 +355,19 @@ def test_a_target_the_archive_does_not_reach_fails_with_postgres_reason_and_the_
     left = [d for d in c.pg.root.glob("data.pitr_*") if d.is_dir()]
     assert len(left) == 1  # left for inspection, named in the message
     assert str(left[0]) in msg
+
+
+def test_retention_keeps_the_newest_backup_and_the_wal_it_needs(cluster, run):
+    c = cluster
+    c.sql("INSERT INTO trades (qty) SELECT g FROM generate_series(1, 20) g")
+    res = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(pgbackrest_retention_full=1), group="postgres_servers")
+    assert res.ok, artifacts_text(res)[-3000:]
+    info = record(res, "pgbackrest")["info"]
+    newest = record(res, "pgbackrest")["backup"]
+    assert [b["label"] for b in info["backups"]] == [newest["label"]]  # the older full backup expired
+    assert info["archive"][0]["min"] <= newest["wal_start"]  # the WAL the kept backup needs is kept
+    rows = c.sql("SELECT count(*) FROM trades")[0][0]
+    restored = run("playbooks/database_failure.yml", c.restore_vars(timescale_restore_pitr_target_type="immediate"),
+                   group="postgres_servers")
+    assert restored.ok, artifacts_text(restored)[-3000:]
+    assert c.sql("SELECT count(*) FROM trades")[0][0] == rows
