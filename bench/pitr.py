@@ -128,8 +128,8 @@ def restore_comparison(b: Bench, size_mb: int) -> tuple[float, float, int]:
     print(f"# database trading: {size / 2**20:.0f} MB, {rows} trades, built in {time.perf_counter() - t:.1f} s",
           flush=True)
     backups = b.base / "dumps"
-    _res, wall = b.play("playbooks/backup.yml", dict(pg_backup_databases=["trading"], pg_backup_root=str(backups),
-                                                      pg_backup_test_restore=False))
+    _res, wall = b.play("playbooks/backup.yml",
+                        dict(pg_backup_databases=["trading"], pg_backup_root=str(backups), pg_backup_test_restore=False))
     print(f"# dump backup (pg_backup role): {wall:.1f} s", flush=True)
     res, _wall = b.play("playbooks/database_failure.yml", dict(
         timescale_restore_backup_root=str(backups), timescale_restore_action="restore", timescale_restore_jobs=2))
@@ -193,8 +193,8 @@ def measured_rpo(base: Path, archive_timeout: int, run_s: float) -> float:
         th.join()
         b.pg.data_dir.rename(b.base / "lost-disk")
         time.sleep(1)  # the postmaster's children notice its death and exit
-        b.play("playbooks/database_failure.yml", dict(timescale_restore_method="pitr",
-                                                       timescale_restore_action="restore"), archive_timeout)
+        b.play("playbooks/database_failure.yml",
+               dict(timescale_restore_method="pitr", timescale_restore_action="restore"), archive_timeout)
         newest = b.sql("SELECT extract(epoch FROM max(ts)) FROM trades")[0][0]
         return killed_at - float(newest)
     finally:

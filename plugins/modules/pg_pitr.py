@@ -472,7 +472,7 @@ def swap(module, p):
         raise Refused('%s and %s must share a folder (the swap is two renames); nothing was changed' % (rdir, data_dir))
     pid = _running(data_dir)
     if pid:
-        raise Refused('the server still runs on %s (pid %d): stop it first (the role does it through service control); '
+        raise Refused('the server still runs on %s (pid %s): stop it first (the role does it through service control); '
                       'nothing was changed' % (data_dir, pid))
     stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
     aside = '%s.pre_pitr_%s' % (data_dir, stamp)

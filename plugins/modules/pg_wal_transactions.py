@@ -92,11 +92,15 @@ EXAMPLES = r'''
 
 RETURN = r'''
 transactions:
-  description: Transactions with records in the table, by commit time - xid, commit time (UTC), commit LSN, records per kind, and the time target just before the commit.
+  description:
+    - Transactions with records in the table, by commit time - xid, commit time (UTC), commit LSN, records per kind,
+      and the time target just before the commit.
   returned: always
   type: list
   elements: dict
-  sample: [{xid: 750, committed: "2026-11-25 14:03:01.123456+00", commit_lsn: 0/6002A10, records: {DELETE: 1020}, target_before: "2026-11-25 14:03:01.123455+00"}]
+  sample:
+    - {xid: 750, committed: "2026-11-25 14:03:01.123456+00", commit_lsn: 0/6002A10, records: {DELETE: 1020},
+       target_before: "2026-11-25 14:03:01.123455+00"}
 segments:
   description: The WAL segments read.
   returned: always

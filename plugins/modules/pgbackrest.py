@@ -243,8 +243,8 @@ def _run(p, args, timeout=None):
     rc, out, err = _pgbackrest.run(p['binary'], p['config'], p['stanza'], args, p['os_user'], p['login_password'],
                                    timeout)
     if rc != 0:
-        raise _pgbackrest.PgBackRestError('pgbackrest %s failed (rc %d): %s' % (args[0], rc,
-                                                                               _pgbackrest.error_text(out, err)))
+        raise _pgbackrest.PgBackRestError('pgbackrest %s failed (rc %d): %s'
+                                          % (args[0], rc, _pgbackrest.error_text(out, err)))
     return (out + err).strip()
 
 

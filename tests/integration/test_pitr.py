@@ -93,7 +93,7 @@ class Cluster:
     def archived_now(self):
         """Switch WAL and wait until the archive has it (what a test needs before it kills the server)."""
         seg = self.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0]
-        for _ in range(200):
+        for _attempt in range(200):
             last = self.sql("SELECT last_archived_wal FROM pg_stat_archiver")[0][0]
             if last and last[:24] >= seg:
                 return seg
@@ -242,7 +242,7 @@ def test_a_target_before_the_oldest_backup_is_refused_before_any_change(cluster,
 
 def test_a_missing_wal_segment_is_named_before_any_change(cluster, run):
     c = cluster
-    for _ in range(3):
+    for _round in range(3):
         c.sql("INSERT INTO trades (qty) SELECT g FROM generate_series(1, 100) g")
         c.archived_now()
     archive = sorted(p for p in (c.repo / "archive" / "trading").rglob("0000000100000000000000*")
