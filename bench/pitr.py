@@ -38,10 +38,8 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 import psycopg2  # noqa: E402
 import yaml  # noqa: E402
 
-from tradeops_dr import run_playbook, servers  # noqa: E402
+from tradeops_dr import run_playbook, seed, servers  # noqa: E402
 from tradeops_dr.sandbox import PostgresCluster, free_port, read_pid  # noqa: E402
-
-ROWS_PER_MB = 6600  # bench/restore.py: 6M rows of this table with its two indexes take about 910 MB
 
 
 class Bench:
@@ -112,18 +110,10 @@ class Bench:
 
 
 def restore_comparison(b: Bench, size_mb: int) -> tuple[float, float, int]:
-    rows = size_mb * ROWS_PER_MB
+    rows = size_mb * seed.BENCH_ROWS_PER_MB
     b.sql("CREATE DATABASE trading", db="postgres")
     t = time.perf_counter()
-    b.sql(f"""
-        CREATE TABLE trades (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, symbol text NOT NULL,
-                             side text NOT NULL, qty numeric NOT NULL, price numeric NOT NULL, note text);
-        INSERT INTO trades (ts, symbol, side, qty, price, note)
-        SELECT to_timestamp(1795000000 + g), (ARRAY['EURUSD','USDCOP','BTCUSDT','ES','GC'])[1 + g % 5],
-               CASE WHEN g % 2 = 0 THEN 'buy' ELSE 'sell' END, 1 + g % 10, 10 + (g % 9000) / 100.0, md5(g::text)
-        FROM generate_series(1, {rows}) g;
-        CREATE INDEX trades_symbol_ts ON trades (symbol, ts);
-        CREATE TABLE positions AS SELECT symbol, sum(qty) AS qty FROM trades GROUP BY symbol;""")
+    b.sql(seed.bench_trades_sql(rows))
     size = b.sql("SELECT pg_database_size('trading')")[0][0]
     print(f"# database trading: {size / 2**20:.0f} MB, {rows} trades, built in {time.perf_counter() - t:.1f} s",
           flush=True)

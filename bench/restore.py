@@ -36,10 +36,8 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 import psycopg2  # noqa: E402
 import yaml  # noqa: E402
 
-from tradeops_dr import run_playbook  # noqa: E402
+from tradeops_dr import run_playbook, seed  # noqa: E402
 from tradeops_dr.sandbox import PostgresCluster, free_port  # noqa: E402
-
-ROWS_PER_MB = 6600  # measured: 6M rows of this table with its two indexes take about 910 MB
 
 
 def main() -> int:
@@ -97,18 +95,10 @@ def playbook(pg, base, name, extravars, n):
 
 
 def run(pg, env, base, args) -> int:
-    rows = args.size_mb * ROWS_PER_MB
+    rows = args.size_mb * seed.BENCH_ROWS_PER_MB
     sql(pg, "postgres", "CREATE DATABASE trading")
     t = time.perf_counter()
-    sql(pg, "trading", f"""
-        CREATE TABLE trades (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, symbol text NOT NULL,
-                             side text NOT NULL, qty numeric NOT NULL, price numeric NOT NULL, note text);
-        INSERT INTO trades (ts, symbol, side, qty, price, note)
-        SELECT to_timestamp(1795000000 + g), (ARRAY['EURUSD','USDCOP','BTCUSDT','ES','GC'])[1 + g % 5],
-               CASE WHEN g % 2 = 0 THEN 'buy' ELSE 'sell' END, 1 + g % 10, 10 + (g % 9000) / 100.0, md5(g::text)
-        FROM generate_series(1, {rows}) g;
-        CREATE INDEX trades_symbol_ts ON trades (symbol, ts);
-        CREATE TABLE positions AS SELECT symbol, sum(qty) AS qty FROM trades GROUP BY symbol;""")
+    sql(pg, "trading", seed.bench_trades_sql(rows))
     size = sql(pg, "trading", "SELECT pg_database_size('trading')")[0][0]
     print(f"# database trading: {size / 2**20:.0f} MB, {rows} trades, built in {time.perf_counter() - t:.1f} s",
           flush=True)

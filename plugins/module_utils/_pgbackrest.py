@@ -169,3 +169,10 @@ def missing_segments(segments, start, stop, segments_per_log=256):
         if seg >= segments_per_log:
             log, seg = log + 1, 0
     return missing
+
+
+def argument_spec():
+    """The options of doc fragment tradeops.dr.pgbackrest."""
+    return dict(stanza=dict(type='str', required=True), config=dict(type='path', required=True),
+                repo_path=dict(type='path'), os_user=dict(type='str', default='postgres'),
+                binary=dict(type='str', default='pgbackrest'))

@@ -32,25 +32,6 @@ options:
     type: str
     required: true
     choices: [plan, restore, swap]
-  stanza:
-    description: The pgBackRest stanza of the cluster.
-    type: str
-    required: true
-  config:
-    description: The pgBackRest configuration file.
-    type: path
-    required: true
-  repo_path:
-    description: The repository folder (to name missing WAL segments).
-    type: path
-  os_user:
-    description: The cluster's operating-system owner (pgBackRest and pg_ctl run as this user when the module runs as root).
-    type: str
-    default: postgres
-  binary:
-    description: The pgbackrest command.
-    type: str
-    default: pgbackrest
   target_type:
     description:
       - V(latest) replays every archived WAL; V(time) stops at O(target) (a timestamp with its time zone,
@@ -109,6 +90,7 @@ options:
     default: 16
 extends_documentation_fragment:
   - tradeops.dr.postgres
+  - tradeops.dr.pgbackrest
 attributes:
   check_mode:
     support: full
@@ -521,10 +503,9 @@ def swap(module, p):
 
 def main():
     spec = _postgres.postgres_argument_spec()
+    spec.update(_pgbackrest.argument_spec())
     spec.update(
         action=dict(type='str', required=True, choices=['plan', 'restore', 'swap']),
-        stanza=dict(type='str', required=True), config=dict(type='path', required=True), repo_path=dict(type='path'),
-        os_user=dict(type='str', default='postgres'), binary=dict(type='str', default='pgbackrest'),
         target_type=dict(type='str', default='latest', choices=['latest', 'time', 'name', 'lsn', 'immediate']),
         target=dict(type='str'), backup_set=dict(type='str'), data_dir=dict(type='path'),
         restore_dir=dict(type='path'), spare_port=dict(type='int'), socket_dir=dict(type='path'),

@@ -22,26 +22,6 @@ description:
     rewritten since (C(VACUUM FULL), C(TRUNCATE)) is matched by its current files only.
   - Read-only.
 options:
-  stanza:
-    description: The pgBackRest stanza.
-    type: str
-    required: true
-  config:
-    description: The pgBackRest configuration file.
-    type: path
-    required: true
-  repo_path:
-    description: The repository folder (its archived segments are listed by the time they were archived).
-    type: path
-    required: true
-  os_user:
-    description: The cluster's operating-system owner (pgBackRest runs as this user when the module runs as root).
-    type: str
-    default: postgres
-  binary:
-    description: The pgbackrest command.
-    type: str
-    default: pgbackrest
   database:
     description: The database of O(table).
     type: str
@@ -64,6 +44,7 @@ options:
     default: 64
 extends_documentation_fragment:
   - tradeops.dr.postgres
+  - tradeops.dr.pgbackrest
 attributes:
   check_mode:
     support: full
@@ -222,13 +203,14 @@ def read_wal(p, names, nodes, dboid, major=None):
 
 def main():
     spec = _postgres.postgres_argument_spec()
-    spec.update(stanza=dict(type='str', required=True), config=dict(type='path', required=True),
-                repo_path=dict(type='path', required=True), os_user=dict(type='str', default='postgres'),
-                binary=dict(type='str', default='pgbackrest'), database=dict(type='str', required=True),
+    spec.update(_pgbackrest.argument_spec())
+    spec.update(database=dict(type='str', required=True),
                 table=dict(type='str', required=True), around=dict(type='str', required=True),
                 window=dict(type='int', default=300), max_segments=dict(type='int', default=64))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
+    if not p['repo_path']:
+        module.fail_json(msg='repo_path is required: the archived segments are found there by time')
     try:
         _postgres.check_name(p['database'])
         schema, table = _postgres.split_table(p['table'])

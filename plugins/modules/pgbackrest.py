@@ -32,27 +32,12 @@ options:
     type: str
     required: true
     choices: [configure, stanza_create, check, backup, info, verify, expire, restore_point]
-  stanza:
-    description: Stanza name (one per cluster).
-    type: str
-    required: true
-  config:
-    description: The pgBackRest configuration file this module writes and every command reads.
-    type: path
-    required: true
-  repo_path:
-    description: The repository folder (mode 0750, owned by O(os_user)). Required for V(configure) and V(verify).
-    type: path
   pg_path:
     description: The cluster's data directory. Required for V(configure).
     type: path
   pg_socket_path:
     description: The server's Unix socket folder (pgBackRest connects there).
     type: path
-  os_user:
-    description: The cluster's operating-system owner; pgBackRest runs as this user when the module runs as root.
-    type: str
-    default: postgres
   retention_full:
     description: Full backups kept (V(expire), and the C(expire) after every backup). At least 1.
     type: int
@@ -77,10 +62,6 @@ options:
     type: str
     default: full
     choices: [full, diff, incr]
-  binary:
-    description: The pgbackrest command.
-    type: str
-    default: pgbackrest
   wal_segment_mb:
     description: The server's WAL segment size in MiB (to name missing segments).
     type: int
@@ -90,6 +71,7 @@ options:
     type: str
 extends_documentation_fragment:
   - tradeops.dr.postgres
+  - tradeops.dr.pgbackrest
 attributes:
   check_mode:
     support: full
@@ -288,17 +270,16 @@ def restore_point(module, p):
 
 def main():
     spec = _postgres.postgres_argument_spec()
+    spec.update(_pgbackrest.argument_spec())
     spec.update(
         action=dict(type='str', required=True,
                     choices=['configure', 'stanza_create', 'check', 'backup', 'info', 'verify', 'expire',
                              'restore_point']),
-        stanza=dict(type='str', required=True), config=dict(type='path', required=True),
-        repo_path=dict(type='path'), pg_path=dict(type='path'), pg_socket_path=dict(type='path'),
-        os_user=dict(type='str', default='postgres'), retention_full=dict(type='int', default=2),
+        pg_path=dict(type='path'), pg_socket_path=dict(type='path'), retention_full=dict(type='int', default=2),
         compress_type=dict(type='str', default='gz', choices=['none', 'gz', 'lz4', 'zst', 'bz2']),
         process_max=dict(type='int', default=1), archive_timeout=dict(type='int', default=60),
         backup_type=dict(type='str', default='full', choices=['full', 'diff', 'incr']),
-        binary=dict(type='str', default='pgbackrest'), wal_segment_mb=dict(type='int', default=16),
+        wal_segment_mb=dict(type='int', default=16),
         restore_point_name=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)

@@ -329,3 +329,20 @@ def seed_trading_host(root: Path) -> dict:
             f.write_text(text)
     return dict(root=str(root), sources={c: [str(root / c)] for c in ("config", "state", "data")},
                 registry=str(root / "config" / "registry.yaml"))
+
+
+# The benchmarks' trades table (bench/restore.py, bench/pitr.py): a primary key and an index, about
+# 1 MB per BENCH_ROWS_PER_MB rows (6M rows of it take about 910 MB).
+BENCH_ROWS_PER_MB = 6600
+
+
+def bench_trades_sql(rows: int) -> str:
+    return f"""
+        CREATE TABLE trades (id bigserial PRIMARY KEY, ts timestamptz NOT NULL, symbol text NOT NULL,
+                             side text NOT NULL, qty numeric NOT NULL, price numeric NOT NULL, note text);
+        INSERT INTO trades (ts, symbol, side, qty, price, note)
+        SELECT to_timestamp(1795000000 + g), (ARRAY['EURUSD','USDCOP','BTCUSDT','ES','GC'])[1 + g % 5],
+               CASE WHEN g % 2 = 0 THEN 'buy' ELSE 'sell' END, 1 + g % 10, 10 + (g % 9000) / 100.0, md5(g::text)
+        FROM generate_series(1, {rows}) g;
+        CREATE INDEX trades_symbol_ts ON trades (symbol, ts);
+        CREATE TABLE positions AS SELECT symbol, sum(qty) AS qty FROM trades GROUP BY symbol;"""
