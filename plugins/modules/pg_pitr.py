@@ -76,8 +76,9 @@ options:
     default: {}
   compare_queries:
     description:
-      - Name -> a read-only query returning one number, run in O(database) on the restored copy and on the live
-        server (when it answers). Report-only - the rows a recovery gives back and those after the target it loses.
+      - Name -> a query returning one number, run in O(database) on the restored copy and on the live server (when
+        it answers), in read-only sessions (a query that writes fails). Report-only - the rows a recovery gives back
+        and those after the target it loses.
     type: dict
     default: {}
   ready_timeout:
@@ -271,9 +272,25 @@ def _tables(conn):
           AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1""")]
 
 
+def _read_only(conn):
+    """Every later statement of this session is read-only: the verification and the compare queries (written by
+    the operator) can read, never write - not on the copy, and above all not on the damaged live server."""
+    with conn.cursor() as cur:
+        cur.execute('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY')
+    return conn
+
+
+def _compare(conn, name, statement):
+    try:
+        return _postgres.query(conn, statement)[0][0]
+    except Exception as exc:  # the operator's query: its error is reported, whatever it is
+        raise _postgres.PostgresError('compare query %s failed (they run read-only): %s'
+                                      % (name, str(exc).strip().splitlines()[0]))
+
+
 def verify_copy(p, port):
     params = dict(p, login_host='127.0.0.1', login_port=port)
-    conn = _postgres.Connection(params).connect(p['database'])
+    conn = _read_only(_postgres.Connection(params).connect(p['database']))
     problems, counts = [], {}
     try:
         tables = _tables(conn)
@@ -295,19 +312,19 @@ def verify_copy(p, port):
                 problems.append('%s has %s rows, expected at least %s' % (qualified, counts.get(qualified), least))
         compared = {}
         for name, statement in sorted(p['compare_queries'].items()):
-            compared[name] = dict(restored=_postgres.query(conn, statement)[0][0], live=None)
+            compared[name] = dict(restored=_compare(conn, name, statement), live=None)
     finally:
         conn.close()
     if p['compare_queries']:
         try:
-            live = _postgres.Connection(p).connect(p['database'])
+            live = _read_only(_postgres.Connection(p).connect(p['database']))
         except _postgres.PostgresError as exc:
             for entry in compared.values():
                 entry['live'] = 'live server not reachable: %s' % exc
         else:
             try:
                 for name, statement in sorted(p['compare_queries'].items()):
-                    compared[name]['live'] = _postgres.query(live, statement)[0][0]
+                    compared[name]['live'] = _compare(live, name, statement)
             finally:
                 live.close()
     return counts, compared, problems
@@ -409,7 +426,11 @@ def restore(module, p, the_plan):
             time.sleep(0.5)
         replay_s = time.time() - t1
         t2 = time.time()
-        counts, compared, problems = verify_copy(p, p['spare_port'])
+        try:
+            counts, compared, problems = verify_copy(p, p['spare_port'])
+        except _postgres.PostgresError as exc:
+            raise _postgres.LeftBehind('the restored copy in %s was not verified: %s; it is left for inspection, the live '
+                                       'server was not touched' % (rdir, exc))
         verify_s = time.time() - t2
     finally:
         t3 = time.time()

@@ -371,3 +371,16 @@ def test_retention_keeps_the_newest_backup_and_the_wal_it_needs(cluster, run):
                    group="postgres_servers")
     assert restored.ok, artifacts_text(restored)[-3000:]
     assert c.sql("SELECT count(*) FROM trades")[0][0] == rows
+
+
+def test_compare_queries_cannot_write_on_the_live_server(cluster, run):
+    """The compare queries are the operator's SQL, run on the damaged live server too: in a
+    read-only session, so a query that writes fails and nothing is written."""
+    c = cluster
+    rows = c.sql("SELECT count(*) FROM trades")[0][0]
+    res = run("playbooks/database_failure.yml", c.restore_vars(timescale_restore_pitr_compare_queries={
+        "oops": "WITH d AS (DELETE FROM trades RETURNING 1) SELECT count(*) FROM d"}), group="postgres_servers")
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "compare query oops failed" in msg and "read-only" in msg and "live server was not touched" in msg, msg
+    assert c.sql("SELECT count(*) FROM trades")[0][0] == rows
