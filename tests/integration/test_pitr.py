@@ -384,3 +384,23 @@ def test_compare_queries_cannot_write_on_the_live_server(cluster, run):
     msg = " ".join(f.msg for f in res.failures)
     assert "compare query oops failed" in msg and "read-only" in msg and "live server was not touched" in msg, msg
     assert c.sql("SELECT count(*) FROM trades")[0][0] == rows
+
+
+def test_differential_and_incremental_backups_and_the_age_alarm(cluster, run):
+    c = cluster
+    for kind in ("diff", "incr"):
+        c.sql("INSERT INTO trades (qty) SELECT g FROM generate_series(1, 30) g")
+        res = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(pgbackrest_backup_type=kind), group="postgres_servers")
+        assert res.ok, artifacts_text(res)[-3000:]
+        assert record(res, "pgbackrest")["backup"]["type"] == kind
+    info = record(res, "pgbackrest")["info"]
+    assert [b["type"] for b in info["backups"]] == ["full", "diff", "incr"]
+    assert info["backups"][2]["prior"] == info["backups"][1]["label"]  # the incremental builds on the diff
+    fresh = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(pgbackrest_action="check"), group="postgres_servers")
+    assert fresh.ok, artifacts_text(fresh)[-3000:]
+    time.sleep(2)
+    stale = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(pgbackrest_action="check", pgbackrest_max_age_hours=0.0003),
+                group="postgres_servers")
+    assert not stale.ok
+    msg = " ".join(f.msg for f in stale.failures)
+    assert "The newest pgBackRest backup of stanza trading is" in msg and info["backups"][2]["label"] in msg
