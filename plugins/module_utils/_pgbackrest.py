@@ -171,6 +171,19 @@ def missing_segments(segments, start, stop, segments_per_log=256):
     return missing
 
 
+def missing_after(segments, start, segments_per_log=256):
+    """The segments missing from `start` (a backup's first WAL) to the end of its timeline, and
+    within every later timeline from its first archived segment to its last."""
+    first_tli = parse_segment(start)[0]
+    missing = []
+    for tli, have in sorted(segments.items()):
+        if tli < first_tli or not have:
+            continue
+        lo = start if tli == first_tli else segment_name(tli, *have[0])
+        missing += missing_segments(segments, lo, segment_name(tli, *have[-1]), segments_per_log)
+    return missing
+
+
 def argument_spec():
     """The options of doc fragment tradeops.dr.pgbackrest."""
     return dict(stanza=dict(type='str', required=True), config=dict(type='path', required=True),

@@ -221,15 +221,10 @@ def plan(p):
     if p['repo_path']:
         segments = _pgbackrest.archived_segments(p['repo_path'], p['stanza'])
         per_log = 4096 // p['wal_segment_mb']
-        first_tli = _pgbackrest.parse_segment(chosen['wal_start'])[0]
         if kind == 'immediate':
             missing = _pgbackrest.missing_segments(segments, chosen['wal_start'], chosen['wal_stop'], per_log)
         else:
-            for tli, have in sorted(segments.items()):
-                if tli < first_tli or not have:
-                    continue
-                lo = chosen['wal_start'] if tli == first_tli else _pgbackrest.segment_name(tli, *have[0])
-                missing += _pgbackrest.missing_segments(segments, lo, _pgbackrest.segment_name(tli, *have[-1]), per_log)
+            missing = _pgbackrest.missing_after(segments, chosen['wal_start'], per_log)
     if missing:
         raise Refused('WAL missing from the archive after backup %s: %s - a recovery would stop at the first of them and '
                       'lose every transaction after it; nothing was changed' % (chosen['label'], ', '.join(missing[:10])))

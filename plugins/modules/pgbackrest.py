@@ -236,14 +236,7 @@ def verify(p):
     missing = []
     if p['repo_path'] and facts['backups']:
         segments = _pgbackrest.archived_segments(p['repo_path'], p['stanza'])
-        per_log = 4096 // p['wal_segment_mb']
-        start = facts['backups'][0]['wal_start']
-        first_tli = _pgbackrest.parse_segment(start)[0]
-        for tli, have in sorted(segments.items()):
-            if tli < first_tli or not have:
-                continue
-            lo = start if tli == first_tli else _pgbackrest.segment_name(tli, *have[0])
-            missing += _pgbackrest.missing_segments(segments, lo, _pgbackrest.segment_name(tli, *have[-1]), per_log)
+        missing = _pgbackrest.missing_after(segments, facts['backups'][0]['wal_start'], 4096 // p['wal_segment_mb'])
     return facts, out, missing
 
 

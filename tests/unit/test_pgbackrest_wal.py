@@ -1,0 +1,34 @@
+"""The archived WAL of a stanza checked for gaps (what pg_pitr refuses on before any change, and what
+the pgbackrest module's verify names): per timeline, across a log boundary, .partial files ignored."""
+
+from __future__ import annotations
+
+from ansible_collections.tradeops.dr.plugins.module_utils import _pgbackrest
+
+
+def _archive(tmp_path, names):
+    base = tmp_path / "archive" / "trading" / "15-1"
+    for name in names:
+        folder = base / name[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}-{'a' * 40}.gz").write_bytes(b"x")
+    return _pgbackrest.archived_segments(str(tmp_path), "trading")
+
+
+def test_a_gap_is_named_and_a_log_boundary_is_not_a_gap(tmp_path):
+    names = ["0000000100000000000000FE", "0000000100000000000000FF", "000000010000000100000000",
+             "000000010000000100000002"]
+    segments = _archive(tmp_path, names)
+    assert _pgbackrest.missing_after(segments, names[0]) == ["000000010000000100000001"]
+    assert _pgbackrest.missing_after(segments, names[2]) == ["000000010000000100000001"]
+    assert _pgbackrest.missing_segments(segments, names[0], names[2]) == []
+
+
+def test_each_later_timeline_is_checked_from_its_first_segment(tmp_path):
+    names = ["000000010000000000000003", "000000010000000000000004", "000000020000000000000004",
+             "000000020000000000000006"]
+    segments = _archive(tmp_path, names)
+    (tmp_path / "archive" / "trading" / "15-1" / "0000000200000000" / "000000020000000000000005.partial.gz") \
+        .write_bytes(b"x")
+    assert _pgbackrest.missing_after(segments, names[0]) == ["000000020000000000000005"]
+    assert _pgbackrest.missing_after(segments, "000000020000000000000006") == []
