@@ -64,16 +64,22 @@ def link_below(root, path):
     return None
 
 
-def write_json_atomic(path, data, mode=0o640):
-    """A reader sees the old file or the new one, never half of one (temp file, fsync, rename)."""
+def write_text_atomic(path, text, mode=0o640, owner=None):
+    """A reader sees the old file or the new one, never half of one (temp file, fsync, rename);
+    owner: (uid, gid) given to the file when the module runs as root."""
     tmp = '%s.tmp-%d' % (path, os.getpid())
     with open(tmp, 'w') as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write('\n')
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(tmp, mode)
+    if owner is not None and os.geteuid() == 0:
+        os.chown(tmp, owner[0], owner[1])
     os.replace(tmp, path)
+
+
+def write_json_atomic(path, data, mode=0o640):
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + '\n', mode)
 
 
 def read_json(path):

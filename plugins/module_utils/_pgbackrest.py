@@ -26,13 +26,32 @@ class PgBackRestError(Exception):
     pass
 
 
-def argv_for(binary, config, stanza, args, os_user=None):
-    """The command line; as root for another cluster owner, through runuser (pgBackRest must
-    write the repository as the user whose server runs archive-push)."""
-    argv = [binary, '--config=%s' % config] + (['--stanza=%s' % stanza] if stanza else []) + list(args)
+def as_owner(argv, os_user):
+    """argv as the cluster's owner: through runuser when the module runs as root (PostgreSQL
+    refuses root; pgBackRest must write the repository as the user whose server runs archive-push)."""
     if os_user and os.geteuid() == 0 and os_user != 'root':
-        argv = ['runuser', '-u', os_user, '--'] + argv
-    return argv
+        return ['runuser', '-u', os_user, '--'] + list(argv)
+    return list(argv)
+
+
+def argv_for(binary, config, stanza, args, os_user=None):
+    """The command line of a pgBackRest command, run as the cluster's owner."""
+    return as_owner([binary, '--config=%s' % config] + (['--stanza=%s' % stanza] if stanza else []) + list(args), os_user)
+
+
+def parse_time(text, what='target'):
+    """A timestamp with its time zone ("2026-11-25 14:02:59+00") as an aware datetime; ValueError
+    saying why otherwise (a time without a zone would recover or search the wrong hour)."""
+    import datetime
+
+    try:
+        value = datetime.datetime.fromisoformat(text.strip().replace(' UTC', '+00:00'))
+    except ValueError:
+        raise ValueError('%s %r is not a timestamp (2026-11-25 14:02:59+00)' % (what, text))
+    if value.tzinfo is None:
+        raise ValueError('%s %r has no time zone: give one (2026-11-25 14:02:59+00), a recovery to the wrong hour '
+                         'loses or keeps the wrong trades' % (what, text))
+    return value
 
 
 def run(binary, config, stanza, args, os_user=None, password=None, timeout=None):

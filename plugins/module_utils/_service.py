@@ -206,6 +206,30 @@ def wait_until(check, timeout, first_delay=0.05, max_delay=2.0, factor=2.0, cloc
         delay = min(delay * factor, max_delay)
 
 
+def pidfile_pid(path):
+    """The pid on a pidfile's first line (PostgreSQL's postmaster.pid carries more lines), or None."""
+    try:
+        with open(path) as handle:
+            return int(handle.readline().strip() or 0) or None
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def pid_alive(pid):
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    # A zombie (exited, not yet reaped by its parent) is not running.
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (IOError, OSError, IndexError):
+        return True
+
+
 # --------------------------------------------------------------------------- managers
 
 class Manager(object):
@@ -253,27 +277,11 @@ class ProcessManager(Manager):
         self.pidfile = params['pidfile']
 
     def _pid(self):
-        # the first line: PostgreSQL's postmaster.pid carries more lines (data directory, port, ...)
-        try:
-            with open(self.pidfile) as handle:
-                return int(handle.readline().strip() or 0) or None
-        except (IOError, OSError, ValueError):
-            return None
+        return pidfile_pid(self.pidfile)
 
     @staticmethod
     def _alive(pid):
-        if not pid:
-            return False
-        try:
-            os.kill(pid, 0)
-        except OSError as exc:
-            return exc.errno == errno.EPERM
-        # A zombie (exited, not yet reaped by its parent) is not running.
-        try:
-            with open('/proc/%d/stat' % pid) as handle:
-                return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
-        except (IOError, OSError, IndexError):
-            return True
+        return pid_alive(pid)
 
     def _running(self):
         st = self.status()

@@ -150,15 +150,13 @@ swap:
   sample: {data_dir: /var/lib/postgresql/15/main, aside: /var/lib/postgresql/15/main.pre_pitr_20261125T140500Z}
 '''
 
-import datetime
-import json
 import os
-import shutil
+import stat
 import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _pgbackrest, _postgres
+from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _pgbackrest, _postgres, _service
 
 MARKER = '.tradeops-pitr.json'
 
@@ -167,19 +165,11 @@ class Refused(Exception):
     pass
 
 
-def _iso(epoch):
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(epoch)) if epoch else None
-
-
 def target_epoch(text):
     try:
-        value = datetime.datetime.fromisoformat(text.strip().replace(' UTC', '+00:00'))
-    except ValueError:
-        raise Refused('target %r is not a timestamp (2026-11-25 14:02:59+00); nothing was changed' % text)
-    if value.tzinfo is None:
-        raise Refused('target %r has no time zone: give one (2026-11-25 14:02:59+00), a recovery to the wrong hour '
-                      'loses or keeps the wrong trades; nothing was changed' % text)
-    return value.timestamp()
+        return _pgbackrest.parse_time(text).timestamp()
+    except ValueError as exc:
+        raise Refused('%s; nothing was changed' % exc)
 
 
 def _lsn(text):
@@ -204,7 +194,7 @@ def plan(p):
         candidates = [b for b in good if b['stop'] <= t]
         if not candidates:
             raise Refused('the target %s is before the end of the oldest backup (%s, ended %s): no backup can be '
-                          'recovered to it; nothing was changed' % (target, good[0]['label'], _iso(good[0]['stop'])))
+                          'recovered to it; nothing was changed' % (target, good[0]['label'], _manifest.utc_iso(good[0]['stop'])))
     elif kind == 'lsn':
         want = _lsn(target)
         candidates = [b for b in good if _lsn(b['lsn_stop']) <= want]
@@ -228,14 +218,8 @@ def plan(p):
     if missing:
         raise Refused('WAL missing from the archive after backup %s: %s - a recovery would stop at the first of them and '
                       'lose every transaction after it; nothing was changed' % (chosen['label'], ', '.join(missing[:10])))
-    return dict(backup=chosen['label'], backup_type=chosen['type'], backup_stop=_iso(chosen['stop']),
+    return dict(backup=chosen['label'], backup_type=chosen['type'], backup_stop=_manifest.utc_iso(chosen['stop']),
                 wal_start=chosen['wal_start'], target_type=kind, target=target, stanza=p['stanza'])
-
-
-def _as_owner(p, argv):
-    if os.geteuid() == 0 and p['os_user'] != 'root':
-        return ['runuser', '-u', p['os_user'], '--'] + argv
-    return argv
 
 
 def _major(data_dir):
@@ -248,7 +232,7 @@ def _major(data_dir):
 
 def _pg_ctl(p, args, timeout=None):
     binary = _postgres.server_binary('pg_ctl', p['pg_bin_dir'], _major(args[args.index('-D') + 1]))
-    proc = subprocess.run(_as_owner(p, [binary] + args), capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(_pgbackrest.as_owner([binary] + args, p['os_user']), capture_output=True, text=True, timeout=timeout, check=False)
     return proc.returncode, (proc.stdout + proc.stderr).strip()
 
 
@@ -337,16 +321,15 @@ def flush_wal(p, timeout=120):
         if _postgres.query(conn, 'SELECT pg_is_in_recovery()')[0][0]:
             return None
         segment = _postgres.query(conn, 'SELECT pg_walfile_name(pg_switch_wal())')[0][0]
-        deadline = time.time() + timeout
-        while True:
+
+        def archived():
             last, failed = _postgres.query(conn, 'SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver')[0]
-            if last and last[:24] >= segment:
-                return segment
-            if time.time() > deadline:
-                raise Refused('the live server switched to a new WAL segment but %s was not archived within %d s (last '
-                              'archived %s, last failed %s): fix archiving first; nothing was changed'
-                              % (segment, timeout, last, failed))
-            time.sleep(0.3)
+            return bool(last) and last[:24] >= segment, 'last archived %s, last failed %s' % (last, failed)
+        waited = _service.wait_until(archived, timeout, max_delay=0.5)
+        if not waited['ok']:
+            raise Refused('the live server switched to a new WAL segment but %s was not archived within %d s (%s): fix '
+                          'archiving first; nothing was changed' % (segment, timeout, waited['last_detail']))
+        return segment
     finally:
         conn.close()
 
@@ -399,26 +382,24 @@ def restore(module, p, the_plan):
                                    'touched' % (rdir, out[-300:], _log_tail(log)))
     started_s = time.time() - t1
     try:
-        deadline = time.time() + p['ready_timeout']
         params = dict(p, login_host='127.0.0.1', login_port=p['spare_port'])
-        while True:
+
+        def promoted():
             try:
                 conn = _postgres.Connection(params).connect()
                 try:
-                    in_recovery = _postgres.query(conn, 'SELECT pg_is_in_recovery()')[0][0]
+                    return not _postgres.query(conn, 'SELECT pg_is_in_recovery()')[0][0], 'in recovery'
                 finally:
                     conn.close()
-            except _postgres.PostgresError:
-                in_recovery = True
-            if not in_recovery:
-                break
-            if not _running(rdir):  # e.g. "recovery ended before configured recovery target was reached"
-                raise _postgres.LeftBehind('the restored copy in %s stopped before it left recovery: %s. The live server '
-                                           'was not touched' % (rdir, _log_tail(log, 4)))
-            if time.time() > deadline:
-                raise _postgres.LeftBehind('the restored copy in %s was still replaying WAL after %s s (log %s)'
-                                           % (rdir, p['ready_timeout'], log))
-            time.sleep(0.5)
+            except _postgres.PostgresError as exc:
+                if not _running(rdir):  # e.g. "recovery ended before configured recovery target was reached"
+                    raise _postgres.LeftBehind('the restored copy in %s stopped before it left recovery: %s. The live '
+                                               'server was not touched' % (rdir, _log_tail(log, 4)))
+                return False, str(exc)
+        waited = _service.wait_until(promoted, p['ready_timeout'], max_delay=0.5)
+        if not waited['ok']:
+            raise _postgres.LeftBehind('the restored copy in %s was still replaying WAL after %s s (log %s)'
+                                       % (rdir, p['ready_timeout'], log))
         replay_s = time.time() - t1
         t2 = time.time()
         try:
@@ -435,22 +416,18 @@ def restore(module, p, the_plan):
                   start_seconds=round(started_s, 2), verify_seconds=round(verify_s, 2), stop_seconds=round(stop_s, 2),
                   wal_flushed=flushed,
                   counts=counts, compared=compared, problems=problems, verified=not problems,
-                  verified_at=_iso(time.time()), plan=the_plan)
+                  verified_at=_manifest.utc_iso(), plan=the_plan)
     if problems:
         raise _postgres.LeftBehind('the restored copy in %s did not verify: %s; it is left for inspection, the live server '
                                    'was not touched' % (rdir, '; '.join(problems)))
-    with open(rdir + MARKER, 'w') as handle:
-        json.dump(result, handle, indent=2, sort_keys=True)
+    _manifest.write_json_atomic(rdir + MARKER, result)
     return result
 
 
 def _running(data_dir):
-    try:
-        with open(os.path.join(data_dir, 'postmaster.pid')) as handle:
-            pid = int(handle.readline().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if os.path.exists('/proc/%d' % pid) else None
+    """The pid of the postmaster running on data_dir, or None."""
+    pid = _service.pidfile_pid(os.path.join(data_dir, 'postmaster.pid'))
+    return pid if _service.pid_alive(pid) else None
 
 
 def swap(module, p):
@@ -458,10 +435,8 @@ def swap(module, p):
     if not data_dir or not rdir:
         raise Refused('swap needs data_dir and restore_dir; nothing was changed')
     data_dir, rdir = os.path.realpath(data_dir), os.path.realpath(rdir)
-    try:
-        with open(rdir + MARKER) as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
+    record, _why = _manifest.read_json(rdir + MARKER)
+    if record is None:
         raise Refused('%s was not restored and verified by this module (no %s beside it); nothing was changed'
                       % (rdir, os.path.basename(rdir + MARKER)))
     if not record.get('verified') or not os.path.isdir(rdir):
@@ -472,7 +447,7 @@ def swap(module, p):
     if pid:
         raise Refused('the server still runs on %s (pid %s): stop it first (the role does it through service control); '
                       'nothing was changed' % (data_dir, pid))
-    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+    stamp = _manifest.utc_stamp()
     aside = '%s.pre_pitr_%s' % (data_dir, stamp)
     if module.check_mode:
         return dict(data_dir=data_dir, aside=aside if os.path.exists(data_dir) else None, restored=rdir, planned=True)
@@ -502,17 +477,11 @@ def swap(module, p):
         # no old directory: the cluster archived to this stanza (its backup came from there), so it does again
         kept.append("archive_mode = 'on'\n")
     if kept != lines:
-        with open(auto + '.tmp', 'w') as handle:
-            handle.writelines(kept)
-        shutil.copystat(auto, auto + '.tmp')
         st = os.stat(auto)
-        if os.geteuid() == 0:
-            os.chown(auto + '.tmp', st.st_uid, st.st_gid)
-        os.rename(auto + '.tmp', auto)
-    record.update(swapped_at=_iso(time.time()), aside=aside, data_dir=data_dir, data_dir_was_lost=lost)
+        _manifest.write_text_atomic(auto, ''.join(kept), stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid))
+    record.update(swapped_at=_manifest.utc_iso(), aside=aside, data_dir=data_dir, data_dir_was_lost=lost)
     record_file = (aside or data_dir + '.pitr_%s' % stamp) + '.swap.json'
-    with open(record_file, 'w') as handle:
-        json.dump(record, handle, indent=2, sort_keys=True)
+    _manifest.write_json_atomic(record_file, record)
     os.unlink(rdir + MARKER)  # the record moved beside the copy kept aside
     return dict(data_dir=data_dir, aside=aside, restored=rdir, record=record_file, data_dir_was_lost=lost)
 

@@ -215,12 +215,9 @@ def main():
         _postgres.check_name(p['database'])
         schema, table = _postgres.split_table(p['table'])
         try:
-            around = datetime.datetime.fromisoformat(p['around'].strip())
-        except ValueError:
-            module.fail_json(msg='around %r is not a timestamp (2026-11-25 14:03:00+00)' % p['around'])
-        if around.tzinfo is None:
-            module.fail_json(msg='around %r has no time zone (2026-11-25 14:03:00+00)' % p['around'])
-        t = around.timestamp()
+            t = _pgbackrest.parse_time(p['around'], 'around').timestamp()
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
         conn = _postgres.Connection(p).connect(p['database'])
         try:
             nodes, dboid = relations(conn, schema, table)

@@ -142,7 +142,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _pgbackrest, _postgres
+from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _pgbackrest, _postgres
 
 ARCHIVE_SETTINGS = ('archive_mode', 'archive_command', 'archive_timeout')
 
@@ -184,13 +184,7 @@ def configure(module, p):
     if current != text:
         changes.append('config file %s %s' % (p['config'], 'written' if current is None else 'updated'))
         if not module.check_mode:
-            tmp = p['config'] + '.tmp'
-            with open(tmp, 'w') as handle:
-                handle.write(text)
-            os.chmod(tmp, 0o640)
-            if os.geteuid() == 0:
-                os.chown(tmp, uid, gid)
-            os.rename(tmp, p['config'])
+            _manifest.write_text_atomic(p['config'], text, 0o640, (uid, gid))
     command = "%s --config=%s --stanza=%s archive-push %%p" % (p['binary'], p['config'], p['stanza'])
     wanted = dict(archive_mode='on', archive_command=command)
     if p['archive_timeout'] > 0:
