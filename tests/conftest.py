@@ -291,3 +291,63 @@ def questdb_real(tmp_path):
         yield srv
     finally:
         srv.kill()
+
+
+# --------------------------------------------------------------------------- exchange stand-in
+
+class StandinExchange:
+    """tests/standins/binance_futures.py in a thread of the test process (Binance USD-M futures'
+    REST shape on 127.0.0.1); modules reach it through ccxt with api_base pointed here."""
+
+    def __init__(self):
+        sys.path.insert(0, str(ROOT / "tests" / "standins"))
+        import binance_futures
+
+        self.api_key, self.secret = "key-" + os.urandom(6).hex(), "secret-" + os.urandom(12).hex()
+        self.server = binance_futures.serve(0, self.api_key, self.secret)
+        self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def params(self, **extra) -> dict:
+        """The exchange options of a module."""
+        p = dict(exchange="binanceusdm", api_key=self.api_key, api_secret=self.secret, api_base=self.base,
+                 request_timeout=5, retries=1)
+        p.update(extra)
+        return p
+
+    def role_vars(self, prefix: str) -> dict:
+        return {f"{prefix}_exchange": dict(exchange="binanceusdm", api_key=self.api_key, api_secret=self.secret,
+                                           api_base=self.base, request_timeout=5, retries=1)}
+
+    def control(self, what: str, data: dict | None = None) -> dict:
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.base}/_standin/{what}", data=json.dumps(data or {}).encode(),
+                                     method="POST" if data is not None else "GET")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def state(self) -> dict:
+        return self.control("state")
+
+    def ccxt(self):
+        import ccxt
+
+        ex = ccxt.binanceusdm(dict(apiKey=self.api_key, secret=self.secret,
+                                   options=dict(fetchCurrencies=False, warnOnFetchOpenOrdersWithoutSymbol=False)))
+        for k, v in ex.urls["api"].items():
+            if isinstance(v, str):
+                ex.urls["api"][k] = self.base + "/" + v.split("/", 3)[3]
+        return ex
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def exchange():
+    ex = StandinExchange()
+    try:
+        yield ex
+    finally:
+        ex.stop()
