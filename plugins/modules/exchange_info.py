@@ -82,6 +82,10 @@ exchange:
       description: The ccxt exchange id.
       type: str
       sample: binanceusdm
+    read_at:
+      description: When the exchange was read (UTC).
+      type: str
+      sample: "2026-11-25T18:02:11.120342Z"
     status:
       description: V(ok), V(maintenance) or V(unreachable).
       type: str
@@ -120,6 +124,8 @@ exchange:
       sample: [{symbol: "BTC/USDT:USDT", client_order_id: "momentum-7", order_ids: ["1002", "1009"]}]
 '''
 
+import datetime
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tradeops.dr.plugins.module_utils import _exchange
 
@@ -139,7 +145,7 @@ def main():
     gather = set(p['gather'])
     if 'duplicates' in gather and not p['symbols']:
         module.fail_json(msg='gather=duplicates needs symbols (the exchange lists orders per instrument)')
-    result = dict(id=p['exchange'])
+    result = dict(id=p['exchange'], read_at=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ'))
     try:
         ex = _exchange.connect(p)
         if 'status' in gather:
