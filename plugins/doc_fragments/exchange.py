@@ -51,6 +51,8 @@ options:
       - How many times a request that was rate limited, timed out or could not connect is sent again (with
         exponential back-off from 0.5 s, at most 8 s between attempts). Refused credentials, unknown instruments
         and maintenance are never retried.
+      - ccxt's client-side throttle is off (it charges a call's weight before sending it - 2 s for Binance's open
+        orders across every symbol); the exchange's own rate-limit answers (HTTP 429) are what is retried.
     type: int
     default: 3
   exchange_options:

@@ -94,7 +94,9 @@ def connect(params):
         options.setdefault('warnOnFetchOpenOrdersWithoutSymbol', False)
         # the currencies list is a wallet (sapi) call that a futures-only key may not be allowed
         options.setdefault('fetchCurrencies', False)
-    config = dict(enableRateLimit=True, timeout=int(float(params.get('request_timeout') or 10) * 1000),
+    # ccxt's client-side throttle charges the weight of a call before sending it (openOrders across every
+    # symbol: 2 s on Binance): a recovery's few requests go at once, and a 429 is retried with back-off
+    config = dict(enableRateLimit=False, timeout=int(float(params.get('request_timeout') or 10) * 1000),
                   options=options)
     for ours, theirs in (('api_key', 'apiKey'), ('api_secret', 'secret'), ('api_password', 'password')):
         if params.get(ours):

@@ -384,7 +384,8 @@ def _venv_on_path() -> None:
 
 # the names of drill.DRILLS (written out: the CLI imports drill only when it drills; a unit test
 # keeps the two, and playbooks/drill.yml's list, the same)
-DRILL_NAMES = ["redis", "kill-switch", "database", "questdb", "model", "config", "fileset", "broker", "feed", "full"]
+DRILL_NAMES = ["redis", "kill-switch", "database", "questdb", "model", "config", "fileset", "broker", "feed", "trading",
+               "full"]
 
 
 def main(argv=None) -> int:

@@ -88,6 +88,16 @@ def test_status_changes_nothing(desk, run):
     assert "active (trading allowed)" in res.stdout
 
 
+def test_status_exports_what_the_switch_holds(desk, run):
+    """The drills' operator reset reads the incident to confirm from this record: without it the
+    reset was silently skipped and the switch stayed engaged after every drill."""
+    assert _engage(run, desk).ok
+    res = _run(run, desk)
+    assert res.ok and res.changed == 0
+    rec = record(res, "kill_switch")
+    assert rec["outcome"] == "status" and rec["switch"]["enabled"] is True and rec["switch"]["incident"] == "INC-1"
+
+
 def test_engage_sets_the_flag_stops_services_and_engines_acknowledge(desk, run):
     positions_before = {k: v for k, v in desk["redis"].snapshot().items() if k.startswith("positions:")}
     res = _engage(run, desk)
