@@ -264,7 +264,9 @@ class PostgresPositions(object):
 
     def read(self):
         p = self.p
-        c = lambda name: _postgres.ident(p[name])  # noqa: E731
+
+        def c(name):
+            return _postgres.ident(p[name])
         sql = _postgres.sql.SQL('SELECT DISTINCT ON ({i}) {i}, {q}, {pr} FROM {t} ORDER BY {i}, {ts} DESC').format(
             i=c('instrument_column'), q=c('quantity_column'), pr=c('price_column'), ts=c('time_column'),
             t=_postgres.ident(self.schema, self.table))
@@ -310,7 +312,7 @@ class PostgresPositions(object):
                             continue
                     names = [p['instrument_column']] + cols + list(extra)
                     cur.execute(S('INSERT INTO {} ({}) VALUES (%s, %s, %s, now(){})').format(
-                        table, S(', ').join(ident(n) for n in names), S(''.join(', %s' for _ in extra))),
+                        table, S(', ').join(ident(n) for n in names), S(', %s' * len(extra))),
                         [a['instrument']] + vals + list(extra.values()))
             conn.commit()
         except Exception:

@@ -21,13 +21,13 @@ def test_info_reads_status_positions_orders_and_duplicates(exchange, capsys):
     ex.create_order(ETH, "market", "sell", 2, params={"newClientOrderId": "mom-2"})
     ex.create_order(BTC, "limit", "buy", 0.1, 50000, params={"newClientOrderId": "mom-3"})
     ex.create_order(BTC, "limit", "buy", 0.1, 50000, params={"newClientOrderId": "mom-3"})  # a restart re-sent it
-    out, failed = run_module(exchange_info, exchange.params(gather=["status", "positions", "orders", "balance",
-                                                                     "duplicates"], symbols=["BTCUSDT", ETH]), capsys)
+    gather = ["status", "positions", "orders", "balance", "duplicates"]
+    out, failed = run_module(exchange_info, exchange.params(gather=gather, symbols=["BTCUSDT", ETH]), capsys)
     assert not failed, out
     got = out["exchange"]
     assert got["status"] == "ok"
-    assert {(p["instrument"], p["quantity"], p["side"]) for p in got["positions"]} == {("BTCUSDT", 0.5, "long"),
-                                                                                         ("ETHUSDT", -2.0, "short")}
+    held = {(p["instrument"], p["quantity"], p["side"]) for p in got["positions"]}
+    assert held == {("BTCUSDT", 0.5, "long"), ("ETHUSDT", -2.0, "short")}
     assert sorted(o["client_order_id"] for o in got["open_orders"]) == ["mom-3", "mom-3"]
     assert got["balance"]["USDT"] == 100000.0
     assert [(d["symbol"], d["client_order_id"], len(d["order_ids"])) for d in got["duplicates"]] == [(BTC, "mom-3", 2)]

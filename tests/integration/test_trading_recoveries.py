@@ -67,6 +67,10 @@ class Strategy:
     def pid(self) -> int:
         return int(self.pidfile.read_text())
 
+    def pid_alive(self) -> bool:
+        from tradeops_dr.sandbox import pid_alive
+        return pid_alive(self.pid())
+
     def stop(self):
         import os
         import signal
@@ -75,7 +79,8 @@ class Strategy:
         except (OSError, ValueError):
             pass
         for p in self.procs:
-            p.poll()
+            p.kill()
+            p.wait()
 
 
 @pytest.fixture
@@ -196,8 +201,8 @@ def test_an_exchange_outage_restarts_nothing_routes_nothing_and_arms_the_dead_ma
     s.wait_heartbeat()
     time.sleep(0.5)
     pid = s.pid()
-    exchange.control("fault", {"mode": "maintenance", "paths": ["/sapi/v1/system/status", "/fapi/v1/ticker",
-                                                                 "/fapi/v1/time", "/fapi/v1/ping"]})
+    down = ["/sapi/v1/system/status", "/fapi/v1/ticker", "/fapi/v1/time", "/fapi/v1/ping"]
+    exchange.control("fault", {"mode": "maintenance", "paths": down})
     time.sleep(4)
     res = run("exchange_disconnect.yml", _vars(s, exchange), group="strategies")
     assert not res.ok
@@ -208,6 +213,25 @@ def test_an_exchange_outage_restarts_nothing_routes_nothing_and_arms_the_dead_ma
     assert "BTCUSDT" in exchange.state()["countdowns"]
     rec = record(res, "strategy_recovery")
     assert rec["exchange_down"] is True and rec["restarted"] is False
+
+
+def test_a_healthy_strategy_is_left_alone_by_the_disconnect_playbook(strategy, exchange, run):
+    s = strategy()
+    s.start()
+    s.wait_heartbeat()
+    pid = s.pid()
+    res = run("exchange_disconnect.yml", _vars(s, exchange), group="strategies")
+    assert res.ok and res.changed == 0 and s.pid() == pid, res.failures
+    assert record(res, "strategy_recovery")["before"]["state"] == "healthy"
+
+
+def test_an_unknown_instrument_is_refused_before_the_restart(strategy, exchange, run):
+    s = strategy()
+    s.start("--crash-after", "0.3").wait(timeout=30)
+    res = run("strategy_crash.yml", _vars(s, exchange, strategy_recovery_symbols=["XRPUSDT"]), group="strategies")
+    assert not res.ok
+    assert "binanceusdm does not list XRPUSDT; nothing was sent" in " ".join(f.msg for f in res.failures)
+    assert not s.pid_alive()
 
 
 def test_wrong_credentials_are_refused_before_the_restart(strategy, exchange, run):
@@ -299,7 +323,6 @@ def test_release_rollback_engages_rolls_back_verifies_and_leaves_orphans_listed(
     assert exchange.state()["open_orders"] == [], "the restarted strategy traded although the switch is engaged"
 
 
-
 def test_release_rollback_to_a_target_that_does_not_exist_changes_nothing(exchange, run, redis_seeded, release_repo):
     repo, shas = release_repo
     v = dict(release_rollback_path=str(repo), release_rollback_to="v9.9.9", release_rollback_reason="x",
@@ -334,9 +357,13 @@ def test_risk_breach_engages_cancels_flattens_and_records_pnl(exchange, run, red
     assert res.ok, res.failures
     rec = record(res, "risk_breach")
     steps = {s["step"]: s for s in rec["steps"]}
-    assert list(steps) == ["breach", "engaged", "flat"]
-    assert steps["breach"]["positions"] == 2 and steps["breach"]["unrealized_pnl"] == round(0.5 * (60000 - 62000) + -3 * (3000 - 2900), 2)
+    assert list(steps) == ["engaged", "flat"]
+    pnl = round(0.5 * (60000 - 62000) + -3 * (3000 - 2900), 2)
+    assert steps["engaged"]["positions"] == 2 and steps["engaged"]["unrealized_pnl"] == pnl
     assert steps["engaged"]["open_orders"] == 0 and steps["flat"]["positions"] == 0 and steps["flat"]["exposure"] == 0
+    # flattening realized the loss: the wallet holds it
+    assert steps["flat"]["balance"]["USDT"] == 100000 + pnl
+    assert rec["cancelled_orders"] == 4 and rec["engaged_at"]
     state = exchange.state()
     assert state["open_orders"] == [] and all(float(p["amt"]) == 0 for p in state["positions"].values())
     with redis_seeded.client() as c:
@@ -358,5 +385,21 @@ def test_risk_breach_with_a_flatten_that_leaves_a_position_fails(exchange, run, 
     res = run("risk_breach.yml", v, group="kill_switch")
     assert not res.ok
     assert float(exchange.state()["positions"]["ETHUSDT"]["amt"]) == 1.0
+    with redis_seeded.client() as c:
+        assert c.hget("policy:kill_switch", "enabled") == "true"
+
+
+def test_risk_breach_engages_even_when_the_exchange_cannot_be_reached(exchange, run, redis_seeded, tmp_path):
+    """Capital first: an exchange that does not answer must not delay or prevent the switch."""
+    exchange.control("fault", {"mode": "drop"})
+    v = dict(kill_switch_redis_port=redis_seeded.port, kill_switch_redis_password=redis_seeded.srv.password,
+             kill_switch_flag_file=str(tmp_path / "ks.flag"), kill_switch_reason="drawdown", kill_switch_actor="ops",
+             kill_switch_positions_pattern="", kill_switch_flatten_command=["/bin/true"],
+             **exchange.role_vars("kill_switch"))
+    res = run("risk_breach.yml", v, group="kill_switch")
+    assert not res.ok
+    msg = " ".join(f.msg for f in res.failures)
+    assert "The kill switch is engaged, but cancelling the exchange's open orders failed" in msg, msg
+    assert "cannot reach the exchange" in msg, msg
     with redis_seeded.client() as c:
         assert c.hget("policy:kill_switch", "enabled") == "true"
