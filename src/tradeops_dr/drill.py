@@ -705,12 +705,16 @@ class _TradingStandins:
         self.log = self.strategy_dir / "strategy.log"
         self.pidfile = self.strategy_dir / "strategy.pid"
         redis = state["redis"]
-        self.command = [sys.executable, str(self.standins / "strategy.py"), "--name", "sandbox-strategy",
+        # the service's command runs where the sandbox runs (service control starts it there): that
+        # machine's interpreter and stand-ins, which differ from this process's inside the image
+        host = state.get("standins") or dict(python=sys.executable, dir=str(self.standins))
+        self.args = ["--name", "sandbox-strategy",
                         "--exchange-base", self.base, "--api-key", self.api_key, "--secret-file", str(self.secret_file),
                         "--heartbeat", str(self.heartbeat), "--state", str(self.strategy_dir / "state.json"),
                         "--order-every", "2", "--release-dir", str(self.release), "--health-port",
                         str(self.health_port), "--redis-port", str(redis["port"]), "--redis-password-file",
                         str(redis["password_file"]), "--max-seconds", "900"]
+        self.command = [host["python"], str(Path(host["dir"]) / "strategy.py"), *self.args]
         (self.dir / "exchange.json").write_text(json.dumps(dict(
             exchange="binanceusdm", api_base=self.base, api_key=self.api_key, secret_file=str(self.secret_file),
             strategy_command=self.command, heartbeat=str(self.heartbeat), log=str(self.log), pidfile=str(self.pidfile),
@@ -765,7 +769,7 @@ class _TradingStandins:
         import subprocess
 
         with open(self.log, "ab") as log:
-            proc = subprocess.Popen([*self.command, *extra], stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen([sys.executable, str(self.standins / "strategy.py"), *self.args, *extra], stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         self.pidfile.write_text(f"{proc.pid}\n")
         return proc

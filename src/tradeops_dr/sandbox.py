@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -508,6 +509,12 @@ class Sandbox:
             state["trading"] = seed.seed_trading_host(self.state_dir / "trading")
             state["trading"].update(sets_dir=str(self.state_dir / "backups" / "files"),
                                     feed_backup_dir=str(self.state_dir / "backups" / "feeds"))
+            self._write(state)
+        if "standins" not in state:
+            # the stand-ins of the users' applications as the machine that runs the sandbox starts them:
+            # a drill inside the execution environment starts services on this host through service
+            # control, with this host's interpreter and paths, not the image's
+            state["standins"] = dict(python=sys.executable, dir=str(project_root() / "tests" / "standins"))
             self._write(state)
         for _name, srv, _probe in self.parts(state):
             srv.start()
