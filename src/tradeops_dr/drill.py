@@ -707,7 +707,7 @@ class _TradingStandins:
         redis = state["redis"]
         # the service's command runs where the sandbox runs (service control starts it there): that
         # machine's interpreter and stand-ins, which differ from this process's inside the image
-        host = state.get("standins") or dict(python=sys.executable, dir=str(self.standins))
+        host = self.host = state.get("standins") or dict(python=sys.executable, dir=str(self.standins))
         self.args = ["--name", "sandbox-strategy",
                         "--exchange-base", self.base, "--api-key", self.api_key, "--secret-file", str(self.secret_file),
                         "--heartbeat", str(self.heartbeat), "--state", str(self.strategy_dir / "state.json"),
@@ -904,8 +904,9 @@ def trading_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> l
         # 5. risk breach: positions and open orders on the exchange; engage, cancel, flatten, record
         t.control("positions", {"BTCUSDT": {"amt": "0.5", "entry": "62000"}, "ETHUSDT": {"amt": "-2", "entry": "2900"}})
         t.control("orders", {"symbol": "ETHUSDT", "count": 3, "price": "2000"})
-        flatten = [sys.executable, str(t.standins / "flatten_exchange.py"), "--exchange-base", t.base, "--api-key",
-                   t.api_key, "--secret-file", str(t.secret_file)]
+        # the users' flatten command runs on the risk host (where the sandbox runs), with its interpreter
+        flatten = [t.host["python"], str(Path(t.host["dir"]) / "flatten_exchange.py"), "--exchange-base", t.base,
+                   "--api-key", t.api_key, "--secret-file", str(t.secret_file)]
         t0 = time.monotonic()
         res = play("risk_breach.yml", kill_switch_reason="drill: drawdown 16% > 15%", kill_switch_actor="drill",
                    kill_switch_incident="DRILL-RISK", kill_switch_flatten_command=flatten,
