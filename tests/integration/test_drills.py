@@ -137,3 +137,38 @@ def test_fileset_broker_and_feed_drills_leave_the_evidence_behind(drill_env):
         assert c.get("broker:active") == "paper"
         events = [(e["from"], e["to"]) for _i, e in c.xrange("broker:events")]
     assert events == [("ibkr", "zerodha"), ("zerodha", "ibkr"), ("ibkr", "paper")]
+
+
+def test_the_trading_drill_leaves_the_evidence_behind(drill_env):
+    """The trading drill's verdicts against what it left: the deployed tree and its kept release,
+    the journal in QuestDB, the strategy's log, and the kill switch reset by the operator."""
+    env, _drills = drill_env
+    out = _drill(env, "trading")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for name in ("strategy crash", "exchange disconnect", "position mismatch", "release rollback", "risk breach"):
+        assert re.search(rf"^{name} +PASS ", out.stdout, re.M), name
+    import urllib.parse
+    import urllib.request
+
+    from tradeops_dr.sandbox import Sandbox
+
+    def questdb_rows(url, sql):
+        with urllib.request.urlopen(f"{url}/exec?" + urllib.parse.urlencode({"query": sql}), timeout=30) as resp:
+            return json.loads(resp.read())["dataset"]
+    state = Sandbox(Path(env["TRADEOPS_DR_SANDBOX"])).load()
+    release = Path(env["TRADEOPS_DR_SANDBOX"]) / "trading" / "release"
+
+    def git(*a):
+        return subprocess.run(["git", "-C", str(release), *a], capture_output=True, text=True, check=True).stdout
+    kept = git("tag", "--list", "tradeops-dr/pre-rollback/*").split()
+    assert len(kept) == 1 and git("rev-parse", kept[0]).strip() == git("rev-parse", "main").strip()
+    assert git("rev-parse", "HEAD").strip() == git("rev-parse", "main~1").strip()
+    journal = questdb_rows(state["questdb"]["url"], "SELECT instrument, before_quantity, after_quantity, actor "
+                                                     "FROM position_adjustments")
+    assert journal == [["BTCUSDT", 0.1, 0.25, "drill"]]
+    log = (Path(env["TRADEOPS_DR_SANDBOX"]) / "trading" / "strategy" / "strategy.log").read_text()
+    assert "injected crash" in log and "giving up" in log
+    with Sandbox.redis_server(state).client() as c:
+        assert c.hget("policy:kill_switch", "enabled") == "false"
+        events = [e["event"] for _i, e in c.xrange("policy:kill_switch:events")]
+    assert events[-4:] == ["engage", "reset", "engage", "reset"], events
