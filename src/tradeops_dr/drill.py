@@ -708,12 +708,11 @@ class _TradingStandins:
         # the service's command runs where the sandbox runs (service control starts it there): that
         # machine's interpreter and stand-ins, which differ from this process's inside the image
         host = self.host = state.get("standins") or dict(python=sys.executable, dir=str(self.standins))
-        self.args = ["--name", "sandbox-strategy",
-                        "--exchange-base", self.base, "--api-key", self.api_key, "--secret-file", str(self.secret_file),
-                        "--heartbeat", str(self.heartbeat), "--state", str(self.strategy_dir / "state.json"),
-                        "--order-every", "2", "--release-dir", str(self.release), "--health-port",
-                        str(self.health_port), "--redis-port", str(redis["port"]), "--redis-password-file",
-                        str(redis["password_file"]), "--max-seconds", "900"]
+        self.args = ["--name", "sandbox-strategy", "--exchange-base", self.base, "--api-key", self.api_key,
+                     "--secret-file", str(self.secret_file), "--heartbeat", str(self.heartbeat), "--state",
+                     str(self.strategy_dir / "state.json"), "--order-every", "2", "--release-dir", str(self.release),
+                     "--health-port", str(self.health_port), "--redis-port", str(redis["port"]),
+                     "--redis-password-file", str(redis["password_file"]), "--max-seconds", "900"]
         self.command = [host["python"], str(Path(host["dir"]) / "strategy.py"), *self.args]
         (self.dir / "exchange.json").write_text(json.dumps(dict(
             exchange="binanceusdm", api_base=self.base, api_key=self.api_key, secret_file=str(self.secret_file),

@@ -163,8 +163,8 @@ def test_the_trading_drill_leaves_the_evidence_behind(drill_env):
     kept = git("tag", "--list", "tradeops-dr/pre-rollback/*").split()
     assert len(kept) == 1 and git("rev-parse", kept[0]).strip() == git("rev-parse", "main").strip()
     assert git("rev-parse", "HEAD").strip() == git("rev-parse", "main~1").strip()
-    journal = questdb_rows(state["questdb"]["url"], "SELECT instrument, before_quantity, after_quantity, actor "
-                                                     "FROM position_adjustments")
+    journal = questdb_rows(state["questdb"]["url"],
+                           "SELECT instrument, before_quantity, after_quantity, actor FROM position_adjustments")
     assert journal == [["BTCUSDT", 0.1, 0.25, "drill"]]
     log = (Path(env["TRADEOPS_DR_SANDBOX"]) / "trading" / "strategy" / "strategy.log").read_text()
     assert "injected crash" in log and "giving up" in log
