@@ -84,13 +84,16 @@ def test_the_dead_mans_switch_cancels_on_the_exchange_unless_renewed(exchange, c
                                                               dead_man_seconds=0.6), capsys)
     assert not failed and out["armed"] == [{"symbol": BTC, "seconds": 0.6}]
     assert "BTCUSDT" in exchange.state()["countdowns"]
-    time.sleep(1.0)
+    deadline = time.time() + 5
+    while exchange.state()["open_orders"] and time.time() < deadline:
+        time.sleep(0.1)
     assert exchange.state()["open_orders"] == [], "the exchange did not cancel when the timer ran out"
     exchange.control("orders", {"symbol": "BTCUSDT", "count": 1})
-    run_module(exchange_orders, exchange.params(action="arm_dead_man", symbols=["BTCUSDT"], dead_man_seconds=0.6), capsys)
+    run_module(exchange_orders, exchange.params(action="arm_dead_man", symbols=["BTCUSDT"], dead_man_seconds=3), capsys)
     out, failed = run_module(exchange_orders, exchange.params(action="disarm_dead_man", symbols=["BTCUSDT"]), capsys)
     assert not failed and out["armed"] == [{"symbol": BTC, "seconds": 0}]
-    time.sleep(1.0)
+    assert exchange.state()["countdowns"] == {}
+    time.sleep(3.5)  # past the timer that was disarmed: an order it would have cancelled is still open
     assert len(exchange.state()["open_orders"]) == 1, "disarming did not stop the timer"
 
 
