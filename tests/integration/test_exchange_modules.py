@@ -81,8 +81,8 @@ def test_cancel_all_cancels_every_open_order_and_reads_back_none(exchange, capsy
 def test_the_dead_mans_switch_cancels_on_the_exchange_unless_renewed(exchange, capsys):
     exchange.control("orders", {"symbol": "BTCUSDT", "count": 2})
     out, failed = run_module(exchange_orders, exchange.params(action="arm_dead_man", symbols=["BTCUSDT"],
-                                                              dead_man_seconds=0.6), capsys)
-    assert not failed and out["armed"] == [{"symbol": BTC, "seconds": 0.6}]
+                                                              dead_man_seconds=1.5), capsys)
+    assert not failed and out["armed"] == [{"symbol": BTC, "seconds": 1.5}]
     assert "BTCUSDT" in exchange.state()["countdowns"]
     deadline = time.time() + 5
     while exchange.state()["open_orders"] and time.time() < deadline:
