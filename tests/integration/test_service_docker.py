@@ -147,3 +147,37 @@ def test_compose_service_without_a_container_is_explained(compose_project):
     params = _params("ghost", manager="compose", compose_project=project, compose_files=[str(compose)])
     with pytest.raises(svc.ServiceError, match=r"compose service ghost is not defined in the compose project \("):
         svc.ensure_state(params, "started", _run)
+
+
+def test_strategy_health_reads_a_containers_log_through_the_sdk(tmp_path, capsys):
+    """strategy_health's log source for a strategy in a container: its logs, read through the
+    Docker SDK (no log file on the host)."""
+    import json
+    import time
+
+    from ansible_collections.tradeops.dr.plugins.modules import strategy_health
+    from conftest import run_module
+
+    client = _engine()
+    name = "tradeops-dr-strategy-" + uuid.uuid4().hex[:8]
+    script = ("echo 'strategy starting'; for i in 1 2 3; do echo \"reconnect attempt $i/3\"; done; "
+              "echo 'reconnect failed after 3 attempts, giving up'; echo 'ERROR: no price since 40 s'; sleep 300")
+    cont = client.containers.run(IMAGE, ["sh", "-c", script], name=name, detach=True, network_mode="none")
+    try:
+        deadline = time.time() + 20
+        while b"no price" not in cont.logs() and time.time() < deadline:
+            time.sleep(0.2)
+        heartbeat = tmp_path / "heartbeat.json"
+        heartbeat.write_text(json.dumps({"ts": time.time(), "price_ts": time.time() - 40}))
+        out, failed = run_module(strategy_health, dict(heartbeat_file=str(heartbeat), container=name, max_age=30,
+                                                       docker_host=os.environ.get("DOCKER_HOST")), capsys)
+        assert not failed, out
+        st = out["strategy"]
+        assert st["state"] == "disconnected" and st["reconnect_attempts"] == 3 and st["gave_up"] is True
+        assert st["errors"] == ["ERROR: no price since 40 s"]
+        out, failed = run_module(strategy_health, dict(heartbeat_file=str(heartbeat), container=name + "-gone",
+                                                       docker_host=os.environ.get("DOCKER_HOST")), capsys)
+        assert failed and f"cannot read the logs of container {name}-gone" in out["msg"]
+    finally:
+        cont.remove(force=True)
+        client.close()
