@@ -99,7 +99,7 @@ seconds:
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.tradeops.dr.plugins.module_utils import _exchange
+from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _service
 
 
 def main():
@@ -128,9 +128,14 @@ def main():
             start = time.time()
             before, after = _exchange.cancel_all(ex, p, symbols)
             deadline = start + p['timeout']
-            while after and time.time() < deadline:
-                time.sleep(0.2)
-                after = _exchange.open_orders(ex, p, symbols)
+            if after:
+                left = {}
+
+                def none_open():
+                    left['orders'] = _exchange.open_orders(ex, p, symbols)
+                    return not left['orders'], len(left['orders'])
+                _service.wait_until(none_open, max(0.0, deadline - time.time()), first_delay=0.2, max_delay=0.5)
+                after = left['orders']
             out.update(cancelled=before, still_open=after, changed=bool(before), seconds=round(time.time() - start, 3))
             if after:
                 module.fail_json(msg='%d order(s) still open on %s %.1f s after cancel-all: %s' % (

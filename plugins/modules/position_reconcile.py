@@ -201,10 +201,9 @@ system_positions:
 
 import datetime
 import re
-import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _postgres, _questdb
+from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _postgres, _questdb, _service
 
 PG_ERRORS = (_postgres.psycopg2.Error,) if _postgres.psycopg2 else ()
 _COLUMN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,62}$')
@@ -444,12 +443,13 @@ def main():
             module.exit_json(**out)
         store.write(adjustments, p['side_column'])
         out['changed'] = True
-        deadline = time.time() + p['settle_timeout']
-        while True:
-            left = compare(ex, exchange_rows, store.read(), p)
-            if not left or time.time() > deadline:
-                break
-            time.sleep(0.3)
+        seen = {}
+
+        def agrees():
+            seen['left'] = compare(ex, exchange_rows, store.read(), p)
+            return not seen['left'], len(seen['left'])
+        _service.wait_until(agrees, p['settle_timeout'], first_delay=0.3, max_delay=1.0)
+        left = seen['left']
         if left:
             module.fail_json(msg='adjustments were journaled and written, but %s still differs from the exchange after '
                                  '%.0f s: %s' % (p['table'], p['settle_timeout'],

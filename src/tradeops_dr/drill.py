@@ -844,7 +844,7 @@ def trading_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> l
 
         # 3. position mismatch (QuestDB, where the sandbox has it): corrected by journaled rows only
         if state.get("questdb"):
-            sql = _questdb_sql(state["questdb"]["url"])
+            sql = Sandbox.questdb_server(state).sql
             sql("CREATE TABLE IF NOT EXISTS positions (instrument SYMBOL, quantity DOUBLE, avg_price DOUBLE, "
                 "ts TIMESTAMP) TIMESTAMP(ts) PARTITION BY DAY WAL")
             sql("INSERT INTO positions VALUES ('BTCUSDT', 0.1, 59000, now())")
@@ -940,17 +940,6 @@ def _reset_or_say(sandbox: Sandbox, inventory: str, steps: "Steps") -> None:
     if not reset.ok or enabled == "true":
         steps.append(DrillStep("switch reset", "-", "the operator resets the kill switch", False, reset.duration,
                                [f"enabled after the reset: {enabled}", *[f.msg for f in reset.failures]]))
-
-
-def _questdb_sql(url: str):
-    import json
-    import urllib.parse
-    import urllib.request
-
-    def sql(statement: str) -> dict:
-        with urllib.request.urlopen(f"{url}/exec?" + urllib.parse.urlencode({"query": statement}), timeout=30) as r:
-            return json.loads(r.read())
-    return sql
 
 
 # Every drill of `tradeops-dr drill` (and bench/drill.py), in the order `all` runs them: (name on the
