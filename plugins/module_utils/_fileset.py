@@ -72,6 +72,7 @@ def create(backup_root, sources, set_type='full', description='', tags=(), now=N
         n += 1
         set_id = '%s_%s-%d' % (set_type, stamp(now), n)
         dest = os.path.join(backup_root, set_id)
+    _manifest.private_dirs(backup_root)
     os.makedirs(dest, mode=_manifest.PRIVATE_DIR)
     _manifest.private(dest)
     files = []

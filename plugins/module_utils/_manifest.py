@@ -45,6 +45,28 @@ def private(path):
     return path
 
 
+def private_dirs(path):
+    """Create the folder path and every missing parent as private folders (PRIVATE_DIR, whatever
+    the umask); folders that exist keep their mode (they are the user's). Returns path."""
+    path = target = os.path.abspath(path)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_DIR)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+            continue
+        os.chmod(folder, PRIVATE_DIR)
+    return target
+
+
 def inside(root, path):
     """Whether path, every link resolved, lies inside root (resolved too)."""
     real_root = os.path.realpath(root)

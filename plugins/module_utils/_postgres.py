@@ -664,7 +664,7 @@ def dump_database(conn, db, directory, base, kind='backup', csv_tables=(), compr
     one exported snapshot -> exact row counts and CSV exports -> pg_dump --snapshot to a
     .partial file renamed on success -> checksums -> manifest (status created)."""
     started = time.time()
-    os.makedirs(directory, mode=0o750, exist_ok=True)
+    _manifest.private_dirs(directory)  # the catalog's root too, when this dump creates it
     _manifest.private(directory)
     dump_name = base + _backup.DUMP_SUFFIX
     dump_path = os.path.join(directory, dump_name)

@@ -165,7 +165,7 @@ def main():
     size = _tree_size(p['root'])
     free_data = shutil.disk_usage(p['root']).free
     if not module.check_mode:
-        os.makedirs(p['backup_dir'], exist_ok=True)
+        _manifest.private_dirs(p['backup_dir'])
     dest_volume = p['backup_dir'] if os.path.isdir(p['backup_dir']) else os.path.dirname(p['backup_dir'].rstrip('/'))
     free_dest = shutil.disk_usage(dest_volume or '/').free
     if free_data < p['min_free_bytes']:

@@ -30,10 +30,29 @@ def test_backups_are_not_world_readable(pg, tmp_path, capsys):
     assert not failed, out
     folder = Path(out["backup"]["dump"]).parent
     assert stat.S_IMODE(folder.stat().st_mode) == 0o750
+    # the catalog's root, created by this first dump, too (found by the Molecule rehearsal: it was 0755)
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o750
     files = list(folder.iterdir())
     assert {p.suffix for p in files} == {".pgdump", ".csv", ".json"}
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o640, f
+
+
+def test_private_dirs_makes_missing_folders_private_and_leaves_existing_ones(tmp_path):
+    from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
+
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    os.chmod(mine, 0o755)
+    old = os.umask(0o002)
+    try:
+        assert _manifest.private_dirs(str(mine / "a" / "b")) == str(mine / "a" / "b")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o755  # the user's folder keeps its mode
+    for folder in (mine / "a", mine / "a" / "b"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o750, folder
+    assert _manifest.private_dirs(str(mine / "a")) == str(mine / "a")  # already there: nothing changes
 
 
 def test_a_killed_run_leaves_no_module_file_holding_the_password(pg, tmp_path):
