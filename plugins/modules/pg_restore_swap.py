@@ -200,6 +200,13 @@ restore:
         in C(timescaledb_aside_errors) of the result.
       type: dict
       sample: {scheduler: running, aside_jobs: frozen}
+    aside_read:
+      description: How to read the copy kept aside when its TimescaleDB jobs are frozen - with
+        timescaledb.restoring on, its compressed chunks read as empty unless the session turns it off
+        (C(SET timescaledb.restoring = off)); the rows are all there.
+      type: str
+      sample: "compressed chunks of trading__pre_restore_20261123t031500z read as empty while it is frozen: run SET
+        timescaledb.restoring = off in the session before reading it"
     aside_planned:
       description: In check mode, the name the current database would be kept under.
       type: str
@@ -490,6 +497,11 @@ class Restore(object):
             return
         started = time.time()
         aside_jobs = self.freeze_copies_kept_aside()
+        if aside_jobs == 'frozen':
+            # a frozen copy runs with timescaledb.restoring on: its compressed chunks read as empty
+            # unless the session turns it off (the database keeps it on: no scheduler, no policy)
+            self.result['aside_read'] = ('compressed chunks of %s read as empty while it is frozen: run SET '
+                                         'timescaledb.restoring = off in the session before reading it' % self.aside)
         try:
             self.result['timescaledb'] = dict(scheduler=_postgres.restart_timescaledb_scheduler(self.conn, self.db),
                                               aside_jobs=aside_jobs)

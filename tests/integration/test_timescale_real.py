@@ -153,6 +153,28 @@ def test_copies_kept_aside_run_no_jobs_and_restores_in_a_row_keep_their_schedule
     assert scheduler_running(trading, "trading")[0]
 
 
+def test_the_copy_kept_aside_holds_every_row_and_the_run_says_how_to_read_it(trading, run, backed_up):
+    """Found by the Molecule rehearsal: a frozen copy (timescaledb.restoring on) reads its
+    compressed chunks as empty, so an operator counting the evidence saw rows missing. The rows
+    are there; the result and the report say to turn restoring off in the session."""
+    before = facts(trading)
+    assert before["compressed_chunks"] >= 1
+    trading.sql("trading", "DELETE FROM trades")
+    res = run("playbooks/database_failure.yml", restore_vars(trading, backed_up, timescale_restore_action="restore"),
+              group="postgres_servers")
+    assert res.status == "successful", artifacts_text(res)[-4000:]
+    rec = record(res, "database_recovery")
+    aside = rec["aside"]
+    assert "SET timescaledb.restoring = off" in rec["aside_read"] and aside in rec["aside_read"]
+    assert "SET timescaledb.restoring = off" in artifacts_text(res)
+    # as the database is kept (frozen), a plain read misses the compressed chunks' rows ...
+    assert trading.sql(aside, "SELECT count(*) FROM ticks")[0][0] < before["ticks"]
+    # ... and the session that turns restoring off reads all of them, the damage included
+    assert trading.sql(aside, "SET timescaledb.restoring = off; SELECT count(*) FROM ticks")[0][0] == before["ticks"]
+    assert trading.sql(aside, "SELECT count(*) FROM trades")[0][0] == 0
+    assert trading.sql(aside, "SHOW timescaledb.restoring")[0][0] == "on"
+
+
 def test_target_without_timescaledb_preloaded_is_refused_before_any_change(trading, pg, run, backed_up):
     """pg (a plain PostgreSQL 15 where timescaledb is installed but not preloaded) gets a
     TimescaleDB backup: refused up front, naming the cause, in check mode too."""
