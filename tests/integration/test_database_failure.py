@@ -236,6 +236,25 @@ def test_a_wrong_password_is_not_a_server_that_is_down(pg, run, backed_up):
     assert "Start the server through service control" not in res.stdout
 
 
+def test_a_backup_within_the_interval_is_not_dumped_again(pg, run, backed_up):
+    """pg_backup_min_interval_minutes: a re-run (or a schedule more frequent than needed) makes no
+    second dump of a database with a fresh verified backup; an older one is dumped."""
+    again = run("playbooks/backup.yml", backup_vars(pg, backed_up, pg_backup_min_interval_minutes=60),
+                group="postgres_servers")
+    assert again.status == "successful", artifacts_text(again)[-2000:]
+    assert len(manifests(backed_up)) == 1 and again.changed == 0, again.stats
+    (src,) = backed_up.rglob("trading_*.manifest.json")
+    m = json.loads(src.read_text())
+    m["created_at"] = "2020-01-01T00:00:00Z"
+    src.write_text(json.dumps(m))
+    due = run("playbooks/backup.yml", backup_vars(pg, backed_up, pg_backup_min_interval_minutes=60),
+              group="postgres_servers")
+    assert due.status == "successful", artifacts_text(due)[-2000:]
+    # a new verified dump (the aged one went by retention: older than keep_days, a newer one verified)
+    assert [(x["status"], x["created_at"] > "2025") for x in manifests(backed_up)] == [("verified", True)]
+    assert not src.exists()
+
+
 def test_backup_actions_prune_and_check_do_what_they_say(pg, run, backed_up):
     (src,) = backed_up.rglob("trading_*.manifest.json")
     old = _aged_copy(backed_up, src, 45, "old")
