@@ -372,6 +372,28 @@ def cmd_lock(args) -> int:
     return 0 if res.ok else 1
 
 
+def cmd_rehearse(args) -> int:
+    from . import rehearse
+
+    names = rehearse.scenarios() if args.scenario == ["all"] else args.scenario
+    if args.list:
+        for name in rehearse.scenarios():
+            print(f"{name:<20} {', '.join(rehearse.scenario_images(name))}")
+        return 0
+    started = time.monotonic()
+    try:
+        results = rehearse.rehearse(names, jobs=args.jobs, log=lambda line: print(line, flush=True),
+                                    strict=args.strict)
+    except rehearse.RehearsalError as exc:
+        print(f"tradeops-dr: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(rehearse.summary(results, time.monotonic() - started)))
+    if not any(r.status in ("passed", "failed") for r in results):
+        print("tradeops-dr: no scenario ran: that is not a passed rehearsal", file=sys.stderr)
+        return 1
+    return 0 if all(r.status != "failed" for r in results) else 1
+
+
 def _venv_on_path() -> None:
     """The tools of this venv (ansible-playbook, dvc) for everything the CLI starts, also when it is
     called as .venv/bin/tradeops-dr without the venv activated."""
@@ -477,6 +499,18 @@ def main(argv=None) -> int:
     p.add_argument("-i", "--inventory", default="local", help="a drill target (default inventories/local, the sandbox)")
     p.add_argument("--last", type=int, default=20, help="history: how many drills the trend shows")
     p.set_defaults(func=cmd_drill)
+
+    p = sub.add_parser("rehearse", help="Molecule rehearsals: inject, recover and verify inside containers",
+                       description="Runs `molecule test -s <scenario>` (create, prepare = inject the failure, "
+                                   "converge = recover, idempotence, a --check converge, testinfra verify, destroy) "
+                                   "in the project's private Docker engine, building the images the scenarios need "
+                                   "first (only when their recipe changed).")
+    p.add_argument("scenario", nargs="*", default=["all"], help="scenarios under molecule/ (default: all)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="scenarios run side by side (default 1)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and their images")
+    p.add_argument("--strict", action="store_true",
+                   help="a scenario whose servers this machine lacks fails instead of being skipped (CI)")
+    p.set_defaults(func=cmd_rehearse)
 
     args = parser.parse_args(argv)
     import signal
