@@ -7,7 +7,8 @@ by writing engine:<name>:ack (state, at_ms). With --silent it never acknowledges
 engine); with --ignore-switch it acknowledges and keeps trading (a broken engine, which the
 drill must catch). It stops by itself after --max-seconds.
 
-Run: python trading_engine.py --port P --name momentum [--silent] (password from REDISCLI_AUTH)
+Run: python trading_engine.py --port P --name momentum [--silent] (password from REDISCLI_AUTH, or
+--password-file: a service manager that passes no environment, as in the Molecule rehearsal)
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ def main(argv=None) -> int:
     ap.add_argument("--silent", action="store_true")
     ap.add_argument("--ignore-switch", action="store_true")
     ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--password-file", help="read the Redis password from this file instead of REDISCLI_AUTH")
     ap.add_argument("--max-drawdown", type=float, help="engage the switch itself at this drawdown (risk:drawdown)")
     args = ap.parse_args(argv)
-    r = redis.Redis(host="127.0.0.1", port=args.port, password=os.environ.get("REDISCLI_AUTH"), decode_responses=True)
+    password = os.environ.get("REDISCLI_AUTH")
+    if args.password_file:
+        with open(args.password_file, encoding="utf-8") as fh:
+            password = fh.read().strip()
+    r = redis.Redis(host="127.0.0.1", port=args.port, password=password, decode_responses=True)
     deadline = time.monotonic() + args.max_seconds
     acked_for = None
     n = 0
