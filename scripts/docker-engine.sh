@@ -10,7 +10,8 @@ STATE=$ROOT/.state/docker
 SOCK=$STATE/docker.sock
 export DOCKER_HOST=unix://$SOCK
 IMAGE=${TRADEOPS_DR_IMAGE:-tradeops-dr/debian12:bookworm}
-IMAGE_PACKAGES=python3,python3-redis,redis-server,redis-tools,procps
+# python3-yaml: modules that read YAML on the managed host (feed registry, model cards, .dvc files)
+IMAGE_PACKAGES=python3,python3-redis,python3-yaml,redis-server,redis-tools,procps
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 up() { docker info >/dev/null 2>&1; }
@@ -42,10 +43,16 @@ stop() {
   fi
 }
 
+# The base image is rebuilt only when its recipe (packages, mirror) changes: the recipe's hash is
+# its label `recipe`, and the debootstrap tarball is kept per recipe.
+recipe() { echo "$IMAGE_PACKAGES $MIRROR" | sha256sum | cut -c1-16; }
+
 image() {
   start
-  if docker image inspect "$IMAGE" >/dev/null 2>&1; then return 0; fi
-  tarball=$ROOT/.state/images/debian12-bookworm.tar
+  want=$(recipe)
+  have=$(docker image inspect -f '{{ index .Config.Labels "recipe" }}' "$IMAGE" 2>/dev/null || true)
+  if [ "$have" = "$want" ]; then return 0; fi
+  tarball=$ROOT/.state/images/debian12-bookworm-$want.tar
   if [ ! -s "$tarball" ]; then
     rootfs=$ROOT/.state/images/rootfs
     rm -rf "$rootfs" && mkdir -p "$rootfs"
@@ -54,11 +61,12 @@ image() {
       >"$ROOT/.state/images/debootstrap.log" 2>&1 || {
       tail -20 "$ROOT/.state/images/debootstrap.log" >&2; exit 1; }
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    rm -f "$ROOT"/.state/images/debian12-bookworm*.tar
     tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
   fi
-  docker import -c 'CMD ["sleep", "infinity"]' "$tarball" "$IMAGE" >/dev/null
-  echo "docker-engine: image $IMAGE imported"
+  docker import -c "LABEL recipe=$want" -c 'CMD ["sleep", "infinity"]' "$tarball" "$IMAGE" >/dev/null
+  echo "docker-engine: image $IMAGE imported (recipe $want)"
 }
 
 case "${1:-}" in

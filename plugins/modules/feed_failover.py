@@ -18,6 +18,8 @@ description:
     C(backup_feed), editing only those two lines (comments and everything else stay as they are).
   - Before writing, the current registry is copied aside with its checksum; the new content is
     parsed and checked before it replaces the file atomically.
+requirements:
+  - PyYAML on the managed host (Debian and Ubuntu - python3-yaml).
 options:
   registry:
     description: The feed registry YAML file.
@@ -75,12 +77,12 @@ import os
 import re
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
 
 try:
     import yaml
-except ImportError:  # pragma: no cover - PyYAML comes with Ansible
+except ImportError:  # PyYAML comes with Ansible on the controller, not on every managed host
     yaml = None
 
 
@@ -97,6 +99,11 @@ def main():
         primary=dict(type='str', required=True),
         backup_dir=dict(type='path', required=True),
     ), supports_check_mode=True)
+    if yaml is None:
+        # found by the Molecule rehearsal: a host without PyYAML failed with "'NoneType' object has no
+        # attribute 'YAMLError'" instead of saying what is missing
+        module.fail_json(msg=missing_required_lib('PyYAML', reason='to read the feed registry') +
+                         ' (Debian and Ubuntu: apt-get install python3-yaml). Nothing was changed.')
     p = module.params
     if not re.match(r'^[A-Za-z0-9_.-]+$', p['primary']):
         module.fail_json(msg='feed name %r is refused: letters, digits, _ . - only' % p['primary'])

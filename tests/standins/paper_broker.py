@@ -4,7 +4,8 @@ Reads new entries of orders.validated; when the adapter named by broker:active i
 --fills-for, it fills the order into orders.fills (order_id, qty, price, broker). An adapter
 not listed (a broker that is down) fills nothing. Stops by itself after --max-seconds.
 
-Run: python paper_broker.py --port P --fills-for zerodha --fills-for paper (password from REDISCLI_AUTH)
+Run: python paper_broker.py --port P --fills-for zerodha --fills-for paper (password from REDISCLI_AUTH,
+or --password-file: a service manager that passes no environment, as in the Molecule rehearsal)
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ def main(argv=None) -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--fills-for", action="append", default=[])
     ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--password-file", help="read the Redis password from this file instead of REDISCLI_AUTH")
     args = ap.parse_args(argv)
-    r = redis.Redis(host="127.0.0.1", port=args.port, password=os.environ.get("REDISCLI_AUTH"), decode_responses=True)
+    password = os.environ.get("REDISCLI_AUTH")
+    if args.password_file:
+        with open(args.password_file, encoding="utf-8") as fh:
+            password = fh.read().strip()
+    r = redis.Redis(host="127.0.0.1", port=args.port, password=password, decode_responses=True)
     cursor = "$"
     deadline = time.monotonic() + args.max_seconds
     while time.monotonic() < deadline:

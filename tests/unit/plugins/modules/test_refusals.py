@@ -146,6 +146,18 @@ def test_feed_registry_refusals_leave_the_registry_as_it_was(tmp_path, capsys, r
     assert reg.read_text() == registry and not (tmp_path / "bk").exists()
 
 
+def test_feed_failover_on_a_host_without_pyyaml_names_what_is_missing(tmp_path, capsys, monkeypatch):
+    """Found by the Molecule rehearsal (a Debian base without python3-yaml): the module failed with
+    "'NoneType' object has no attribute 'YAMLError'"."""
+    monkeypatch.setattr(feed_failover, "yaml", None)
+    reg = tmp_path / "registry.yaml"
+    reg.write_text(REGISTRY)
+    out, failed = run_module(feed_failover, dict(registry=str(reg), primary="moneycontrol",
+                                                 backup_dir=str(tmp_path / "bk")), capsys)
+    assert failed and "PyYAML" in out["msg"] and "python3-yaml" in out["msg"], out["msg"]
+    assert reg.read_text() == REGISTRY and not (tmp_path / "bk").exists()
+
+
 def test_dvc_model_fails_clearly_when_the_dvc_cache_is_corrupted(models, tmp_path, capsys):
     """The DVC cache itself is corrupted (the object of the model file holds other bytes) and no
     pull is allowed: DVC 3 detects it during the checkout, and the module fails with its words
