@@ -10,8 +10,9 @@ STATE=$ROOT/.state/docker
 SOCK=$STATE/docker.sock
 export DOCKER_HOST=unix://$SOCK
 IMAGE=${TRADEOPS_DR_IMAGE:-tradeops-dr/debian12:bookworm}
-# python3-yaml: modules that read YAML on the managed host (feed registry, model cards, .dvc files)
-IMAGE_PACKAGES=python3,python3-redis,python3-yaml,redis-server,redis-tools,procps
+# python3-yaml: modules that read YAML on the managed host (feed registry, model cards, .dvc files);
+# python3-docker: the docker service manager (the Docker SDK) on a host that runs containers
+IMAGE_PACKAGES=python3,python3-redis,python3-yaml,python3-docker,redis-server,redis-tools,procps
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 up() { docker info >/dev/null 2>&1; }
