@@ -181,3 +181,28 @@ def test_strategy_health_reads_a_containers_log_through_the_sdk(tmp_path, capsys
     finally:
         cont.remove(force=True)
         client.close()
+
+
+def test_a_layer_is_rebuilt_only_when_its_recipe_changes(tmp_path, monkeypatch):
+    """tradeops-dr rehearse's image builder against the private engine: the second build of an
+    unchanged recipe keeps the image; a changed Dockerfile builds it again (its label says which)."""
+    from tradeops_dr import rehearse
+
+    client = _engine()
+    client.close()
+    layer = "test-recipe-" + uuid.uuid4().hex[:6]
+    (tmp_path / "molecule" / "images" / layer).mkdir(parents=True)
+    dockerfile = tmp_path / "molecule" / "images" / layer / "Dockerfile"
+    dockerfile.write_text("ARG BASE\nFROM ${BASE}\nLABEL purpose=test\n")
+    try:
+        assert rehearse.build_layer(layer, tmp_path, log=lambda _line: None) == "built"
+        assert rehearse.build_layer(layer, tmp_path, log=lambda _line: None) == "kept"
+        dockerfile.write_text("ARG BASE\nFROM ${BASE}\nLABEL purpose=changed\n")
+        assert rehearse.build_layer(layer, tmp_path, log=lambda _line: None) == "built"
+        client = _engine()
+        img = client.images.get(rehearse.layer_image(layer))
+        assert img.labels["purpose"] == "changed" and img.labels[rehearse.RECIPE_LABEL]
+    finally:
+        client = _engine()
+        client.images.remove(rehearse.layer_image(layer), force=True)
+        client.close()
