@@ -145,7 +145,7 @@ def build_layer(layer: str, root: Path | None = None, log=print) -> str:
     if not dockerfile.is_file():
         raise RehearsalError(f"layer {layer}: no {dockerfile}")
     client = _docker()
-    base_id, _ = _image_label(client, BASE_IMAGE)
+    base_id, _base_recipe = _image_label(client, BASE_IMAGE)
     if base_id is None:
         raise RehearsalError(f"the base image {BASE_IMAGE} is missing (scripts/docker-engine.sh image)")
     files = _context_files(layer)
@@ -154,7 +154,7 @@ def build_layer(layer: str, root: Path | None = None, log=print) -> str:
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
     recipe = digest.hexdigest()[:16]
     tag = layer_image(layer)
-    _, have = _image_label(client, tag)
+    _old_id, have = _image_label(client, tag)
     if have == recipe:
         return "kept"
     ctx = root / ".state" / "images" / "context" / layer

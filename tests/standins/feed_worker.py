@@ -20,7 +20,7 @@ def read_primary(path: str) -> str:
     # the registry is flat "key: value" YAML; the stand-in needs no YAML library
     with open(path, encoding="utf-8") as fh:
         for line in fh:
-            key, _, value = line.partition(":")
+            key, _sep, value = line.partition(":")
             if key.strip() == "primary_feed":
                 return value.strip()
     raise SystemExit(f"no primary_feed in {path}")

@@ -20,7 +20,7 @@ def test_the_sibling_runs_and_is_healthy(host):
 
 def _when(text):
     """Docker's RFC 3339 times carry up to nine fraction digits, trailing zeros trimmed."""
-    whole, _, frac = text.rstrip("Z").partition(".")
+    whole, _dot, frac = text.rstrip("Z").partition(".")
     return datetime.datetime.fromisoformat(whole) + datetime.timedelta(microseconds=int((frac + "000000")[:6]))
 
 
