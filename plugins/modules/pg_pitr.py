@@ -245,10 +245,19 @@ def _log_tail(path, n=8):
 
 
 def _tables(conn):
-    return [r[0] for r in _postgres.query(conn, """
+    """Every table the copy holds, TimescaleDB's chunks included (each is read, so a damaged chunk
+    is named) - but not TimescaleDB's internal compressed hypertables: they cannot be read directly
+    ("chunk ... has no dimension slices"); their chunks are in the list, and the user's hypertable
+    reads them through decompression."""
+    tables = [r[0] for r in _postgres.query(conn, """
         SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1""")]
+    if 'timescaledb' not in _postgres.extensions(conn):
+        return tables
+    internal = set(r[0] for r in _postgres.query(conn, """
+        SELECT schema_name || '.' || table_name FROM _timescaledb_catalog.hypertable WHERE compression_state = 2"""))
+    return [t for t in tables if t not in internal]
 
 
 def _read_only(conn):
