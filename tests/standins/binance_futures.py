@@ -23,7 +23,7 @@ Test controls (no authentication, loopback only), under /_standin/:
   POST price {"BTCUSDT": "61000"}                                  set mark prices
   POST orders {"symbol": ..., "count": n, "side": "BUY", "price": ...} resting orders (setup)
 
-Run: python binance_futures.py --port P --api-key K   (secret from STANDIN_API_SECRET)
+Run: python binance_futures.py --port P --api-key K   (secret from STANDIN_API_SECRET, or --secret-file)
 """
 
 from __future__ import annotations
@@ -403,8 +403,13 @@ def main(argv=None) -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--api-key", required=True)
     ap.add_argument("--max-seconds", type=float, default=3600)
+    ap.add_argument("--secret-file", help="read the API secret from this file instead of STANDIN_API_SECRET")
     args = ap.parse_args(argv)
-    server = serve(args.port, args.api_key, os.environ["STANDIN_API_SECRET"])
+    secret = os.environ.get("STANDIN_API_SECRET")
+    if args.secret_file:
+        with open(args.secret_file, encoding="utf-8") as fh:
+            secret = fh.read().strip()
+    server = serve(args.port, args.api_key, secret)
     time.sleep(args.max_seconds)
     server.shutdown()
     return 0
