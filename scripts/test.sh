@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the collection: unit and integration tests (real redis-server and PostgreSQL
 # on loopback, playbooks through ansible-runner), ansible-doc and ansible-lint, ansible-test
-# sanity, the Molecule rehearsals in a private Docker engine (in the background, beside pytest),
-# and the execution environment built there with every drill run inside it.
+# sanity and the Molecule rehearsals in a private Docker engine (both in the background, beside
+# pytest), and the execution environment built there with every drill run inside it.
 # SKIP_DOCKER=1, SKIP_MOLECULE=1, SKIP_SANITY=1, SKIP_EE=1 leave parts out (for development).
 # Called by `make test` after scripts/setup.sh; .ci/run calls `make test`.
 set -uo pipefail
@@ -22,18 +22,33 @@ if [ "${SKIP_DOCKER:-0}" != 1 ]; then
   export TRADEOPS_DR_REQUIRE_DOCKER=1
 fi
 
-# The Molecule rehearsals (tradeops-dr rehearse all: every scenario under molecule/, one at a time,
-# each scenario's time printed) run in the background while pytest runs: pytest keeps one of the
-# two cores busy, the containers the other (measured: about 0.8 of a core for pytest). Under CI a
+# Beside pytest, in the background: the Molecule rehearsals (tradeops-dr rehearse all: every
+# scenario under molecule/, one at a time, each scenario's time printed), then ansible-test sanity
+# (it works on a copy of the tracked files). pytest keeps about one of the two cores busy (measured:
+# 0.8 of a core), these the other; their logs are printed once pytest is done. Under CI a
 # scenario whose server this machine lacks fails instead of being skipped.
-rehearse_pid=
-if [ "${SKIP_DOCKER:-0}" != 1 ] && [ "${SKIP_MOLECULE:-0}" != 1 ]; then
-  step "Molecule rehearsals: started in the background (log .state/rehearse/suite.log; summary after pytest)"
-  mkdir -p .state/rehearse
+BG=.state/background
+rm -rf "$BG" && mkdir -p "$BG"
+bg_pid=
+do_rehearse=0
+[ "${SKIP_DOCKER:-0}" != 1 ] && [ "${SKIP_MOLECULE:-0}" != 1 ] && do_rehearse=1
+do_sanity=0
+[ "${SKIP_SANITY:-0}" != 1 ] && do_sanity=1
+if [ $do_rehearse = 1 ] || [ $do_sanity = 1 ]; then
+  step "started in the background: $([ $do_rehearse = 1 ] && echo 'Molecule rehearsals, then ')$([ $do_sanity = 1 ] && echo 'ansible-test sanity') (logs after pytest)"
   strict=()
   [ "${CI:-}" = true ] && strict=(--strict)
-  tradeops-dr rehearse all --jobs "${REHEARSE_JOBS:-1}" "${strict[@]}" >.state/rehearse/suite.log 2>&1 &
-  rehearse_pid=$!
+  (
+    if [ $do_rehearse = 1 ]; then
+      tradeops-dr rehearse all --jobs "${REHEARSE_JOBS:-1}" "${strict[@]}" >"$BG/rehearse.log" 2>&1
+      echo $? >"$BG/rehearse.rc"
+    fi
+    if [ $do_sanity = 1 ]; then
+      bash scripts/sanity.sh >"$BG/sanity.log" 2>&1
+      echo $? >"$BG/sanity.rc"
+    fi
+  ) &
+  bg_pid=$!
 fi
 
 step "pytest: unit, integration, collection checks"
@@ -45,18 +60,18 @@ if [ $rc -eq 5 ]; then
 fi
 [ $rc -eq 0 ] || status=$rc
 
-if [ "${SKIP_SANITY:-0}" != 1 ]; then
-  step "ansible-test sanity"
-  bash scripts/sanity.sh || status=1
-fi
-
-if [ -n "$rehearse_pid" ]; then
-  step "Molecule rehearsals (tradeops-dr rehearse all): waiting for them; per-scenario logs in .state/rehearse/"
-  wait "$rehearse_pid"
-  rc=$?
-  # the progress and the summary (a failed scenario's last log lines are in it, indented with |)
-  cat .state/rehearse/suite.log
-  [ $rc -eq 0 ] || { echo "test.sh: the Molecule rehearsals failed (rc $rc)" >&2; status=1; }
+if [ -n "$bg_pid" ]; then
+  step "waiting for the background steps (started before pytest)"
+  wait "$bg_pid"
+  for part in rehearse sanity; do
+    if [ "$part" = rehearse ]; then want=$do_rehearse; title="Molecule rehearsals (tradeops-dr rehearse all)"
+    else want=$do_sanity; title="ansible-test sanity"; fi
+    [ "$want" = 1 ] || continue
+    step "$title - its output"
+    cat "$BG/$part.log" 2>/dev/null || echo "test.sh: the background step $part left no log" >&2
+    rc=$(cat "$BG/$part.rc" 2>/dev/null || echo 1)
+    [ "$rc" = 0 ] || { echo "test.sh: $title failed (rc $rc)" >&2; status=1; }
+  done
 fi
 
 if [ "${SKIP_DOCKER:-0}" != 1 ] && [ "${SKIP_EE:-0}" != 1 ]; then
