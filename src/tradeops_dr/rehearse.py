@@ -222,37 +222,36 @@ def rehearse(names: list[str], jobs: int = 1, root: Path | None = None, log=prin
     unknown = [n for n in names if n not in known]
     if unknown:
         raise RehearsalError(f"no Molecule scenario {', '.join(unknown)} (there are: {', '.join(known)})")
-    subprocess.run(["bash", str(root / "scripts" / "docker-engine.sh"), "start"], cwd=root, check=True,
-                   stdout=subprocess.DEVNULL)
     env = _env(root)
     os.environ["DOCKER_HOST"] = env["DOCKER_HOST"]
-    base_image(root, log)
+    base_image(root, log)  # starts the engine too
     results: list[Result] = []
     runnable = []
     built: dict[str, str | Exception] = {}
+
+    def ensure(lyr: str) -> str | Exception:
+        """The layer built (or kept), once per run; its error instead of raising."""
+        if lyr not in built:
+            started = time.monotonic()
+            try:
+                built[lyr] = build_layer(lyr, root, log)
+            except RehearsalError as exc:
+                built[lyr] = exc
+            if built[lyr] == "kept":
+                log(f"image {layer_image(lyr)} is up to date ({time.monotonic() - started:.1f} s to check)")
+        return built[lyr]
+
     for name in names:
         layers = [lyr for lyr in map(_layer_of, scenario_images(name, root)) if lyr]
-        why = next((f"{lyr}: {why_not(lyr)}" for lyr in layers if why_not(lyr)), "")
-        if not why:
-            for lyr in layers:
-                if lyr not in built:
-                    started = time.monotonic()
-                    try:
-                        built[lyr] = build_layer(lyr, root, log)
-                    except RehearsalError as exc:
-                        built[lyr] = exc
-                    if built[lyr] == "kept":
-                        log(f"image {layer_image(lyr)} is up to date ({time.monotonic() - started:.1f} s to check)")
-                if isinstance(built[lyr], Exception):
-                    why = str(built[lyr])
-                    break
-            if why:
-                results.append(Result(name, "failed", 0.0, None, why))
-                log(f"rehearse {name}: failed before it started: {why}")
-                continue
-        if why:
-            results.append(Result(name, "failed" if strict else "skipped", 0.0, None, why))
-            log(f"rehearse {name}: {'cannot run' if strict else 'skipped'}: {why}")
+        missing = next((f"{lyr}: {why}" for lyr in layers for why in [why_not(lyr)] if why), "")
+        if missing:
+            results.append(Result(name, "failed" if strict else "skipped", 0.0, None, missing))
+            log(f"rehearse {name}: {'cannot run' if strict else 'skipped'}: {missing}")
+            continue
+        failure = next((str(b) for b in map(ensure, layers) if isinstance(b, Exception)), "")
+        if failure:
+            results.append(Result(name, "failed", 0.0, None, failure))
+            log(f"rehearse {name}: failed before it started: {failure}")
             continue
         runnable.append(name)
     log_dir = root / ".state" / "rehearse"
