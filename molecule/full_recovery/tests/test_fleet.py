@@ -25,20 +25,6 @@ def _redis(host, *args):
     return res.stdout.strip()
 
 
-def _psql(host, db, sql):
-    res = host.run("PGPASSWORD=molecule-only-secret psql -qAt -h 127.0.0.1 -p 5432 -U tradeops -F ' ' -d %s -c \"%s\""
-                   % (db, sql))
-    assert res.rc == 0, res.stderr
-    return res.stdout.strip()
-
-
-def _get(host, url):
-    res = host.run("python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' "
-                   "'%s'" % url)
-    assert res.rc == 0, res.stderr
-    return json.loads(res.stdout)
-
-
 def test_redis_is_back_with_every_stream(host):
     _only(host, "fleet-cache")
     crashed = int(host.file("/var/lib/molecule-crashed.pid").content_string)
@@ -56,31 +42,31 @@ def test_the_kill_switch_was_engaged_for_the_incident_and_left_engaged(host):
     assert "INC-FLEET-1" in (flag.content_string if flag.exists else "") or in_redis == "INC-FLEET-1"
 
 
-def test_the_database_holds_the_backup_and_the_damaged_one_is_kept(host):
+def test_the_database_holds_the_backup_and_the_damaged_one_is_kept(host, psql):
     _only(host, "fleet-db")
-    assert _psql(host, "trading", "SELECT count(*) FROM trades") == "3000"
-    assert _psql(host, "trading", "SELECT count(*) FROM ticks") == "2500"
-    aside = _psql(host, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'trading__pre_restore_%'")
+    assert psql("trading", "SELECT count(*) FROM trades") == "3000"
+    assert psql("trading", "SELECT count(*) FROM ticks") == "2500"
+    aside = psql("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'trading__pre_restore_%'")
     assert len(aside.split()) == 1
-    assert _psql(host, aside, "SELECT count(*) FROM trades") == "0"
+    assert psql(aside, "SELECT count(*) FROM trades") == "0"
 
 
-def test_questdb_applied_every_waiting_write(host):
+def test_questdb_applied_every_waiting_write(host, get_json):
     _only(host, "fleet-questdb")
     before = json.loads(host.file("/srv/questdb/before.json").content_string)
     q = "select suspended, writerTxn, sequencerTxn from wal_tables() where name = 'trades'"
-    ((suspended, writer, sequencer),) = _get(host, "http://127.0.0.1:9000/exec?query=" + urllib.parse.quote(q))["dataset"]
+    ((suspended, writer, sequencer),) = get_json("http://127.0.0.1:9000/exec?query=" + urllib.parse.quote(q))["dataset"]
     assert suspended is False and writer == sequencer
-    count = _get(host, "http://127.0.0.1:9000/exec?query=select%20count()%20from%20trades")["dataset"][0][0]
+    count = get_json("http://127.0.0.1:9000/exec?query=select%20count()%20from%20trades")["dataset"][0][0]
     assert count == before["applied_rows"] + before["waiting_rows"]
 
 
-def test_the_model_is_restored_and_served(host):
+def test_the_model_is_restored_and_served(host, get_json):
     _only(host, "fleet-strategy-1")
     v2 = json.loads(host.file("/srv/model/versions.json").content_string)["v2"]
     model = host.file("/srv/model/repo/models/ppo_production/final_model.zip").content
     assert hashlib.md5(model).hexdigest() == v2
-    assert _get(host, "http://127.0.0.1:8000/v1/health")["model_md5"] == v2
+    assert get_json("http://127.0.0.1:8000/v1/health")["model_md5"] == v2
 
 
 def test_a_healthy_configuration_is_not_touched(host):

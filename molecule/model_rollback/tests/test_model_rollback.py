@@ -6,11 +6,7 @@ import json
 MODEL = "/srv/model/repo/models/ppo_production/final_model.zip"
 
 
-def _health(host):
-    res = host.run("python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:8000/v1/health\")"
-                   ".read().decode())'")
-    assert res.rc == 0, res.stderr
-    return json.loads(res.stdout)
+HEALTH = "http://127.0.0.1:8000/v1/health"
 
 
 def test_the_model_file_is_v2_again(host):
@@ -20,8 +16,8 @@ def test_the_model_file_is_v2_again(host):
     assert card["artifact"]["md5"] == v2
 
 
-def test_the_api_serves_the_restored_model(host):
-    health = _health(host)
+def test_the_api_serves_the_restored_model(host, get_json):
+    health = get_json(HEALTH)
     assert health["status"] == "healthy"
     assert health["model_md5"] == hashlib.md5(host.file(MODEL).content).hexdigest()
 

@@ -4,12 +4,8 @@ import json
 import urllib.parse
 
 
-def _sql(host, query):
-    url = "http://127.0.0.1:9000/exec?query=" + urllib.parse.quote(query)
-    res = host.run("python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' %s"
-                   % "'" + url + "'")
-    assert res.rc == 0, res.stderr
-    return json.loads(res.stdout)["dataset"]
+def _sql(get_json, query):
+    return get_json("http://127.0.0.1:9000/exec?query=" + urllib.parse.quote(query))["dataset"]
 
 
 def _before(host):
@@ -22,16 +18,16 @@ def test_prepare_left_the_table_suspended_with_writes_waiting(host):
     assert int(before["sequencerTxn"]) >= int(before["writerTxn"]) + 3
 
 
-def test_the_table_is_resumed_and_every_waiting_transaction_applied(host):
-    ((suspended, writer, sequencer),) = _sql(host, "select suspended, writerTxn, sequencerTxn from wal_tables() "
-                                                   "where name = 'trades'")
+def test_the_table_is_resumed_and_every_waiting_transaction_applied(host, get_json):
+    ((suspended, writer, sequencer),) = _sql(get_json, "select suspended, writerTxn, sequencerTxn from wal_tables() "
+                                                       "where name = 'trades'")
     assert suspended is False
     assert int(writer) == int(sequencer) >= int(_before(host)["sequencerTxn"])
 
 
-def test_every_row_is_there(host):
+def test_every_row_is_there(host, get_json):
     before = _before(host)
-    assert _sql(host, "select count() from trades")[0][0] == before["applied_rows"] + before["waiting_rows"]
+    assert _sql(get_json, "select count() from trades")[0][0] == before["applied_rows"] + before["waiting_rows"]
 
 
 def test_the_server_that_was_repaired_is_the_one_prepare_started(host):

@@ -26,10 +26,8 @@ def test_the_replaced_release_is_kept_under_a_tag(host):
     assert _git(host, "rev-parse", tags[0] + "^{commit}") == _bad(host)[0]
 
 
-def test_the_application_was_restarted_on_the_old_release(host):
-    res = host.run("python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:3001/health\")"
-                   ".read().decode())'")
-    assert json.loads(res.stdout)["version"] == "1.0.0"
+def test_the_application_was_restarted_on_the_old_release(host, get_json):
+    assert get_json("http://127.0.0.1:3001/health")["version"] == "1.0.0"
     assert int(host.file("/run/strategy.pid").content_string) != _bad(host)[1]
 
 

@@ -4,11 +4,7 @@ import json
 import time
 
 
-def _state(host):
-    res = host.run("python3 -c 'import urllib.request; print(urllib.request.urlopen("
-                   "\"http://127.0.0.1:8090/_standin/state\").read().decode())'")
-    assert res.rc == 0, res.stderr
-    return json.loads(res.stdout)
+STATE = "http://127.0.0.1:8090/_standin/state"
 
 
 def test_the_crash_was_the_injected_one(host):
@@ -23,11 +19,11 @@ def test_the_strategy_runs_again_with_a_fresh_heartbeat_and_price(host):
     assert now - hb["ts"] < 5 and hb.get("price_ts")
 
 
-def test_it_trades_again_and_no_client_order_id_was_sent_twice(host):
+def test_it_trades_again_and_no_client_order_id_was_sent_twice(host, get_json):
     before = json.loads(host.file("/srv/strategy/before.json").content_string)["orders"]
-    first = len(_state(host)["orders"])
+    first = len(get_json(STATE)["orders"])
     time.sleep(1.5)
-    orders = _state(host)["orders"]
+    orders = get_json(STATE)["orders"]
     assert len(orders) > max(before, first - 1)
     ids = [o["clientOrderId"] for o in orders]
     assert len(ids) == len(set(ids))
