@@ -8,7 +8,7 @@
 #
 #   scripts/ee.sh build     base image (once per recipe), collection tarball + CLI wheel, ansible-builder build
 #   scripts/ee.sh info      the image's tag, size and what is inside
-#   scripts/ee.sh drill [SCENARIO]  tradeops-dr drill inside the image against this host's sandbox
+#   scripts/ee.sh drill [SCENARIO...]  tradeops-dr drill inside the image against this host's sandbox
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
@@ -108,7 +108,8 @@ drill() {
   # nsenter connection (the host's namespaces, its processes and the checkout's Python), the way
   # an AWX job reaches its hosts through SSH. The sandbox folder is mounted at its own path (the
   # inventory reads its state and secrets there); reports go to .state/ee/out.
-  scenario=${1:-all}
+  scenarios=("$@")
+  [ ${#scenarios[@]} -gt 0 ] || scenarios=(all)
   sandbox=${TRADEOPS_DR_SANDBOX:-$ROOT/.sandbox}
   TRADEOPS_DR_SANDBOX=$sandbox "$ROOT/.venv/bin/tradeops-dr" sandbox up >/dev/null
   inv=$WORK/inventory
@@ -141,7 +142,7 @@ PYEOF
   docker run --rm --network host --pid host --user 0 --cap-add SYS_ADMIN --cap-add SYS_PTRACE \
     -v "$sandbox:$sandbox" -v "$inv:/ee/inventory:ro" -v "$WORK/out:/ee/out" \
     -e TRADEOPS_DR_SANDBOX="$sandbox" -e TRADEOPS_DR_DRILLS_DIR=/ee/out/drills \
-    -e TRADEOPS_DR_INCIDENTS_DIR=/ee/out/incidents "$TAG" tradeops-dr drill "$scenario" -i /ee/inventory || rc=$?
+    -e TRADEOPS_DR_INCIDENTS_DIR=/ee/out/incidents "$TAG" tradeops-dr drill "${scenarios[@]}" -i /ee/inventory || rc=$?
   # A server a recovery started from inside the image ran in the container's cgroup (nsenter enters
   # namespaces, not cgroups), and Docker ended it with the container: start the sandbox again.
   # (Over SSH, the way AWX reaches its hosts, this does not arise.)
@@ -153,5 +154,5 @@ case "${1:-}" in
   build) build ;;
   info) info ;;
   drill) shift; drill "$@" ;;
-  *) echo "usage: $0 build|info|drill [SCENARIO]" >&2; exit 2 ;;
+  *) echo "usage: $0 build|info|drill [SCENARIO...]" >&2; exit 2 ;;
 esac

@@ -1,20 +1,38 @@
 #!/usr/bin/env bash
 # Every test of the collection: unit and integration tests (real redis-server and PostgreSQL
 # on loopback, playbooks through ansible-runner), ansible-doc and ansible-lint, ansible-test
-# sanity and the Molecule rehearsals in a private Docker engine (both in the background, beside
-# pytest), and the execution environment built there with every drill run inside it.
-# SKIP_DOCKER=1, SKIP_MOLECULE=1, SKIP_SANITY=1, SKIP_EE=1 leave parts out (for development).
-# Called by `make test` after scripts/setup.sh; .ci/run calls `make test`.
+# sanity, the Molecule rehearsals in a private Docker engine, and the execution environment built
+# there with the drills that prove it run inside it.
+#
+# How the two cores are used (docs/testing.md measures it):
+#   foreground   pytest, its tests spread over $PYTEST_WORKERS pytest-xdist workers (one file per
+#                worker at a time: a file's servers and module fixtures stay on its worker)
+#   background   the execution environment's build, then the Molecule rehearsals, then
+#                ansible-test sanity, one after the other; their logs are printed after pytest
+#   after pytest the drills not already run by pytest (redis, kill-switch, full) inside the image
+# It prints pytest's slowest tests, where the test time went (scripts/test_times.py), each step's
+# time and the total, and warns in its last line when the whole run passed 30 minutes.
+# SKIP_DOCKER=1, SKIP_MOLECULE=1, SKIP_SANITY=1, SKIP_EE=1 leave parts out (for development);
+# PYTEST_WORKERS (default 2; 0 = no xdist) and REHEARSE_JOBS (default 1) set the parallelism.
+# Called by ./dr.sh test after scripts/setup.sh; .ci/run calls ./dr.sh test.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 VENV=${VENV:-$ROOT/.venv}
 export PATH="$VENV/bin:$PATH" ANSIBLE_CONFIG="$ROOT/ansible.cfg"
+STARTED=${TRADEOPS_DR_TEST_STARTED:-$(date +%s)}
+BUDGET=${TRADEOPS_DR_TEST_BUDGET:-1800}
 
 status=0
-step() { echo; echo "=== $*"; }
+since() { echo $(( $(date +%s) - STARTED )); }
+step() { echo; echo "=== $* (at $(since) s)"; }
 
-if [ "${SKIP_DOCKER:-0}" != 1 ]; then
+want_docker=0; [ "${SKIP_DOCKER:-0}" != 1 ] && want_docker=1
+want_rehearse=0; [ $want_docker = 1 ] && [ "${SKIP_MOLECULE:-0}" != 1 ] && want_rehearse=1
+want_sanity=0; [ "${SKIP_SANITY:-0}" != 1 ] && want_sanity=1
+want_ee=0; [ $want_docker = 1 ] && [ "${SKIP_EE:-0}" != 1 ] && want_ee=1
+
+if [ $want_docker = 1 ]; then
   step "private Docker engine and the locally built base image"
   eval "$(bash scripts/docker-engine.sh env)"
   trap 'bash scripts/docker-engine.sh stop' EXIT
@@ -22,69 +40,86 @@ if [ "${SKIP_DOCKER:-0}" != 1 ]; then
   export TRADEOPS_DR_REQUIRE_DOCKER=1
 fi
 
-# Beside pytest, in the background: the Molecule rehearsals (tradeops-dr rehearse all: every
-# scenario under molecule/, one at a time, each scenario's time printed), then ansible-test sanity
-# (it works on a copy of the tracked files). pytest keeps about one of the two cores busy (measured:
-# 0.8 of a core), these the other; their logs are printed once pytest is done. Under CI a
-# scenario whose server this machine lacks fails instead of being skipped.
+# The background chain: each part's log and exit code under .state/background, printed after pytest.
 BG=.state/background
 rm -rf "$BG" && mkdir -p "$BG"
+bg_part() {  # NAME COMMAND...: run it, keep its log, exit code and time
+  local name=$1 t0
+  shift
+  t0=$(date +%s)
+  "$@" >"$BG/$name.log" 2>&1
+  echo $? >"$BG/$name.rc"
+  echo $(( $(date +%s) - t0 )) >"$BG/$name.seconds"
+}
 bg_pid=
-do_rehearse=0
-[ "${SKIP_DOCKER:-0}" != 1 ] && [ "${SKIP_MOLECULE:-0}" != 1 ] && do_rehearse=1
-do_sanity=0
-[ "${SKIP_SANITY:-0}" != 1 ] && do_sanity=1
-if [ $do_rehearse = 1 ] || [ $do_sanity = 1 ]; then
-  step "started in the background: $([ $do_rehearse = 1 ] && echo 'Molecule rehearsals, then ')$([ $do_sanity = 1 ] && echo 'ansible-test sanity') (logs after pytest)"
+if [ $want_ee = 1 ] || [ $want_rehearse = 1 ] || [ $want_sanity = 1 ]; then
   strict=()
   [ "${CI:-}" = true ] && strict=(--strict)
+  step "started in the background:$([ $want_ee = 1 ] && echo ' execution environment build,')$([ $want_rehearse = 1 ] && echo ' Molecule rehearsals,')$([ $want_sanity = 1 ] && echo ' ansible-test sanity') (logs after pytest)"
   (
-    if [ $do_rehearse = 1 ]; then
-      tradeops-dr rehearse all --jobs "${REHEARSE_JOBS:-1}" "${strict[@]}" >"$BG/rehearse.log" 2>&1
-      echo $? >"$BG/rehearse.rc"
-    fi
-    if [ $do_sanity = 1 ]; then
-      bash scripts/sanity.sh >"$BG/sanity.log" 2>&1
-      echo $? >"$BG/sanity.rc"
-    fi
+    [ $want_ee = 1 ] && bg_part ee-build bash -c 'bash scripts/ee.sh build && bash scripts/ee.sh info'
+    [ $want_rehearse = 1 ] && bg_part rehearse tradeops-dr rehearse all --jobs "${REHEARSE_JOBS:-1}" "${strict[@]}"
+    [ $want_sanity = 1 ] && bg_part sanity bash scripts/sanity.sh
   ) &
   bg_pid=$!
 fi
 
 step "pytest: unit, integration, collection checks"
-pytest -p no:cacheprovider tests "$@"
+workers=${PYTEST_WORKERS:-2}
+xdist=()
+[ "$workers" != 0 ] && xdist=(-n "$workers" --dist loadfile)
+mkdir -p .state
+pytest -p no:cacheprovider "${xdist[@]}" --durations=30 --durations-min=1 --junitxml=.state/pytest-junit.xml tests "$@"
 rc=$?
 if [ $rc -eq 5 ]; then
   echo "test.sh: pytest collected no tests: that is a failure" >&2
   rc=1
 fi
 [ $rc -eq 0 ] || status=$rc
+step "where the test time went (scripts/test_times.py)"
+python scripts/test_times.py --files 15 --fixtures 10 || true
+
+# The drills pytest does not run on this host (it runs questdb, model, config, fileset, broker,
+# feed, trading and database) run inside the image: each drill once per run, and the image
+# proven on the front door (full), the Redis recovery and the kill switch.
+EE_DRILLS=(redis kill-switch full)
+if [ $want_ee = 1 ]; then
+  step "execution environment: waiting for its build, then drills ${EE_DRILLS[*]} inside the image"
+  while [ ! -f "$BG/ee-build.rc" ] && kill -0 "$bg_pid" 2>/dev/null; do sleep 2; done
+  cat "$BG/ee-build.log" 2>/dev/null
+  if [ "$(cat "$BG/ee-build.rc" 2>/dev/null || echo 1)" = 0 ]; then
+    ee_sandbox=$(mktemp -d /tmp/tradeops-ee-sandbox.XXXXXX)
+    chmod 0755 "$ee_sandbox"  # PostgreSQL runs as the postgres user under root
+    TRADEOPS_DR_SANDBOX=$ee_sandbox bash scripts/ee.sh drill "${EE_DRILLS[@]}" || status=1
+    TRADEOPS_DR_SANDBOX=$ee_sandbox tradeops-dr sandbox down >/dev/null 2>&1
+    rm -rf "$ee_sandbox"
+  else
+    echo "test.sh: the execution environment's build failed (log above)" >&2
+    status=1
+  fi
+fi
 
 if [ -n "$bg_pid" ]; then
   step "waiting for the background steps (started before pytest)"
   wait "$bg_pid"
   for part in rehearse sanity; do
-    if [ "$part" = rehearse ]; then want=$do_rehearse; title="Molecule rehearsals (tradeops-dr rehearse all)"
-    else want=$do_sanity; title="ansible-test sanity"; fi
+    case $part in
+      rehearse) want=$want_rehearse; title="Molecule rehearsals (tradeops-dr rehearse all)" ;;
+      sanity) want=$want_sanity; title="ansible-test sanity" ;;
+    esac
     [ "$want" = 1 ] || continue
-    step "$title - its output"
+    step "$title - its output ($(cat "$BG/$part.seconds" 2>/dev/null || echo '?') s in the background)"
     cat "$BG/$part.log" 2>/dev/null || echo "test.sh: the background step $part left no log" >&2
-    rc=$(cat "$BG/$part.rc" 2>/dev/null || echo 1)
-    [ "$rc" = 0 ] || { echo "test.sh: $title failed (rc $rc)" >&2; status=1; }
+    part_rc=$(cat "$BG/$part.rc" 2>/dev/null || echo 1)
+    [ "$part_rc" = 0 ] || { echo "test.sh: $title failed (rc $part_rc)" >&2; status=1; }
   done
+  [ $want_ee = 0 ] || [ "$(cat "$BG/ee-build.rc" 2>/dev/null || echo 1)" = 0 ] || status=1
 fi
 
-if [ "${SKIP_DOCKER:-0}" != 1 ] && [ "${SKIP_EE:-0}" != 1 ]; then
-  step "execution environment: ansible-builder build, then every drill inside the image"
-  ee_sandbox=$(mktemp -d /tmp/tradeops-ee-sandbox.XXXXXX)
-  chmod 0755 "$ee_sandbox"  # PostgreSQL runs as the postgres user under root
-  if bash scripts/ee.sh build && bash scripts/ee.sh info; then
-    TRADEOPS_DR_SANDBOX=$ee_sandbox bash scripts/ee.sh drill all || status=1
-  else
-    status=1
-  fi
-  TRADEOPS_DR_SANDBOX=$ee_sandbox tradeops-dr sandbox down >/dev/null 2>&1
-  rm -rf "$ee_sandbox"
+total=$(since)
+echo
+echo "test.sh: $([ $status = 0 ] && echo passed || echo FAILED) - the whole run took $total s ($((total / 60)) min $((total % 60)) s; budget $((BUDGET / 60)) min)"
+if [ "$total" -gt "$BUDGET" ]; then
+  echo "test.sh: WARNING: the run took $((total / 60)) min, over its $((BUDGET / 60))-minute budget: find the slow part above (pytest's slowest tests, where the test time went, each step's time) before adding more"
 fi
-
 exit $status

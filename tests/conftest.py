@@ -32,11 +32,25 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 _INCIDENTS = tempfile.mkdtemp(prefix="tradeops-incidents-")
 os.environ.setdefault("TRADEOPS_DR_INCIDENTS_DIR", _INCIDENTS)
 atexit.register(shutil.rmtree, _INCIDENTS, True)
+# pytest-xdist workers (gw0, gw1, ...): each picks its servers' ports from its own slice
+# (sandbox.free_port) and keeps its ansible-runner folders apart (the runs folder prunes old runs)
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw"):
+    os.environ["TRADEOPS_DR_PORT_SLICE"] = "%s/%s" % (_WORKER[2:], os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    _RUNS = tempfile.mkdtemp(prefix=f"tradeops-runs-{_WORKER}-")
+    os.environ["TRADEOPS_DR_RUNS_DIR"] = _RUNS
+    atexit.register(shutil.rmtree, _RUNS, True)
 
 from tradeops_dr import run_playbook  # noqa: E402
 from tradeops_dr import seed  # noqa: E402
 from tradeops_dr import servers  # noqa: E402
 from tradeops_dr.sandbox import PostgresCluster, QuestDBServer, RedisServer, free_port, pid_alive, read_pid  # noqa: E402
+
+import timing  # noqa: E402
+
+
+def pytest_configure(config):
+    timing.install(config)
 
 
 def need_server(name: str) -> None:

@@ -78,7 +78,11 @@ def cmd_drill(args) -> int:
     from . import drill, drill_history
     from .sandbox import Sandbox
 
-    if args.scenario == "history":
+    chosen = args.scenario or ["all"]
+    if "history" in chosen and len(chosen) > 1:
+        print("tradeops-dr: `drill history` takes no other scenario", file=sys.stderr)
+        return 2
+    if chosen == ["history"]:
         records = drill_history.load()
         if not records:
             print(f"no drill history yet in {drill_history.drills_dir()} (run: tradeops-dr drill)")
@@ -99,7 +103,7 @@ def cmd_drill(args) -> int:
     sb.up()
     drill.print_header()
     for name, run, what in drill.DRILLS:
-        if args.scenario in (name, "all"):
+        if name in chosen or "all" in chosen:
             print(f"... {what}", flush=True)
             steps += run(sb, inventory=args.inventory, on_step=printer)
     print(f"\n{sum(s.ok for s in steps)} passed, {sum(not s.ok for s in steps)} failed"
@@ -494,8 +498,8 @@ def main(argv=None) -> int:
                                    "drill_objectives.yml, dr_drill_objectives in the inventory); every drill is "
                                    "appended to the history with a Markdown report and a PNG chart. Only inventories "
                                    "whose hosts are marked dr_drill_target: true are drilled.")
-    p.add_argument("scenario", choices=["all", *DRILL_NAMES, "history"],
-                   nargs="?", default="all", help="a scenario, all of them, or history (the trend so far)")
+    p.add_argument("scenario", choices=["all", *DRILL_NAMES, "history"], nargs="*",
+                   help="scenarios (run in the order of `all`), all of them (the default), or history (the trend so far)")
     p.add_argument("-i", "--inventory", default="local", help="a drill target (default inventories/local, the sandbox)")
     p.add_argument("--last", type=int, default=20, help="history: how many drills the trend shows")
     p.set_defaults(func=cmd_drill)

@@ -56,13 +56,27 @@ def _start_detached(argv: list[str], logfile: Path) -> subprocess.Popen:
     return proc
 
 
+def _port_slice() -> tuple[int, int]:
+    """$TRADEOPS_DR_PORT_SLICE="I/N": this process takes only ports p with (p // 2) % N == I, so
+    that several processes picking ports at once (test workers, two sandboxes) never pick the same
+    one between the pick and the server's bind. (p // 2: Linux hands out ports of one parity to
+    bind(), so p % 2 would leave one slice empty.) Unset: every port."""
+    spec = os.environ.get("TRADEOPS_DR_PORT_SLICE", "")
+    try:
+        index, count = (int(x) for x in spec.split("/"))
+    except ValueError:
+        return 0, 1
+    return (index, count) if count > 0 and 0 <= index < count else (0, 1)
+
+
 def free_port(avoid=()) -> int:
-    """A TCP port nothing listens on at 127.0.0.1 right now."""
-    for _attempt in range(50):
+    """A TCP port nothing listens on at 127.0.0.1 right now (in this process's slice)."""
+    index, count = _port_slice()
+    for _attempt in range(100 * count):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        if port not in avoid:
+        if port not in avoid and (port // 2) % count == index:
             return port
     raise SandboxError("no free port found on 127.0.0.1")
 

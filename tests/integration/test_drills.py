@@ -50,6 +50,17 @@ def test_an_inventory_that_is_not_a_drill_target_is_refused(tmp_path):
     assert not (tmp_path / "drills" / "history.jsonl").exists()
 
 
+def test_several_drills_are_named_in_one_command_and_history_stands_alone(tmp_path):
+    env = dict(os.environ, TRADEOPS_DR_DRILLS_DIR=str(tmp_path / "drills"), TRADEOPS_DR_SANDBOX=str(tmp_path / "sb"))
+    out = _drill(env, "redis", "full", "-i", str(ROOT / "inventories" / "example"))
+    assert out.returncode == 2 and "not marked as drill targets" in out.stderr, out.stdout + out.stderr
+    out = _drill(env, "history", "redis")
+    assert out.returncode == 2 and "`drill history` takes no other scenario" in out.stderr, out.stdout + out.stderr
+    out = _drill(env, "redis", "nonsense")
+    assert out.returncode == 2 and "invalid choice: 'nonsense'" in out.stderr, out.stdout + out.stderr
+    assert not (tmp_path / "sb").exists()
+
+
 def test_questdb_and_model_drills_pass_and_are_recorded(drill_env):
     env, drills = drill_env
     hist = drills / "history.jsonl"

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Sum where the test suite's time went, from the lines tests/timing.py wrote during a pytest run
+(.state/test-times/*.jsonl, or the folder given): per category (fixture set-up, ansible-playbook
+start-up, playbooks, commands, waiting, teardown, real work), per file, per fixture and per
+xdist worker.
+
+    python scripts/test_times.py [FOLDER] [--files N] [--fixtures N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ("fixture", "playbook_startup", "playbook", "cli", "command", "waiting", "setup", "teardown", "work")
+LABEL = {"fixture": "fixture set-up (servers, seed data)", "playbook_startup": "ansible-playbook start-up",
+         "playbook": "playbooks running", "cli": "tradeops-dr CLI commands", "command": "other commands",
+         "waiting": "waiting (sleep)", "setup": "other set-up", "teardown": "teardown", "work": "real work"}
+SHORT = {"fixture": "fixture", "playbook_startup": "pb-start", "playbook": "playbook", "cli": "cli",
+         "command": "cmd", "waiting": "wait", "setup": "setup", "teardown": "teardown", "work": "work"}
+
+
+def load(folder: Path) -> list[dict]:
+    lines = []
+    for f in sorted(folder.glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                lines.append(json.loads(line))
+    return lines
+
+
+def report(lines: list[dict], n_files: int, n_fixtures: int) -> str:
+    out = []
+    total = sum(t["total"] for t in lines)
+    cats: dict = defaultdict(float)
+    files: dict = defaultdict(lambda: defaultdict(float))
+    counts: dict = defaultdict(int)
+    fixtures: dict = defaultdict(float)
+    fixture_n: dict = defaultdict(int)
+    workers: dict = defaultdict(float)
+    for t in lines:
+        counts[t["file"]] += 1
+        workers[t["worker"]] += t["total"]
+        files[t["file"]]["total"] += t["total"]
+        for k, v in t["categories"].items():
+            cats[k] += v
+            files[t["file"]][k] += v
+        for k, v in t["fixtures"].items():
+            fixtures[k] += v
+            fixture_n[k] += 1
+    out.append(f"test time: {len(lines)} tests, {total:.0f} s summed over "
+               f"{len(workers)} worker(s) ({', '.join(f'{w} {s:.0f} s' for w, s in sorted(workers.items()))})")
+    for k in ORDER:
+        if cats.get(k):
+            out.append(f"  {LABEL[k]:<40} {cats[k]:8.1f} s  {100 * cats[k] / max(total, 1e-9):5.1f} %")
+    out.append("")
+    head = f"{'file':<52} {'tests':>5} {'total':>7} " + " ".join(f"{SHORT[k]:>8}" for k in ORDER)
+    out.append(f"slowest files (seconds; of {len(files)}):")
+    out.append(head)
+    for name, row in sorted(files.items(), key=lambda kv: -kv[1]["total"])[:n_files]:
+        out.append(f"{name[-52:]:<52} {counts[name]:>5} {row['total']:7.1f} " +
+                   " ".join(f"{row.get(k, 0.0):8.1f}" for k in ORDER))
+    out.append("")
+    out.append(f"fixture set-up (seconds, times set up; of {len(fixtures)}):")
+    for name, secs in sorted(fixtures.items(), key=lambda kv: -kv[1])[:n_fixtures]:
+        out.append(f"  {name:<40} {secs:8.1f} s  x{fixture_n[name]}")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", nargs="?", default=str(ROOT / ".state" / "test-times"))
+    ap.add_argument("--files", type=int, default=25)
+    ap.add_argument("--fixtures", type=int, default=15)
+    args = ap.parse_args(argv)
+    lines = load(Path(args.folder))
+    if not lines:
+        print(f"test_times: no timing lines in {args.folder} (tests/timing.py writes them during pytest)")
+        return 1
+    print(report(lines, args.files, args.fixtures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
