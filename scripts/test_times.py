@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Sum where the test suite's time went, from the lines tests/timing.py wrote during a pytest run
 (.state/test-times/*.jsonl, or the folder given): per category (fixture set-up, ansible-playbook
 start-up, playbooks, commands, waiting, teardown, real work), per file, per fixture and per

@@ -31,18 +31,52 @@ def test_there_is_something_to_check():
     assert MODULES and ROLES and PLAYBOOKS
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_ansible_doc_renders_the_module(module):
-    res = _run("ansible-doc", "--json", f"tradeops.dr.{module}")
+def _sections(text: str, header: str) -> dict:
+    """ansible-doc's text for several plugins, split at each one's header line ('> MODULE name (path)',
+    '> ROLE: *name* (path)')."""
+    out: dict = {}
+    name = None
+    for line in text.splitlines():
+        if line.startswith(header):
+            name = line[len(header):].split()[0].strip("*")
+            out[name] = ""
+        if name:
+            out[name] += line + "\n"
+    return out
+
+
+# One ansible-doc a form for every module (or role) at once, not one per test: each ansible-doc
+# start costs about a CPU-second, and the tests below read each plugin's own entry or section.
+@pytest.fixture(scope="module")
+def module_docs():
+    res = _run("ansible-doc", "--json", *(f"tradeops.dr.{m}" for m in MODULES))
     assert res.returncode == 0, res.stderr
-    doc = json.loads(res.stdout)[f"tradeops.dr.{module}"]
+    return json.loads(res.stdout)
+
+
+@pytest.fixture(scope="module")
+def module_texts():
+    res = _run("ansible-doc", *(f"tradeops.dr.{m}" for m in MODULES))
+    return res.returncode, _sections(res.stdout, "> MODULE "), res.stderr
+
+
+@pytest.fixture(scope="module")
+def role_texts():
+    res = _run("ansible-doc", "-t", "role", *(f"tradeops.dr.{r}" for r in ROLES))
+    return res.returncode, _sections(res.stdout, "> ROLE: "), res.stderr
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders_the_module(module, module_docs, module_texts):
+    doc = module_docs[f"tradeops.dr.{module}"]
     assert doc["doc"]["short_description"] and doc["doc"]["options"]
     assert doc["examples"].strip() and doc["return"], f"{module}: EXAMPLES and RETURN are required"
     assert "check_mode" in doc["doc"]["attributes"]
     for name, opt in doc["doc"]["options"].items():
         assert opt.get("description"), f"{module}: option {name} has no description"
-    text = _run("ansible-doc", f"tradeops.dr.{module}")
-    assert text.returncode == 0 and f"tradeops.dr.{module}" in text.stdout
+    rc, sections, stderr = module_texts
+    assert rc == 0, stderr
+    assert f"tradeops.dr.{module}" in sections and sections[f"tradeops.dr.{module}"].strip(), stderr
 
 
 class _Spec(Exception):
@@ -79,11 +113,11 @@ def _secret_options(spec: dict, path: str = "") -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_password_options_are_no_log(module):
+def test_password_options_are_no_log(module, module_docs):
     """Each module's own argument spec, as it reaches AnsibleModule: a module that redefines a
     password option without no_log fails here, whatever the shared specs say."""
     spec = _argument_spec(module)
-    doc = json.loads(_run("ansible-doc", "--json", f"tradeops.dr.{module}").stdout)[f"tradeops.dr.{module}"]
+    doc = module_docs[f"tradeops.dr.{module}"]
     documented = [name for name in doc["doc"]["options"] if "password" in name]
     assert set(documented) <= set(spec), f"{module}: documented but not in the spec: {set(documented) - set(spec)}"
     for name, opt in _secret_options(spec):
@@ -101,19 +135,20 @@ def test_the_no_log_check_catches_a_module_without_it(monkeypatch):
         return spec
 
     monkeypatch.setattr(_redis, "redis_common_argument_spec", leaky)
+    doc = json.loads(_run("ansible-doc", "--json", "tradeops.dr.redis_health").stdout)
     with pytest.raises(AssertionError, match="login_password must be no_log"):
-        test_password_options_are_no_log("redis_health")
+        test_password_options_are_no_log("redis_health", doc)
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_role_has_an_argument_spec_and_prefixed_variables(role):
+def test_role_has_an_argument_spec_and_prefixed_variables(role, role_texts):
     spec = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
     options = spec["argument_specs"]["main"]["options"]
     defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
     assert all(k.startswith(role + "_") for k in options), "role variables carry the role's name"
     assert set(defaults) <= set(options), f"defaults without a spec: {set(defaults) - set(options)}"
-    res = _run("ansible-doc", "-t", "role", f"tradeops.dr.{role}")
-    assert res.returncode == 0 and "ENTRY POINT: *main*" in res.stdout, res.stderr
+    rc, sections, stderr = role_texts
+    assert rc == 0 and "ENTRY POINT: *main*" in sections.get(f"tradeops.dr.{role}", ""), stderr
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.name)

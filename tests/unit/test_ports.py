@@ -12,7 +12,7 @@ from tradeops_dr.sandbox import _port_slice, free_port
 def test_a_process_picks_only_ports_of_its_slice(spec, monkeypatch):
     monkeypatch.setenv("TRADEOPS_DR_PORT_SLICE", spec)
     index, count = (int(x) for x in spec.split("/"))
-    ports = {free_port() for _ in range(20)}
+    ports = {free_port() for _attempt in range(20)}
     assert all((p // 2) % count == index for p in ports), sorted(ports)
 
 
@@ -26,4 +26,4 @@ def test_an_unset_or_malformed_slice_means_every_port(spec, monkeypatch):
 def test_a_port_to_avoid_is_never_picked(monkeypatch):
     monkeypatch.delenv("TRADEOPS_DR_PORT_SLICE", raising=False)
     first = free_port()
-    assert all(free_port(avoid={first}) != first for _ in range(20))
+    assert all(free_port(avoid={first}) != first for _attempt in range(20))
