@@ -113,7 +113,6 @@ if [ -n "$bg_pid" ]; then
     part_rc=$(cat "$BG/$part.rc" 2>/dev/null || echo 1)
     [ "$part_rc" = 0 ] || { echo "test.sh: $title failed (rc $part_rc)" >&2; status=1; }
   done
-  [ $want_ee = 0 ] || [ "$(cat "$BG/ee-build.rc" 2>/dev/null || echo 1)" = 0 ] || status=1
 fi
 
 total=$(since)

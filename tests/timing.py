@@ -18,6 +18,7 @@ per file, per fixture and per category. Timing adds no assertion and changes no 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -63,6 +64,17 @@ class _Clock:
         self._flush()
         self.stack.pop()
 
+    @contextlib.contextmanager
+    def within(self, name: str, opaque: bool = True):
+        """Time what runs inside under `name`; yields whether it is timed there (False inside an
+        opaque category, or in another thread)."""
+        pushed = self.push(name, opaque)
+        try:
+            yield pushed
+        finally:
+            if pushed:
+                self.pop()
+
     def reset(self) -> None:
         self.stack, self.totals, self.fixtures = [], {}, {}
         self.mark = time.perf_counter()
@@ -87,25 +99,17 @@ def _command_kind(args) -> str:
     return "command"
 
 
-def _timed(kind_of, real):
+def _timed(real):
     def wrapper(*args, **kwargs):
-        pushed = CLOCK.push(kind_of(args[0] if args else kwargs.get("args")))
-        try:
+        with CLOCK.within(_command_kind(args[0] if args else kwargs.get("args"))):
             return real(*args, **kwargs)
-        finally:
-            if pushed:
-                CLOCK.pop()
     wrapper.__wrapped__ = real
     return wrapper
 
 
 def _sleep(seconds):
-    pushed = CLOCK.push("waiting")
-    try:
+    with CLOCK.within("waiting"):
         _real_sleep(seconds)
-    finally:
-        if pushed:
-            CLOCK.pop()
 
 
 def _first_event_time(runner) -> float | None:
@@ -125,14 +129,10 @@ def _wrap_runner() -> None:
     real = ansible_runner.run
 
     def run(*args, **kwargs):
-        if not CLOCK.push("playbook"):
-            return real(*args, **kwargs)
         started_wall = time.time()
-        try:
+        with CLOCK.within("playbook") as timed:
             runner = real(*args, **kwargs)
-        finally:
-            CLOCK.pop()
-        first = _first_event_time(runner)
+        first = _first_event_time(runner) if timed else None
         if first is not None:
             # move the start-up share (call -> first event) from playbook to playbook_startup
             share = max(0.0, min(first - started_wall, CLOCK.totals.get("playbook", 0.0)))
@@ -149,10 +149,10 @@ def install(config) -> None:
     if os.environ.get("TRADEOPS_DR_TEST_TIMES_OFF") == "1":
         return
     time.sleep = _sleep
-    subprocess.run = _timed(_command_kind, _real_run)
-    subprocess.check_output = _timed(_command_kind, _real_check_output)
-    subprocess.check_call = _timed(_command_kind, _real_check_call)
-    subprocess.call = _timed(_command_kind, _real_call)
+    subprocess.run = _timed(_real_run)
+    subprocess.check_output = _timed(_real_check_output)
+    subprocess.check_call = _timed(_real_check_call)
+    subprocess.call = _timed(_real_call)
     _wrap_runner()
     config.pluginmanager.register(_Recorder(config), "tradeops_dr_timing")
 
@@ -170,14 +170,11 @@ class _Recorder:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_fixture_setup(self, fixturedef, request):
         name = fixturedef.argname
-        pushed = CLOCK.push("fixture")
         started = time.perf_counter()
-        try:
+        with CLOCK.within("fixture") as timed:
             yield
-        finally:
-            if pushed:
-                CLOCK.pop()
-                CLOCK.fixtures[name] = CLOCK.fixtures.get(name, 0.0) + time.perf_counter() - started
+        if timed:
+            CLOCK.fixtures[name] = CLOCK.fixtures.get(name, 0.0) + time.perf_counter() - started
 
     def _phase(self, phase):
         CLOCK.push(phase, opaque=phase == "teardown")

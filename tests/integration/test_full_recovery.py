@@ -88,10 +88,9 @@ def platform():
 def fresh(platform):
     """Every test starts healthy, with the kill switch released (so each passes alone and in any order).
     The recovery that proves it healthy runs unless nothing changed since the last one did: the same
-    fingerprint (every Redis key, table, file and server process) and no fail-closed flag file."""
+    fingerprint (every Redis key, table, file and server process) and the switch released."""
     platform.sb.up()
-    if platform.healthy is None or (platform.state / "kill_switch.flag").exists() or \
-            platform.fingerprint() != platform.healthy:
+    if platform.healthy is None or not platform.switch_released() or platform.fingerprint() != platform.healthy:
         platform.healthy = None
         platform.reset_kill_switch()
         res = platform.recover(approve="INC-SETUP")
