@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import os
 import shutil
+import stat
 import time
 
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
@@ -228,11 +229,13 @@ def apply_restore(plan):
         if root:  # checked again right before the write: a link may have appeared since the plan
             check_target(root, target)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = '%s.tradeops-restore-%d' % (target, os.getpid())
-        shutil.copy2(stored, tmp)
-        if _manifest.sha256_file(tmp) != entry['sha256']:
-            os.remove(tmp)
-            raise FilesetError('the copy of %s does not match its sha256; %s was left as it was' % (stored, target))
-        os.replace(tmp, target)
+        st = os.stat(stored)
+        with _manifest.atomic_file(target, stat.S_IMODE(st.st_mode), binary=True) as (handle, tmp):
+            with open(stored, 'rb') as source:
+                shutil.copyfileobj(source, handle, _manifest.CHUNK)
+            handle.flush()
+            os.utime(handle.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+            if _manifest.sha256_file(tmp) != entry['sha256']:  # the temp file is removed, the target left as it was
+                raise FilesetError('the copy of %s does not match its sha256; %s was left as it was' % (stored, target))
         written.append(target)
     return written

@@ -19,9 +19,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import time
+
+from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
 
 STATES = ('halted', 'reducing')
 _STRICTNESS = {'active': 0, 'reducing': 1, 'halted': 2}
@@ -113,11 +114,8 @@ def write_flag_file(path, reason, actor, incident, state, error):
     directory = os.path.dirname(path)
     if directory and not os.path.isdir(directory):
         os.makedirs(directory, mode=0o755)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as handle:
-        json.dump(dict(enabled=True, state=state, reason=reason, actor=actor, incident=incident, engaged_at=iso,
-                       redis_error=error), handle, indent=2, sort_keys=True)
-    os.rename(tmp, path)
+    _manifest.write_json_atomic(path, dict(enabled=True, state=state, reason=reason, actor=actor, incident=incident,
+                                           engaged_at=iso, redis_error=error), 0o644)
     return path
 
 

@@ -35,8 +35,8 @@ import sqlite3
 OPS = ('xadd', 'hset', 'set')
 # glob patterns (fnmatch) of the control keys a replay never writes
 PROTECTED = ('policy:kill_switch', 'policy:kill_switch:*', 'risk:*', 'broker:active', 'broker:events')
-_STREAM_ID = re.compile(r'^(\d+)-(\d+)$')
-_TABLE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+_STREAM_ID = re.compile(r'(\d+)-(\d+)')
+_TABLE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 
 
 class LedgerError(Exception):
@@ -44,7 +44,7 @@ class LedgerError(Exception):
 
 
 def parse_stream_id(value):
-    match = _STREAM_ID.match(value or '')
+    match = _STREAM_ID.fullmatch(value or '')
     if not match:
         return None
     return int(match.group(1)), int(match.group(2))
@@ -52,7 +52,7 @@ def parse_stream_id(value):
 
 def read_ledger(path, table='ledger'):
     """Rows as dicts, ordered by seq. Raises LedgerError for a missing or unreadable file."""
-    if not _TABLE.match(table or ''):
+    if not _TABLE.fullmatch(table or ''):
         raise LedgerError('ledger table name %r is not a plain identifier' % table)
     if not os.path.isfile(path):
         raise LedgerError('ledger %s does not exist' % path)

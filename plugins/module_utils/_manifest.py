@@ -11,10 +11,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
+import tempfile
 import time
 
 CHUNK = 1024 * 1024
@@ -86,22 +90,86 @@ def link_below(root, path):
     return None
 
 
+@contextlib.contextmanager
+def atomic_file(path, mode=0o640, owner=None, binary=False):
+    """Write path so that a reader sees the old file or the new one, never half of one: yields
+    (handle, temp path); on a clean exit the temp file is flushed, fsynced and renamed over path, on
+    an exception it is removed and path is left as it was. owner: (uid, gid), applied as root.
+
+    The folder may belong to another account (a database's data directory, an application's tree):
+    the temp file gets a name nobody can guess, is created with O_EXCL|O_NOFOLLOW (mkstemp), and its
+    mode and owner are set on the open descriptor, never by path - a link planted in the folder is
+    never followed, and root never writes or chowns a file it did not create."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb' if binary else 'w') as handle:
+            os.fchmod(handle.fileno(), mode)
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(handle.fileno(), owner[0], owner[1])
+            yield handle, tmp
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # rename() replaces a link planted at path, it does not follow it
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def write_text_atomic(path, text, mode=0o640, owner=None):
-    """A reader sees the old file or the new one, never half of one (temp file, fsync, rename);
-    owner: (uid, gid) given to the file when the module runs as root."""
-    tmp = '%s.tmp-%d' % (path, os.getpid())
-    with open(tmp, 'w') as handle:
+    """text (str or bytes) written to path through atomic_file."""
+    with atomic_file(path, mode, owner, binary=isinstance(text, bytes)) as (handle, _tmp):
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    if owner is not None and os.geteuid() == 0:
-        os.chown(tmp, owner[0], owner[1])
-    os.replace(tmp, path)
 
 
 def write_json_atomic(path, data, mode=0o640):
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + '\n', mode)
+
+
+def set_owner_mode(path, mode=None, owner=None):
+    """chmod/chown a file or folder this module made, through a descriptor opened with O_NOFOLLOW:
+    a link swapped in for it by the account that can write its folder is refused, not followed.
+    owner: (uid, gid), applied only when the module runs as root."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0))
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        if owner is not None and os.geteuid() == 0:
+            os.fchown(fd, owner[0], owner[1])
+    finally:
+        os.close(fd)
+
+
+def create_private(path, mode=0o600, owner=None, append=False):
+    """Open a new file for writing that did not exist: O_CREAT|O_EXCL|O_NOFOLLOW, mode and owner
+    set on the descriptor. A file (or a link) already at path raises FileExistsError unless
+    append is set, in which case only a regular file with one link that root or the owner made
+    is opened again - never a link, never another account's hard link to a root file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(path, flags, mode)
+    except FileExistsError:
+        if not append:
+            raise
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0))
+        st = os.fstat(fd)
+        allowed = {0, os.geteuid()} | ({owner[0]} if owner else set())
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid not in allowed:
+            os.close(fd)
+            raise OSError(errno.EPERM, 'not a private regular file (owner uid %d, %d links): refused' %
+                          (st.st_uid, st.st_nlink), path)
+        return fd  # a file this module (or the owner) made before keeps its mode and owner
+    try:
+        os.fchmod(fd, mode)
+        if owner is not None and os.geteuid() == 0:
+            os.fchown(fd, owner[0], owner[1])
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_json(path):

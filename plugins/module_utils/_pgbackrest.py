@@ -19,7 +19,7 @@ import pwd
 import re
 import subprocess
 
-SEGMENT_RE = re.compile(r'^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(?:-[0-9a-f]{40})?(?:\.[a-z0-9]+)?$')
+SEGMENT_RE = re.compile(r'([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(?:-[0-9a-f]{40})?(?:\.[a-z0-9]+)?')
 
 
 class PgBackRestError(Exception):
@@ -138,7 +138,7 @@ def facts(entry):
 
 
 def parse_segment(name):
-    m = SEGMENT_RE.match(name)
+    m = SEGMENT_RE.fullmatch(name)
     if not m:
         return None
     return int(m.group(1), 16), int(m.group(2), 16), int(m.group(3), 16)
@@ -160,7 +160,7 @@ def archived_segments(repo_path, stanza):
             continue
         for sub in os.listdir(folder):
             subdir = os.path.join(folder, sub)
-            if not (os.path.isdir(subdir) and re.match(r'^[0-9A-F]{16}$', sub)):
+            if not (os.path.isdir(subdir) and re.fullmatch(r'[0-9A-F]{16}', sub)):
                 continue
             for name in os.listdir(subdir):
                 parsed = parse_segment(name)

@@ -38,7 +38,7 @@ DB_ERRORS = (psycopg2.Error,) if HAS_PSYCOPG2 else ()
 # Names this collection accepts for databases, schemas and tables. PostgreSQL allows more,
 # but a name with quotes, semicolons, spaces or '=' (which pg_restore -d would read as a
 # connection string) is far likelier to be an injection or a typo than a real database.
-NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$')
+NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_.-]{0,62}')
 # Schemas that belong to PostgreSQL or to TimescaleDB itself; their tables are not user data
 # (a hypertable's rows are counted through the hypertable, not through its chunks).
 SYSTEM_SCHEMA_SQL = ("n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' "
@@ -69,8 +69,8 @@ def postgres_argument_spec():
 
 def check_name(name, what='database'):
     """Refuse a database/schema/table name outside NAME_RE, before any SQL or command sees it."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise PostgresError('%s name %r refused: only letters, digits, _ $ . - are accepted (at most 63, starting '
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise PostgresError('%s name %r refused: only letters, digits, _ . - are accepted (at most 63, starting '
                             'with a letter or _); nothing was run' % (what, name))
     return name
 
@@ -686,7 +686,7 @@ def dump_database(conn, db, directory, base, kind='backup', csv_tables=(), compr
             schema, table = split_table(qualified)
             name = '%s.%s.%s.csv' % (base, schema, table)
             path = os.path.join(directory, name)
-            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _manifest.PRIVATE_FILE), 'w') as handle, \
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, _manifest.PRIVATE_FILE), 'w') as handle, \
                     holder.cursor() as cur:
                 written.append(path)
                 cur.copy_expert(sql.SQL('COPY (SELECT * FROM {}) TO STDOUT WITH (FORMAT csv, HEADER)').format(

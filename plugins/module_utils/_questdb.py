@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported
     pass
 
 # Table names go into SQL unquoted, as QuestDB's own examples write them: allow only plain names.
-_TABLE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,126}$')
+_TABLE = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,126}')
 # 'Build Information: QuestDB 8.1.2, JDK ...' (release) or 'questdb 8.1.2-SNAPSHOT' (a dev build)
 _VERSION = re.compile(r'questdb (\d+)\.(\d+)\.(\d+)', re.IGNORECASE)
 
@@ -56,7 +56,7 @@ def questdb_common_argument_spec():
 
 
 def check_table(name):
-    if not isinstance(name, str) or not _TABLE.match(name):
+    if not isinstance(name, str) or not _TABLE.fullmatch(name):
         raise ValueError('table name %r is refused: only letters, digits and _ (starting with a letter or _)' % (name,))
     return name
 

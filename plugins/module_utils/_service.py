@@ -23,6 +23,7 @@ import time
 from ansible.module_utils.basic import env_fallback
 
 from ansible.module_utils.urls import open_url
+from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
 
 try:
     from urllib.error import HTTPError, URLError
@@ -300,7 +301,10 @@ class ProcessManager(Manager):
         if not argv:
             raise ServiceError('manager process needs start_command to start service %s' % self.name)
         log_path = self.params.get('log_file') or os.devnull
-        with open(os.devnull, 'rb') as devnull, open(log_path, 'ab') as log:
+        # the log may sit in a folder the service's account writes: never opened through a planted link
+        log_fd = os.open(os.devnull, os.O_WRONLY) if log_path == os.devnull else \
+            _manifest.create_private(log_path, 0o640, append=True)
+        with open(os.devnull, 'rb') as devnull, os.fdopen(log_fd, 'ab') as log:
             try:
                 proc = subprocess.Popen(argv, cwd=self.params.get('workdir') or None, stdin=devnull,
                                         stdout=log, stderr=log, close_fds=True, start_new_session=True)
@@ -315,8 +319,7 @@ class ProcessManager(Manager):
                 raise ServiceError('start command %s exited at once with rc=%d%s' % (
                     ' '.join(argv), rc, '' if log_path == os.devnull else '; see %s' % log_path))
             _DETACHED.append(proc)
-            with open(self.pidfile, 'w') as handle:
-                handle.write('%d\n' % proc.pid)
+            _manifest.write_text_atomic(self.pidfile, '%d\n' % proc.pid, 0o644)
             return
         # A daemonizing command (redis-server with daemonize yes, pg_ctl start) forks the
         # service, which writes its own pidfile, and exits.

@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - PyYAML comes with Ansible
     yaml = None
 
-REV_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._/@{}~^+-]{0,199}$')
+REV_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._/@{}~^+-]{0,199}')
 
 
 class VcsError(Exception):
@@ -42,7 +42,7 @@ def run(argv, cwd, timeout=600, env=None):
 
 def check_rev(rev):
     """A revision (commit, tag, branch, HEAD~1) that cannot be mistaken for an option."""
-    if not isinstance(rev, str) or not REV_RE.match(rev):
+    if not isinstance(rev, str) or not REV_RE.fullmatch(rev):
         raise VcsError('revision %r refused: expected a commit, tag or branch name' % (rev,))
     return rev
 

@@ -163,11 +163,7 @@ def main():
                                                                'before restoring %s from %s' % (rel, sha))
                 result['kept_aside'].append(dest)
             mode = os.stat(path).st_mode & 0o7777 if current is not None else 0o640
-            tmp = '%s.tradeops-restore-%d' % (path, os.getpid())
-            with open(tmp, 'wb') as handle:
-                handle.write(wanted[rel])
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
+            _manifest.write_text_atomic(path, wanted[rel], mode)
     except (_vcs.VcsError, ValueError, IOError, OSError) as exc:
         module.fail_json(msg=str(exc), config=result)
     module.exit_json(changed=bool(result['restored']), config=result)

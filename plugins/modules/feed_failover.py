@@ -75,7 +75,6 @@ backup:
 
 import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
@@ -105,7 +104,7 @@ def main():
         module.fail_json(msg=missing_required_lib('PyYAML', reason='to read the feed registry') +
                          ' (Debian and Ubuntu: apt-get install python3-yaml). Nothing was changed.')
     p = module.params
-    if not re.match(r'^[A-Za-z0-9_.-]+$', p['primary']):
+    if not re.fullmatch(r'[A-Za-z0-9_.-]+', p['primary']):
         module.fail_json(msg='feed name %r is refused: letters, digits, _ . - only' % p['primary'])
     try:
         with open(p['registry']) as handle:
@@ -132,12 +131,7 @@ def main():
         module.exit_json(changed=True, previous=previous, current=current, diff=diff)
     backup, _entries, _reused = _manifest.copy_aside(p['registry'], p['backup_dir'], 'registry-',
                                                      reason='feed failover to %s' % p['primary'])
-    directory = os.path.dirname(os.path.abspath(p['registry']))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.registry-')
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(new)
-    os.chmod(tmp, os.stat(p['registry']).st_mode & 0o7777)
-    os.rename(tmp, p['registry'])
+    _manifest.write_text_atomic(p['registry'], new, os.stat(p['registry']).st_mode & 0o7777)
     module.exit_json(changed=True, previous=previous, current=current, backup=backup, diff=diff)
 
 

@@ -101,7 +101,7 @@ except ImportError:  # pragma: no cover - PyYAML comes with Ansible
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _vcs
 
-HEX = {'md5': re.compile(r'^[0-9a-f]{32}$'), 'sha256': re.compile(r'^[0-9a-f]{64}$')}
+HEX = {'md5': re.compile(r'[0-9a-f]{32}'), 'sha256': re.compile(r'[0-9a-f]{64}')}
 
 
 def card_hashes(doc, depth=0):
@@ -111,7 +111,7 @@ def card_hashes(doc, depth=0):
         return found
     for algo in ('md5', 'sha256'):
         value = doc.get(algo)
-        if isinstance(value, str) and HEX[algo].match(value.strip().lower()):
+        if isinstance(value, str) and HEX[algo].fullmatch(value.strip().lower()):
             found[algo] = value.strip().lower()
     if depth == 0:
         for value in doc.values():

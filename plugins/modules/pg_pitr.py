@@ -56,7 +56,10 @@ options:
     description: Port of the verification cluster on 127.0.0.1 (V(restore)).
     type: int
   socket_dir:
-    description: Unix socket folder of the verification cluster; default the parent of O(restore_dir).
+    description:
+      - Unix socket folder of the verification cluster.
+      - Default a private folder the module makes for the copy (owned by O(os_user), removed afterwards): the parent
+        of O(restore_dir) may belong to root, where the database's account cannot create its socket and lock file.
     type: path
   server_settings:
     description: Server settings the cluster needs to start (C(shared_preload_libraries=timescaledb)), given with C(-c).
@@ -151,8 +154,12 @@ swap:
 '''
 
 import os
+import re
+import shlex
+import shutil
 import stat
 import subprocess
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -236,12 +243,90 @@ def _pg_ctl(p, args, timeout=None):
     return proc.returncode, (proc.stdout + proc.stderr).strip()
 
 
+# A server setting's name as PostgreSQL spells them (work_mem, timescaledb.max_background_workers).
+SETTING_RE = re.compile(r'[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?')
+_REASON_RE = re.compile(r'\b(FATAL|PANIC|ERROR):')
+
+
 def _log_tail(path, n=8):
+    """The log's last n lines, after the lines that say why the server stopped (FATAL, PANIC, ERROR):
+    the shutdown lines that follow a failure must not push its reason out of the message."""
     try:
-        with open(path) as handle:
-            return ' | '.join(ln.strip() for ln in handle.readlines()[-n:])
+        with open(path, errors='replace') as handle:
+            lines = [ln.strip() for ln in handle.readlines() if ln.strip()]
     except OSError:
         return '(no log)'
+    tail = lines[-n:]
+    reasons = [ln for ln in lines[:-n] if _REASON_RE.search(ln)][-3:]
+    return ' | '.join(reasons + (['...'] if reasons else []) + tail)
+
+
+def _left(path):
+    """What a failure leaves on disk, with its size, for the person who decides what to do with it."""
+    size = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                size += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return 'The restored copy is left for inspection: %s (%.1f MiB); remove it when it is no longer needed.' % (
+        path, size / 1048576.0)
+
+
+def one_statement(statement):
+    """The statement with a trailing ';' removed; ValueError when it holds more than one statement. Quoted
+    strings ('', E'', $tag$), quoted identifiers and comments are skipped, so a ';' inside them counts not."""
+    text, i, n = statement.strip(), 0, len(statement.strip())
+    while i < n:
+        c = text[i]
+        if c == "'" or c == '"':
+            j = i + 1
+            backslash = c == "'" and i > 0 and text[i - 1] in 'eE' and (i < 2 or not (text[i - 2].isalnum() or text[i - 2] == '_'))
+            while j < n:
+                if backslash and text[j] == '\\':
+                    j += 2
+                    continue
+                if text[j] == c:
+                    if j + 1 < n and text[j + 1] == c:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            if j >= n:
+                raise ValueError('an unterminated quote')
+            i = j + 1
+        elif text.startswith('--', i):
+            j = text.find('\n', i)
+            i = n if j < 0 else j + 1
+        elif text.startswith('/*', i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith('/*', j):
+                    depth, j = depth + 1, j + 2
+                elif text.startswith('*/', j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            if depth:
+                raise ValueError('an unterminated comment')
+            i = j
+        elif c == '$':
+            m = re.match(r'\$([A-Za-z_][A-Za-z0-9_]*)?\$', text[i:])
+            if m and not (i > 0 and (text[i - 1].isalnum() or text[i - 1] == '_')):
+                end = text.find(m.group(0), i + len(m.group(0)))
+                if end < 0:
+                    raise ValueError('an unterminated dollar quote')
+                i = end + len(m.group(0))
+            else:
+                i += 1
+        elif c == ';':
+            if text[i + 1:].strip():
+                raise ValueError('more than one statement')
+            return text[:i]
+        else:
+            i += 1
+    return text
 
 
 def _tables(conn):
@@ -269,8 +354,18 @@ def _read_only(conn):
 
 
 def _compare(conn, name, statement):
+    """One statement, in a read-only transaction that is rolled back whatever the statement did: the
+    operator's query can read, never write (SET TRANSACTION READ WRITE after a first query is refused by
+    PostgreSQL, and a second statement is refused here before anything runs)."""
     try:
-        return _postgres.query(conn, statement)[0][0]
+        with conn.cursor() as cur:
+            cur.execute('BEGIN TRANSACTION READ ONLY')
+            try:
+                cur.execute('SELECT 1')  # the transaction's first query: its read-only mode is now fixed
+                cur.execute(one_statement(statement))
+                return cur.fetchall()[0][0] if cur.description else None
+            finally:
+                cur.execute('ROLLBACK')
     except Exception as exc:  # the operator's query: its error is reported, whatever it is
         raise _postgres.PostgresError('compare query %s failed (they run read-only): %s'
                                       % (name, str(exc).strip().splitlines()[0]))
@@ -354,12 +449,17 @@ def restore(module, p, the_plan):
     if module.check_mode:
         return None
     flushed = flush_wal(p)
-    parent = os.path.dirname(rdir)
     uid, gid = _pgbackrest.owner_ids(p['os_user'])
+    log = rdir + '.log'
+    # The folder around the copy may belong to the database's account: the log is created, never
+    # opened through a link planted there, and its owner is set on the open file (not by path).
+    try:
+        os.close(_manifest.create_private(log, 0o600, (uid, gid), append=True))
+    except OSError as exc:
+        raise Refused('cannot create the restore log %s: %s; nothing was changed' % (log, exc.strerror or exc))
     if not os.path.isdir(rdir):
         os.mkdir(rdir, 0o700)
-    if os.geteuid() == 0:
-        os.chown(rdir, uid, gid)
+    _manifest.set_owner_mode(rdir, None, (uid, gid))
     args = ['restore', '--set=%s' % the_plan['backup'], '--pg1-path=%s' % rdir, '--archive-mode=off']
     kind = p['target_type']
     if kind in ('time', 'name', 'lsn'):
@@ -372,23 +472,38 @@ def restore(module, p, the_plan):
         raise _postgres.LeftBehind('pgbackrest restore into %s failed (rc %d): %s; the folder is left for inspection, the '
                                    'live server was not touched' % (rdir, rc, _pgbackrest.error_text(out, err)))
     restore_s = time.time() - t0
-    sock = p['socket_dir'] or parent
-    log = rdir + '.log'
-    # recovery_init_sync_method=syncfs: the restored files are flushed with one syncfs() per file system
-    # instead of an fsync per file before the replay (PostgreSQL 14+, Linux)
-    opts = ('-p %d -k %s -c listen_addresses=127.0.0.1 -c archive_mode=off -c recovery_init_sync_method=syncfs'
-            % (p['spare_port'], sock))
-    for name, value in sorted(p['server_settings'].items()):
-        opts += ' -c %s=%s' % (name, value)
-    if os.geteuid() == 0:
-        open(log, 'a').close()
-        os.chown(log, uid, gid)
+    # The copy's socket goes to a folder made for it (private, owned by the database's account): the
+    # data directory's parent may be root's and not writable by that account.
+    sock = p['socket_dir'] or tempfile.mkdtemp(prefix='tradeops-pitr-')
+    if not p['socket_dir']:
+        _manifest.set_owner_mode(sock, None, (uid, gid))
+    try:
+        return _verify_restored(p, the_plan, rdir, log, sock, flushed, restore_s)
+    finally:
+        if not p['socket_dir']:
+            shutil.rmtree(sock, ignore_errors=True)
+
+
+def start_options(port, sock, settings):
+    """pg_ctl's -o for the verification cluster. pg_ctl hands it to /bin/sh: every word is quoted
+    here (the setting names were checked against SETTING_RE, values with a line break refused)."""
+    words = ['-p', str(port), '-k', sock, '-c', 'listen_addresses=127.0.0.1', '-c', 'archive_mode=off',
+             # syncfs: the restored files are flushed with one syncfs() per file system instead of an fsync
+             # per file before the replay (PostgreSQL 14+, Linux)
+             '-c', 'recovery_init_sync_method=syncfs']
+    for name, value in sorted(settings.items()):
+        words += ['-c', '%s=%s' % (name, value)]
+    return ' '.join(shlex.quote(w) for w in words)
+
+
+def _verify_restored(p, the_plan, rdir, log, sock, flushed, restore_s):
+    opts = start_options(p['spare_port'], sock, p['server_settings'])
     t1 = time.time()
     rc, out = _pg_ctl(p, ['-D', rdir, '-l', log, '-o', opts, '-w', '-t', str(p['ready_timeout']), 'start'],
                       timeout=p['ready_timeout'] + 30)
     if rc != 0:
-        raise _postgres.LeftBehind('the restored copy in %s did not start (%s); its log: %s. The live server was not '
-                                   'touched' % (rdir, out[-300:], _log_tail(log)))
+        raise _postgres.LeftBehind('the restored copy in %s did not start (%s); its log: %s. %s The live server was '
+                                   'not touched' % (rdir, out[-300:], _log_tail(log), _left(rdir)))
     started_s = time.time() - t1
     try:
         params = dict(p, login_host='127.0.0.1', login_port=p['spare_port'])
@@ -402,8 +517,8 @@ def restore(module, p, the_plan):
                     conn.close()
             except _postgres.PostgresError as exc:
                 if not _running(rdir):  # e.g. "recovery ended before configured recovery target was reached"
-                    raise _postgres.LeftBehind('the restored copy in %s stopped before it left recovery: %s. The live '
-                                               'server was not touched' % (rdir, _log_tail(log, 4)))
+                    raise _postgres.LeftBehind('the restored copy in %s stopped before it left recovery: %s. %s The '
+                                               'live server was not touched' % (rdir, _log_tail(log, 4), _left(rdir)))
                 return False, str(exc)
         waited = _service.wait_until(promoted, p['ready_timeout'], max_delay=0.5)
         if not waited['ok']:
@@ -475,18 +590,19 @@ def swap(module, p):
     # restore folder) goes, and archive_mode comes back as the old server had it (the restore with
     # --archive-mode=off dropped it): the new timeline must be archived.
     auto = os.path.join(data_dir, 'postgresql.auto.conf')
-    with open(auto) as handle:
+    # the folder is the database account's: a link planted there is refused, not read (nor written, below)
+    with os.fdopen(os.open(auto, os.O_RDONLY | os.O_NOFOLLOW)) as handle:
         lines = handle.readlines()
+        st = os.fstat(handle.fileno())
     cut = next((i for i, ln in enumerate(lines) if ln.startswith('# Recovery settings generated by pgBackRest')), None)
     kept = [ln for ln in (lines if cut is None else lines[:cut]) if not ln.strip().startswith('archive_mode')]
     try:
-        with open(os.path.join(aside, 'postgresql.auto.conf')) as handle:
+        with os.fdopen(os.open(os.path.join(aside, 'postgresql.auto.conf'), os.O_RDONLY | os.O_NOFOLLOW)) as handle:
             kept += [ln for ln in handle if ln.strip().startswith('archive_mode')]
     except (OSError, TypeError):
         # no old directory: the cluster archived to this stanza (its backup came from there), so it does again
         kept.append("archive_mode = 'on'\n")
     if kept != lines:
-        st = os.stat(auto)
         _manifest.write_text_atomic(auto, ''.join(kept), stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid))
     record.update(swapped_at=_manifest.utc_iso(), aside=aside, data_dir=data_dir, data_dir_was_lost=lost)
     record_file = (aside or data_dir + '.pitr_%s' % stamp) + '.swap.json'
@@ -511,11 +627,24 @@ def main():
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     try:
-        _postgres.check_name(p['stanza'], 'stanza')
-        if p['database']:
-            _postgres.check_name(p['database'])
-        for table in list(p['required_tables']) + list(p['min_row_counts']):
-            _postgres.split_table(table)
+        try:
+            _postgres.check_name(p['stanza'], 'stanza')
+            if p['database']:
+                _postgres.check_name(p['database'])
+            for table in list(p['required_tables']) + list(p['min_row_counts']):
+                _postgres.split_table(table)
+        except _postgres.PostgresError as exc:
+            raise Refused(str(exc))
+        for name, value in p['server_settings'].items():
+            if not SETTING_RE.fullmatch(str(name)) or '\n' in str(value) or '\r' in str(value) or '\0' in str(value):
+                raise Refused('server setting %r=%r refused: a name is lower-case letters, digits and _ (one . for an '
+                              'extension\'s setting), a value holds no line break; nothing was changed' % (name, value))
+        for name, statement in p['compare_queries'].items():
+            try:
+                one_statement(str(statement))
+            except ValueError as exc:
+                raise Refused('compare query %s refused: it holds %s - one read-only statement is run, nothing '
+                              'else; nothing was changed' % (name, exc))
         if p['action'] == 'swap':
             result = swap(module, p)
             module.exit_json(changed=not module.check_mode, swap=result, plan=None)

@@ -139,6 +139,7 @@ output:
 '''
 
 import os
+import shlex
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -158,9 +159,7 @@ def _ensure_dir(path, uid, gid, mode, check):
         return False
     if not check:
         os.makedirs(path, mode=mode)
-        os.chmod(path, mode)
-        if os.geteuid() == 0:
-            os.chown(path, uid, gid)
+        _manifest.set_owner_mode(path, mode, (uid, gid))
     return True
 
 
@@ -185,7 +184,9 @@ def configure(module, p):
         changes.append('config file %s %s' % (p['config'], 'written' if current is None else 'updated'))
         if not module.check_mode:
             _manifest.write_text_atomic(p['config'], text, 0o640, (uid, gid))
-    command = "%s --config=%s --stanza=%s archive-push %%p" % (p['binary'], p['config'], p['stanza'])
+    # PostgreSQL runs archive_command through /bin/sh: every word is quoted
+    command = "%s --config=%s --stanza=%s archive-push %%p" % tuple(shlex.quote(w) for w in (p['binary'], p['config'],
+                                                                                              p['stanza']))
     wanted = dict(archive_mode='on', archive_command=command)
     if p['archive_timeout'] > 0:
         wanted['archive_timeout'] = str(p['archive_timeout'])

@@ -206,7 +206,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _postgres, _questdb, _service
 
 PG_ERRORS = (_postgres.psycopg2.Error,) if _postgres.psycopg2 else ()
-_COLUMN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]{0,62}$')
+_COLUMN = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,62}')
 
 
 def _side(qty):
@@ -400,7 +400,7 @@ def main():
         if value is None:
             continue
         parts = value.split('.') if name.endswith('table') and p['backend'] == 'postgres' else [value]
-        if len(parts) > 2 or not all(_COLUMN.match(x) for x in parts):
+        if len(parts) > 2 or not all(_COLUMN.fullmatch(x) for x in parts):
             module.fail_json(msg='%s %r refused: a plain name (letters, digits, _) only; nothing was read' % (name, value))
     if p['write'] == 'update' and p['backend'] != 'postgres':
         module.fail_json(msg='write=update is for PostgreSQL tables with one row per instrument; QuestDB tables are '

@@ -168,8 +168,7 @@ def main():
         module.fail_json(changed=True, restore=result, msg='the restored copy in %s does not match the manifest; the '
                          'previous data is in %s' % (root, aside))
     trigger = os.path.join(root, '_restore')
-    with open(trigger, 'w'):
-        pass
+    os.close(_manifest.create_private(trigger, 0o644))
     result['trigger'] = trigger
     module.exit_json(changed=True, restore=result)
 
