@@ -375,7 +375,7 @@ def test_a_target_the_archive_does_not_reach_fails_with_postgres_reason_and_the_
     assert read_pid(c.pg.pidfile) == pid and c.sql("SELECT count(*) FROM trades")[0][0] == rows
     left = [d for d in c.pg.root.glob("data.pitr_*") if d.is_dir()]
     assert len(left) == 1  # left for inspection, named in the message
-    assert str(left[0]) in msg
+    assert str(left[0]) in msg and "MiB)" in msg  # with its size, for the person who removes it
 
 
 def test_retention_keeps_the_newest_backup_and_the_wal_it_needs(cluster, run):

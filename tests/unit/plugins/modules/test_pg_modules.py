@@ -484,3 +484,28 @@ def test_pg_backup_refuses_a_compression_out_of_bounds_and_writes_nothing(pg, tm
                                              compress=compress), capsys)
     assert failed and f"compress must be 0-9, not {compress}" in out["msg"]
     assert not (tmp_path / "b").exists() or not list((tmp_path / "b").rglob("*"))
+
+
+def test_pitr_failure_message_keeps_postgres_reason_after_the_shutdown_lines(tmp_path):
+    """Issue 31: when the restored copy died after pg_ctl -w returned, the last four log lines were
+    all shutdown lines and PostgreSQL's reason was pushed out of the message."""
+    from ansible_collections.tradeops.dr.plugins.modules import pg_pitr
+
+    log = tmp_path / "copy.log"
+    log.write_text("\n".join([
+        "LOG:  starting point-in-time recovery to 2026-12-05 07:00:00+00",
+        "LOG:  redo starts at 0/3000028",
+        "FATAL:  recovery ended before configured recovery target was reached",
+        "LOG:  startup process (PID 10) exited with exit code 1",
+        "LOG:  terminating any other active server processes",
+        "LOG:  shutting down due to startup process failure",
+        "LOG:  database system is shut down",
+    ]) + "\n")
+    tail = pg_pitr._log_tail(str(log), 4)
+    assert tail.startswith("FATAL:  recovery ended before configured recovery target was reached | ...")
+    assert tail.endswith("LOG:  database system is shut down")
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "base").write_bytes(b"x" * 3 * 1048576)
+    assert pg_pitr._left(str(tmp_path / "copy")) == (
+        "The restored copy is left for inspection: %s (3.0 MiB); remove it when it is no longer needed." %
+        (tmp_path / "copy"))
