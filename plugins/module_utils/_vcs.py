@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -29,9 +30,40 @@ class VcsError(Exception):
     """A git or DVC command failed; the message names it and gives its error."""
 
 
-def run(argv, cwd, timeout=600, env=None):
+# git never runs a hook or an fsmonitor of the tree it works in
+GIT_SAFETY = ['-c', 'core.hooksPath=/dev/null', '-c', 'core.fsmonitor=false']
+
+
+def _as_owner_of(path, env):
+    """Run as root in a tree another account owns: the command runs as that account (its uid, gid, no
+    supplementary groups, its HOME), so that what the tree's configuration or hooks can run, and every
+    file the command writes, stays that account's - never root's. (preexec_fn, env) for subprocess."""
+    if os.geteuid() != 0:
+        return None, env
+    st = os.stat(path)
+    if st.st_uid == 0:
+        return None, env
     try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, timeout=timeout, check=False, env=env)
+        home = pwd.getpwuid(st.st_uid).pw_dir
+    except KeyError:
+        home = '/nonexistent'
+    env = dict(env if env is not None else os.environ, HOME=home)
+    env.pop('GIT_DIR', None)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(st.st_gid)
+        os.setuid(st.st_uid)
+    return drop, env
+
+
+def run(argv, cwd, timeout=600, env=None):
+    if argv and argv[0] == 'git':
+        argv = ['git'] + GIT_SAFETY + list(argv[1:])
+    preexec, env = _as_owner_of(cwd, env)
+    try:
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, timeout=timeout, check=False, env=env,
+                              preexec_fn=preexec)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise VcsError('%s could not run in %s: %s' % (' '.join(argv), cwd, exc))
     if proc.returncode != 0:

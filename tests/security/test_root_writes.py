@@ -205,3 +205,39 @@ def test_server_settings_reach_no_shell(tmp_path):
     assert words == ["-p", "5999", "-k", str(tmp_path / "sock dir"), "-c", "listen_addresses=127.0.0.1", "-c",
                      "archive_mode=off", "-c", "recovery_init_sync_method=syncfs", "-c", "search_path=a, 'b'", "-c",
                      "work_mem=4MB$(touch %s)" % proof]
+
+
+def test_git_in_another_accounts_tree_runs_as_that_account_without_hooks(attacker_dir, tmp_path):
+    """Issue 26 item 6: release rollback ran git as root in the application's tree; after git's own
+    "dubious ownership" hint was followed, the owner's post-checkout hook ran as uid 0. git now runs as
+    the tree's owner, with hooks and fsmonitor off."""
+    from ansible_collections.tradeops.dr.plugins.module_utils import _vcs
+
+    folder, uid, _gid = attacker_dir
+    repo = folder / "app"
+    proof = folder / "ran-as"
+
+    def owner(*argv):
+        subprocess.run(["runuser", "-u", ATTACKER, "--", "env", "HOME=" + str(folder), "git", "-c", "user.name=app",
+                        "-c", "user.email=app@example.invalid", *argv], cwd=folder if argv[0] == "init" else repo,
+                       check=True, capture_output=True)
+
+    owner("init", "-q", str(repo))
+    for version in ("1", "2"):
+        (folder / "release").write_text(version)
+        subprocess.run(["runuser", "-u", ATTACKER, "--", "cp", str(folder / "release"), str(repo / "VERSION")],
+                       check=True)
+        owner("add", "VERSION")
+        owner("commit", "-q", "-m", "release " + version)
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text("#!/bin/sh\nid -u >> %s\n" % proof)
+    os.chmod(hook, 0o755)
+    os.chown(hook, uid, -1)
+    # what git tells root to do in a tree it does not own ("dubious ownership"), done
+    subprocess.run(["git", "config", "--global", "--add", "safe.directory", str(repo)], check=True,
+                   env=dict(os.environ, HOME=str(tmp_path)))
+    _vcs.run(["git", "checkout", "--quiet", "--detach", "HEAD~1"], cwd=str(repo), env=dict(os.environ, HOME=str(tmp_path)))
+    assert (repo / "VERSION").read_text() == "1"
+    assert not proof.exists(), "the tree's hook ran (as %s)" % proof.read_text().split()
+    # what git wrote stays the tree owner's
+    assert (repo / "VERSION").stat().st_uid == uid and (repo / ".git" / "HEAD").stat().st_uid == uid
