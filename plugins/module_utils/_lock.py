@@ -22,6 +22,8 @@ __metaclass__ = type
 
 import errno
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -99,6 +101,27 @@ def alive(record, now=None):
     return True, 'lease until %s' % _manifest.utc_iso(record['expires'])
 
 
+def token_hash(token):
+    """What the lock keeps of a run's token: its sha256. The token itself releases the lock, so it is never
+    written to the lock file, its history or a result (whoever reads them could free a live lock)."""
+    return hashlib.sha256(token.encode('utf-8')).hexdigest()
+
+
+def holds(record, token):
+    """Whether `token` is the one that took the lock recorded in `record` (compared in constant time)."""
+    if not record or not token:
+        return False
+    kept = record.get('token_sha256')
+    if kept:
+        return hmac.compare_digest(str(kept), token_hash(token))
+    return bool(record.get('token')) and hmac.compare_digest(str(record['token']), token)  # a lock of 0.1
+
+
+def public(record):
+    """The record without anything that could release it (what status, history and results show)."""
+    return dict((k, v) for k, v in (record or {}).items() if k not in ('token', 'token_sha256'))
+
+
 def describe(record):
     return '%s@%s running %s (incident %s) since %s, %s' % (
         record.get('user', '?'), record.get('control_node', '?'), record.get('playbook', '?'),
@@ -120,7 +143,8 @@ def history(lock_dir, name=None, last=20):
         return []
     with open(path) as handle:
         events = [json.loads(line) for line in handle if line.strip()]
-    return [e for e in events if name is None or e.get('name') == name][-last:]
+    # events written before tokens were hashed carried the token: never handed out
+    return [public(e) for e in events if name is None or e.get('name') == name][-last:]
 
 
 @contextmanager
@@ -147,7 +171,7 @@ def acquire(lock_dir, name, token, holder, lease=DEFAULT_LEASE, check=False, now
         raise LockError('a lock needs a token (the run id)')
     with _guard(lock_dir, name):
         current = read(lock_dir, name)
-        if current and current.get('token') == token:
+        if holds(current, token):
             record = dict(current, expires=now + lease, renewed=_manifest.utc_iso(now))
             if not check:
                 _write(lock_dir, name, record)
@@ -158,12 +182,12 @@ def acquire(lock_dir, name, token, holder, lease=DEFAULT_LEASE, check=False, now
             if is_alive:
                 return dict(acquired=False, record=current, previous=None, why=why)
             previous = current
-        record = dict(holder, name=name, token=token, node=node_id(), since=_manifest.utc_iso(now),
+        record = dict(holder, name=name, token_sha256=token_hash(token), node=node_id(), since=_manifest.utc_iso(now),
                       expires=now + lease, lease=lease)
         if not check:
             _write(lock_dir, name, record)
             _history(lock_dir, dict(event='taken over' if previous else 'taken', name=name, holder=describe(record),
-                                    token=token, previous=describe(previous) if previous else None,
+                                    run=token_hash(token)[:16], previous=describe(previous) if previous else None,
                                     why=why if previous else None))
         return dict(acquired=True, record=record, previous=previous, why=why)
 
@@ -172,7 +196,7 @@ def renew(lock_dir, name, token, lease=DEFAULT_LEASE, now=None):
     now = time.time() if now is None else now
     with _guard(lock_dir, name):
         current = read(lock_dir, name)
-        if not current or current.get('token') != token:
+        if not holds(current, token):
             raise LockError('this run no longer holds the lock %s: %s' % (
                 lock_file(lock_dir, name), ('now held by ' + describe(current)) if current else 'it was broken'))
         record = dict(current, expires=now + lease, renewed=_manifest.utc_iso(now))
@@ -184,26 +208,32 @@ def release(lock_dir, name, token):
     """Give the lock up when `token` holds it; says so when someone else does (never removes theirs)."""
     with _guard(lock_dir, name):
         current = read(lock_dir, name)
-        if not current or current.get('token') != token:
+        if not holds(current, token):
             return False
         os.unlink(lock_file(lock_dir, name))
-        _history(lock_dir, dict(event='released', name=name, token=token, holder=describe(current)))
+        _history(lock_dir, dict(event='released', name=name, run=token_hash(token)[:16], holder=describe(current)))
         return True
 
 
-def break_lock(lock_dir, name, actor, reason):
-    """Remove whatever holds the lock, recording who broke it, why, and whose lock it was."""
+def break_lock(lock_dir, name, actor, reason, force=False, now=None):
+    """Remove whatever holds the lock, recording who broke it, why, and whose lock it was. A holder that is
+    still alive (its process runs here, or its lease has not run out) is broken only with force."""
     if not actor or not reason:
         raise LockError('breaking a lock needs who breaks it and why (both are recorded)')
     with _guard(lock_dir, name):
         current = read(lock_dir, name)
         if not current:
             return None
+        is_alive, why = alive(current, time.time() if now is None else now)
+        if is_alive and not force:
+            raise LockError('REFUSED: %s is held by a live run: %s (%s). Breaking it lets a second recovery change '
+                            'the same system at once; wait for it, or break it with force (recorded with who and '
+                            'why). Nothing was done.' % (name, describe(current), why))
         try:
             os.unlink(lock_file(lock_dir, name))
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 raise
         _history(lock_dir, dict(event='broken', name=name, by=actor, reason=reason, holder=describe(current),
-                                token=current.get('token')))
-        return current
+                                forced=bool(is_alive), holder_alive=why))
+        return public(current)

@@ -27,7 +27,9 @@ options:
       - V(acquire) takes the lock (or renews it when O(token) holds it, or takes it over from a dead holder) and
         fails naming the holder when a live run holds it. V(renew) extends the lease and fails when this run no
         longer holds the lock. V(release) gives it up (only O(token)'s). V(status) reads it. V(break) removes
-        whatever holds it, recording O(actor) and O(reason).
+        the lock of a dead holder (or one whose lease ran out), recording O(actor) and O(reason); a live holder's
+        lock only with O(force).
+      - The lock file, its history and every result keep only the token's sha256, never the token.
     type: str
     choices: [acquire, renew, release, status, break]
     default: status
@@ -56,6 +58,10 @@ options:
   reason:
     description: V(break) - why (recorded).
     type: str
+  force:
+    description: V(break) - break the lock even though its holder is alive (recorded as forced).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -111,7 +117,7 @@ lock:
       description: V(acquire) - whether this run holds it now.
       type: bool
     holder:
-      description: The holder's record (user, control_node, playbook, incident, since, expires, node, token).
+      description: The holder's record (user, control_node, playbook, incident, since, expires, node) - never its token.
       type: dict
     holder_text:
       description: The holder in one line.
@@ -152,6 +158,7 @@ def main():
             lease=dict(type='int', default=_lock.DEFAULT_LEASE),
             actor=dict(type='str'),
             reason=dict(type='str'),
+            force=dict(type='bool', default=False),
         ),
         required_if=[('action', 'acquire', ['token']), ('action', 'renew', ['token']),
                      ('action', 'release', ['token']), ('action', 'break', ['actor', 'reason'])],
@@ -171,7 +178,7 @@ def main():
             if found:
                 holder.update(controller_pid=found[0], controller_started=found[1])
             res = _lock.acquire(lock_dir, name, p['token'], holder, p['lease'], check=check)
-            out.update(acquired=res['acquired'], previous=res['previous'])
+            out.update(acquired=res['acquired'], previous=_lock.public(res['previous']) if res['previous'] else None)
             # the lock is the run's own bookkeeping, not a change of the system: a run that changes
             # nothing says so (changed stays false); lock.acquired tells what happened
             if not res['acquired'] and not check:
@@ -179,7 +186,7 @@ def main():
                 module.fail_json(msg='REFUSED: another recovery holds %s: %s (%s). Nothing was done. Wait for it, or, '
                                      'when it is dead, `tradeops-dr lock break` (recorded).'
                                      % (name, _lock.describe(current), res['why']),
-                                 lock=dict(out, held=True, holder=current, holder_text=_lock.describe(current),
+                                 lock=dict(out, held=True, holder=_lock.public(current), holder_text=_lock.describe(current),
                                            alive=True, why=res['why']))
         elif p['action'] == 'renew':
             if not check:
@@ -187,17 +194,18 @@ def main():
             changed = False  # a lease renewal is bookkeeping, not a change of the system
         elif p['action'] == 'release':
             current = _lock.read(lock_dir, name)
-            if current and current.get('token') == p['token'] and not check:
+            if _lock.holds(current, p['token']) and not check:
                 out['released'] = _lock.release(lock_dir, name, p['token'])
         elif p['action'] == 'break':
             current = _lock.read(lock_dir, name)
             changed = current is not None
             if changed and not check:
-                out['broken'] = _lock.break_lock(lock_dir, name, p['actor'], p['reason'])
+                out['broken'] = _lock.break_lock(lock_dir, name, p['actor'], p['reason'], force=p['force'])
         current = _lock.read(lock_dir, name)
         if current:
             is_alive, why = _lock.alive(current)
-            out.update(held=True, holder=current, holder_text=_lock.describe(current), alive=is_alive, why=why)
+            out.update(held=True, holder=_lock.public(current), holder_text=_lock.describe(current), alive=is_alive,
+                       why=why)
         else:
             out.update(held=False, holder={}, holder_text='nobody', alive=False, why='free')
         out['history'] = _lock.history(lock_dir, name, last=10) if p['action'] in ('status', 'break') else []

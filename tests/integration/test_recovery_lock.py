@@ -159,7 +159,7 @@ def test_a_remote_holder_refuses_until_its_lease_ran_out_and_lock_break_is_recor
     assert refused.returncode == 3, refused.stdout[-3000:]
     out = json.loads(refused.stdout)
     assert out["status"] == "refused" and "bob@awx-node-7" in out["reason"] and "INC-REMOTE" in out["reason"]
-    assert json.loads(path.read_text())["token"] == "remote-token"  # untouched
+    assert lock.holds(json.loads(path.read_text()), "remote-token")  # untouched
 
     # the lease ran out (the holder died without releasing): the next run takes over, recorded
     rec = json.loads(path.read_text())
@@ -174,10 +174,17 @@ def test_a_remote_holder_refuses_until_its_lease_ran_out_and_lock_break_is_recor
     lock.acquire(lock_dir, "sandbox-redis", "remote-token-2", holder, lease=600)
     refused_break = cli("lock", "break", "--limit", "sandbox-redis")
     assert refused_break.returncode == 2 and "--reason" in refused_break.stderr
-    broke = cli("lock", "break", "--limit", "sandbox-redis", "--reason", "AWX node lost", "--actor", "alice")
+    # its lease runs: the holder may well be alive - refused without --force, nothing broken
+    unforced = cli("lock", "break", "--limit", "sandbox-redis", "--reason", "AWX node lost", "--actor", "alice")
+    assert unforced.returncode == 1 and "held by a live run" in unforced.stderr, unforced.stdout + unforced.stderr
+    assert path.exists()
+    # the token that releases the lock is printed nowhere
+    shown = cli("lock", "status", "--json")
+    assert "remote-token-2" not in shown.stdout and "token_sha256" not in shown.stdout
+    broke = cli("lock", "break", "--limit", "sandbox-redis", "--reason", "AWX node lost", "--actor", "alice", "--force")
     assert broke.returncode == 0, broke.stdout + broke.stderr
     assert "BROKEN (was held by bob@awx-node-7" in broke.stdout
     assert not path.exists()
     last = history(stack)[-1]
-    assert (last["event"], last["by"], last["reason"]) == ("broken", "alice", "AWX node lost")
+    assert (last["event"], last["by"], last["reason"], last["forced"]) == ("broken", "alice", "AWX node lost", True)
     assert "INC-REMOTE" in last["holder"]

@@ -21,9 +21,9 @@ def test_take_renew_refuse_release(tmp_path):
     again = _lock.acquire(d, "db-1", "run-a", HOLDER, lease=60)
     assert again["acquired"] and again["why"] == "held by this run"
     other = _lock.acquire(d, "db-1", "run-b", dict(HOLDER, user="bob"), lease=60)
-    assert not other["acquired"] and other["record"]["token"] == "run-a"
+    assert not other["acquired"] and _lock.holds(other["record"], "run-a")
     assert _lock.describe(other["record"]).startswith("alice@cn-1 running full_recovery.yml (incident INC-1) since ")
-    assert _lock.release(d, "db-1", "run-b") is False and _lock.read(d, "db-1")["token"] == "run-a"
+    assert _lock.release(d, "db-1", "run-b") is False and _lock.holds(_lock.read(d, "db-1"), "run-a")
     with pytest.raises(_lock.LockError, match="no longer holds"):
         _lock.renew(d, "db-1", "run-b")
     assert _lock.release(d, "db-1", "run-a") is True and _lock.read(d, "db-1") is None
@@ -35,24 +35,34 @@ def test_expired_lease_and_dead_local_holder_are_taken_over(tmp_path):
     d = str(tmp_path)
     _lock.acquire(d, "h", "old", HOLDER, lease=60, now=time.time() - 120)
     took = _lock.acquire(d, "h", "new", HOLDER, lease=60)
-    assert took["acquired"] and took["previous"]["token"] == "old" and "lease ran out" in took["why"]
+    assert took["acquired"] and _lock.holds(took["previous"], "old") and "lease ran out" in took["why"]
     # a holder on this machine whose process is gone: known dead before its lease ends
     proc = multiprocessing.get_context("fork").Process(target=time.sleep, args=(0,))
     proc.start()
     proc.join()
     dead = dict(HOLDER, controller_pid=proc.pid, controller_started="123")
-    _lock.break_lock(d, "h", "tester", "set up the next case")
+    _lock.break_lock(d, "h", "tester", "set up the next case", force=True)
     _lock.acquire(d, "h", "dead-run", dead, lease=600)
     took = _lock.acquire(d, "h", "next", HOLDER, lease=60)
     assert took["acquired"] and took["why"] == "its ansible-playbook (pid %d) on this machine is gone" % proc.pid
     # a live holder on this machine (this very process) is not taken over
     with open("/proc/%d/stat" % os.getpid()) as handle:
         started = handle.read().rsplit(")", 1)[1].split()[19]
-    _lock.break_lock(d, "h", "tester", "set up the next case")
+    _lock.break_lock(d, "h", "tester", "set up the next case", force=True)
     _lock.acquire(d, "h", "live-run", dict(HOLDER, controller_pid=os.getpid(), controller_started=started), lease=600)
     assert not _lock.acquire(d, "h", "next", HOLDER, lease=60)["acquired"]
+    # nor broken without force (issue 26: `lock break` broke a live holder's lock without asking)
+    with pytest.raises(_lock.LockError, match="held by a live run.*break it with force"):
+        _lock.break_lock(d, "h", "tester", "impatient")
+    assert _lock.holds(_lock.read(d, "h"), "live-run")
+    assert _lock.break_lock(d, "h", "tester", "the run hangs on a dead NFS mount", force=True)["user"] == "alice"
+    # a holder whose lease ran out is broken without force
+    _lock.acquire(d, "h", "expired-run", HOLDER, lease=60, now=time.time() - 120)
+    assert _lock.break_lock(d, "h", "tester", "its node is gone")["user"] == "alice"
     events = _lock.history(d, "h")
-    assert [e["event"] for e in events] == ["taken", "taken over", "broken", "taken", "taken over", "broken", "taken"]
+    assert [e["event"] for e in events] == ["taken", "taken over", "broken", "taken", "taken over", "broken", "taken",
+                                            "broken", "taken", "broken"]
+    assert (events[-3]["forced"], events[-3]["by"]) == (True, "tester") and events[-1]["forced"] is False
 
 
 def test_a_damaged_lock_file_is_not_a_free_lock(tmp_path):
@@ -80,5 +90,29 @@ def test_runs_racing_for_a_free_lock_one_wins(tmp_path):
         p.join()
     winners = [t for t, won in results.items() if won]
     assert len(winners) == 1
-    assert json.loads((tmp_path / "shared.lock.json").read_text())["token"] == winners[0]
+    assert _lock.holds(json.loads((tmp_path / "shared.lock.json").read_text()), winners[0])
     assert [e["event"] for e in _lock.history(str(tmp_path))] == ["taken"]
+
+
+def test_the_token_that_releases_a_lock_is_never_written_nor_handed_out(tmp_path):
+    """Issue 26 item 5: `lock status --json` printed the holder's token (also history.jsonl and set_stats),
+    and with it `dr_lock action=release` freed a live lock."""
+    d = str(tmp_path)
+    token = "s3cret-run-token-" + os.urandom(8).hex()
+    _lock.acquire(d, "db-1", token, HOLDER, lease=60)
+    _lock.acquire(d, "db-1", token, HOLDER, lease=60)  # renewed
+    _lock.acquire(d, "db-1", "someone-else", HOLDER, lease=60)  # refused
+    _lock.release(d, "db-1", token)
+    _lock.acquire(d, "db-1", token, HOLDER, lease=60, now=time.time() - 120)
+    _lock.acquire(d, "db-1", "next-run", HOLDER, lease=60)  # taken over from the expired one
+    for path in tmp_path.iterdir():
+        assert token not in path.read_text(errors="replace"), path
+        assert "next-run" not in path.read_text(errors="replace"), path
+    assert "token" not in json.dumps(_lock.history(d)).replace("token_sha256", "")
+    rec = _lock.read(d, "db-1")
+    assert _lock.holds(rec, "next-run") and not _lock.holds(rec, token) and not _lock.holds(rec, "")
+    assert "token_sha256" not in _lock.public(rec) and _lock.public(rec)["user"] == "alice"
+    # a lock file written before tokens were hashed is still released by its own run
+    (tmp_path / "old.lock.json").write_text(json.dumps(dict(HOLDER, name="old", token="old-run", expires=time.time() + 60,
+                                                            node="x/y")))
+    assert _lock.release(d, "old", "wrong") is False and _lock.release(d, "old", "old-run") is True
