@@ -30,6 +30,9 @@ DEFAULTS = dict(kill_switch_redis_host="127.0.0.1", kill_switch_redis_port=6379,
                 kill_switch_redis_password="", kill_switch_flag_file="/var/lib/tradeops-dr/kill_switch.flag")
 
 
+_PLUGINS_READY = False
+
+
 class NeedsAnsible(Exception):
     pass
 
@@ -70,6 +73,55 @@ def _group_vars_chain(tree: dict, host: str) -> list[dict]:
     return out
 
 
+def _groups_of(tree: dict, host: str) -> set[str]:
+    """Every group that holds host, directly or through a child group (all included)."""
+    out: set[str] = set()
+
+    def walk(groups: dict) -> bool:
+        found = False
+        for name, group in (groups or {}).items():
+            group = group or {}
+            below = walk(group.get("children") or {})
+            if host in (group.get("hosts") or {}) or below:
+                out.add(name)
+                found = True
+        return found
+
+    walk(tree)
+    return out | {"all"}
+
+
+def _ancestors(tree: dict, group: str) -> set[str]:
+    """group and every group above it."""
+    out: set[str] = set()
+
+    def walk(groups: dict, path: list[str]) -> None:
+        for name, g in (groups or {}).items():
+            if name == group:
+                out.update(path + [name])
+            walk((g or {}).get("children") or {}, path + [name])
+
+    walk(tree, [])
+    return out | {"all"}
+
+
+def _plain_precedence(tree: dict, base: Path, host: str) -> None:
+    """NeedsAnsible unless the reader below resolves the host's variables exactly as Ansible would:
+    the host is in kill_switch and its parents only (no other group whose variables could win, in an
+    order only Ansible knows), and no group_vars file belongs to a parent group the reader does not read
+    (issue 26: group_vars/prod.yml for a parent prod was ignored and the wrong Redis engaged)."""
+    groups = _groups_of(tree, host)
+    others = groups - _ancestors(tree, "kill_switch")
+    if others:
+        raise NeedsAnsible(f"{host} is in other groups too ({', '.join(sorted(others))}): Ansible's precedence decides")
+    folder = base / "group_vars"
+    for name in sorted(groups - {"all", "kill_switch"}):
+        if any((folder / f"{name}{ext}").exists() for ext in ("", ".yml", ".yaml", ".json")):
+            raise NeedsAnsible(f"group_vars of the parent group {name} may set the connection")
+    if any("ansible_group_priority" in layer for layer in _group_vars_chain(tree, host)):
+        raise NeedsAnsible("a group sets ansible_group_priority")
+
+
 def _hosts(tree: dict, group: str) -> list[str]:
     out = []
     for name, g in (tree or {}).items():
@@ -96,6 +148,7 @@ def connection_from_inventory(inventory: str, limit: str | None = None) -> dict:
     if not hosts:
         raise NeedsAnsible("no host in group kill_switch found by the plain YAML reader")
     host = hosts[0]
+    _plain_precedence(tree, base, host)
     merged = dict(DEFAULTS)
     # Ansible's order, lowest first: inventory group vars (outer groups first), group_vars/all,
     # group_vars/kill_switch, the host's inventory vars, host_vars/<host>.
@@ -139,7 +192,14 @@ def connection_via_ansible(inventory: str, limit: str | None = None) -> dict:
     from ansible.template import Templar
     from ansible.vars.manager import VariableManager
 
-    init_plugin_loader([])
+    global _PLUGINS_READY  # pylint: disable=global-statement
+    if not _PLUGINS_READY:  # once per process: a second init warns (AnsibleCollectionFinder already configured)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="AnsibleCollectionFinder has already been configured")
+            init_plugin_loader([])
+        _PLUGINS_READY = True
     loader = DataLoader()
     inv = InventoryManager(loader=loader, sources=[inventory])
     hosts = inv.get_hosts(limit or "kill_switch")
@@ -230,6 +290,60 @@ def resolve(inventory: str, limit: str | None = None, use_cache: bool = True) ->
     return conn
 
 
+def inventory_flag_file(inventory: str, limit: str | None = None) -> str | None:
+    """kill_switch_flag_file as the inventory's plain files give it, when the full resolution failed (a
+    vaulted password without the vault's password): the engines read that file, not the default path."""
+    try:
+        inv = Path(inventory)
+        files = sorted(p for p in inv.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file()) if inv.is_dir() \
+            else [inv]
+        base = inv if inv.is_dir() else inv.parent
+        tree: dict = {}
+        for f in files:
+            tree.update(_load(f))
+        hosts = _hosts(tree, "kill_switch")
+        host = limit if limit and (limit in hosts or not hosts) else (hosts[0] if hosts else None)
+        if host is None:
+            return None
+        flag = None
+        layers = (_group_vars_chain(tree, host)
+                  + [layer for g in sorted(_groups_of(tree, host)) for layer in _vars_files_lenient(base / "group_vars", g)]
+                  + [_host_vars(tree, host)] + _vars_files_lenient(base / "host_vars", host))
+        for layer in layers:
+            value = layer.get("kill_switch_flag_file")
+            if isinstance(value, str) and value and "{{" not in value:
+                flag = value
+        return flag
+    except Exception:  # pylint: disable=broad-except  # best effort: the caller falls back to the default path
+        return None
+
+
+def _vars_files_lenient(folder: Path, name: str) -> list[dict]:
+    """_vars_files, where a file holding a vaulted value still gives its other values."""
+    out = []
+    for layer_path in [folder / f"{name}{ext}" for ext in (".yml", ".yaml")] + (
+            sorted(p for p in (folder / name).iterdir() if p.suffix in (".yml", ".yaml")) if (folder / name).is_dir()
+            else []):
+        if not layer_path.is_file():
+            continue
+        try:
+            out.append(_load(layer_path))
+        except NeedsAnsible:
+            out.append(_load_without_vault(layer_path))
+    return out
+
+
+def _load_without_vault(path: Path) -> dict:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!vault", lambda loader, node: None)
+    Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+    return yaml.load(path.read_text(), Loader=Loader) or {}
+
+
 def _flag_in_redis(conn: dict, state: str, reason: str, actor: str, incident: str | None, _killswitch):
     client = _killswitch.RespClient(conn["login_host"], conn["login_port"], conn.get("login_user"),
                                     conn.get("login_password"))
@@ -251,7 +365,8 @@ def engage(inventory: str, reason: str, actor: str, incident: str | None, state:
     try:
         conn = resolve(inventory, limit)
     except Exception as exc:  # an engage whose inventory cannot be read still sets the local flag
-        flag = os.environ.get("TRADEOPS_DR_KILL_SWITCH_FLAG") or DEFAULTS["kill_switch_flag_file"]
+        flag = inventory_flag_file(inventory, limit) or os.environ.get("TRADEOPS_DR_KILL_SWITCH_FLAG") \
+            or DEFAULTS["kill_switch_flag_file"]
         _killswitch.write_flag_file(flag, reason, actor, incident, state, f"inventory {inventory}: {exc}")
         return dict(out, outcome="flag-file", flag_file=flag, error=f"cannot read inventory {inventory}: {exc}",
                     seconds=time.perf_counter() - started)

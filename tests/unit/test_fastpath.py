@@ -8,6 +8,7 @@ from tradeops_dr import fastpath
 
 
 def _inventory(tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "hosts.yml").write_text(
         "all:\n  vars:\n    kill_switch_redis_host: 10.9.9.9\n  children:\n    kill_switch:\n"
         "      vars:\n        kill_switch_redis_user: desk\n      hosts:\n        risk-1:\n")
@@ -58,3 +59,50 @@ def test_the_connection_cache_follows_the_environment_the_inventory_reads(tmp_pa
     assert fastpath._read_cache(str(inv), None) is None
     monkeypatch.setenv("DESK_PORT", "6401")
     assert fastpath._read_cache(str(inv), None)["login_port"] == 6401
+
+
+def _parent_inventory(tmp_path):
+    """kill_switch a child of prod, prod's group_vars naming the Redis (what `ansible-inventory --host` says)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  children:\n    prod:\n      children:\n        kill_switch:\n          hosts:\n            risk-1:\n")
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text("kill_switch_redis_port: 16392\n")
+    (tmp_path / "group_vars" / "prod.yml").write_text("kill_switch_redis_port: 16391\n")
+    return tmp_path
+
+
+def test_a_parent_groups_vars_are_resolved_as_ansible_does(tmp_path, monkeypatch):
+    """Issue 26 item 3: the reader ignored group_vars/prod.yml and engaged 16392, exit 0, and cached it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    inv = _parent_inventory(tmp_path / "inv")
+    with pytest.raises(fastpath.NeedsAnsible, match="parent group prod"):
+        fastpath.connection_from_inventory(str(inv))
+    conn = fastpath.resolve(str(inv))
+    assert (conn["login_port"], conn["via"]) == (16391, "ansible")
+    assert fastpath.resolve(str(inv))["login_port"] == 16391  # and so is what the cache keeps
+
+
+def test_a_host_in_another_group_too_is_resolved_by_ansible(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  children:\n    kill_switch:\n      hosts:\n        risk-1:\n      vars:\n        kill_switch_redis_port: 1\n"
+        "    redis_servers:\n      hosts:\n        risk-1:\n      vars:\n        kill_switch_redis_port: 16393\n")
+    with pytest.raises(fastpath.NeedsAnsible, match="other groups too"):
+        fastpath.connection_from_inventory(str(tmp_path))
+    # Ansible: groups of one depth merge by name, so redis_servers wins over kill_switch
+    assert fastpath.resolve(str(tmp_path))["login_port"] == 16393
+
+
+def test_a_vaulted_password_without_its_vault_still_flags_the_inventorys_file(tmp_path, monkeypatch):
+    """Issue 26 item 3: the fallback flag went to the default path, not kill_switch_flag_file."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+    monkeypatch.setenv("TRADEOPS_DR_KILL_SWITCH_FLAG", str(tmp_path / "default.flag"))
+    flag = tmp_path / "engines" / "kill_switch.flag"
+    inv = _inventory(tmp_path / "inv")
+    (inv / "group_vars" / "kill_switch.yml").write_text(
+        f"kill_switch_flag_file: {flag}\nkill_switch_redis_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\n")
+    done = fastpath.engage(str(inv), "test", "ops", "INC-V", limit=None)
+    assert done["outcome"] == "flag-file" and done["flag_file"] == str(flag), done
+    assert flag.exists() and not (tmp_path / "default.flag").exists()
