@@ -18,7 +18,7 @@ description:
     diagnosis found, the actions taken (every task that changed something), the recovery time per component
     next to its runbook objective and overall, the data-loss window where a role reported one, the classification
     P1-P4 of runbook 004, and the template fields a person fills in (root cause, prevention, lessons learned).
-  - The incident id is C(dr_incident_id), else C(dr_approve), else C(TRADEOPS_DR_INCIDENT_ID) from the environment,
+  - The incident id is C(dr_incident_id), else C(TRADEOPS_DR_INCIDENT_ID) from the environment,
     else a new one (C(INC-<UTC stamp>)). The plugin puts it into C(TRADEOPS_DR_INCIDENT_ID) for the run, so that
     the playbook and the record name the same incident.
   - Honours C(no_log) - a censored task appears as C(hidden (no_log)) - and never records module arguments, only
@@ -77,8 +77,10 @@ options:
 
 import datetime
 import getpass
+import hashlib
 import json
 import os
+import re
 import socket
 import time
 
@@ -104,8 +106,33 @@ def _stamp(ts):
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
 
 
+_USERINFO = re.compile(r'(://)[^/@\s]+@')
+
+
+def redact_url(text):
+    """A URL (or a message holding one) without its user info (user:password@)."""
+    return _USERINFO.sub(r'\1***@', to_text(text))
+
+
+def md_text(text):
+    """A value from outside (an incident id, a reason) as one line of Markdown: no line break that starts a
+    heading or a list, no table separator, no HTML."""
+    text = re.sub(r'[\r\n\x00-\x1f]+', ' ', to_text(text))
+    return text.replace('|', '\\|').replace('<', '&lt;').replace('>', '&gt;').replace('#', '\\#')
+
+
+def file_stem(incident):
+    """The incident id as a file name: safe characters only, at most 64 of them; an id that had to change
+    gets a digest of the whole id, so two long ids never share a record."""
+    safe = ''.join(c if c.isalnum() or c in '-_.' else '_' for c in incident).lstrip('.')
+    if safe != incident or len(safe) > 64:
+        safe = '%s-%s' % (safe[:64], hashlib.sha256(incident.encode('utf-8')).hexdigest()[:10])
+    return safe
+
+
 def incident_id(extra_vars, environ, now):
-    for value in (extra_vars.get('dr_incident_id'), extra_vars.get('dr_approve'), environ.get('TRADEOPS_DR_INCIDENT_ID')):
+    # never the approval (dr_approve): an approval code names a plan, not the incident
+    for value in (extra_vars.get('dr_incident_id'), environ.get('TRADEOPS_DR_INCIDENT_ID')):
         if value:
             return to_text(value)
     return 'INC-' + _stamp(now)
@@ -234,7 +261,7 @@ class CallbackModule(CallbackBase):
 
     @staticmethod
     def markdown(rec):
-        out = ['# Incident %s - %s' % (rec['id'], rec['status'].upper()), '',
+        out = ['# Incident %s - %s' % (md_text(rec['id']), rec['status'].upper()), '',
                '| | |', '|---|---|',
                '| Date | %s |' % rec['started'], '| Playbook | %s |' % rec['playbook'],
                '| Run by | %s on %s |' % (rec['user'], rec['control_node']),
@@ -272,8 +299,7 @@ class CallbackModule(CallbackBase):
         try:
             if not os.path.isdir(folder):
                 os.makedirs(folder, 0o700)
-            base = os.path.join(folder, '%s_%s' % (''.join(c if c.isalnum() or c in '-_.' else '_' for c in rec['id']),
-                                                   _stamp(self.started)))
+            base = os.path.join(folder, '%s_%s' % (file_stem(rec['id']), _stamp(self.started)))
             for path, text in ((base + '.json', json.dumps(rec, indent=2, default=str)), (base + '.md', self.markdown(rec))):
                 fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, 'w') as handle:
@@ -297,7 +323,8 @@ class CallbackModule(CallbackBase):
         try:
             open_url(url, data=json.dumps(body, default=str), headers=headers, method='POST', timeout=10)
         except Exception as exc:  # pylint: disable=broad-except
-            self._display.warning('tradeops.dr.incident: the Decision Journal at %s did not take the record: %s' % (url, exc))
+            self._display.warning('tradeops.dr.incident: the Decision Journal at %s did not take the record: %s'
+                                  % (redact_url(url), redact_url(exc)))
 
     def _notify(self, rec, md_path):
         urls = [u for u in self.get_option('notify_urls').replace(',', ' ').split() if u]
@@ -314,5 +341,6 @@ class CallbackModule(CallbackBase):
         body = '%s\n%s %s, %s s, run by %s on %s\nrecord: %s' % (
             rec['reason'], rec['playbook'], rec['classification'], rec['recovery_seconds'], rec['user'], rec['control_node'],
             md_path)
-        if not sender.notify(title='[%s] incident %s: %s' % (rec['classification'], rec['id'], rec['status']), body=body):
+        if not sender.notify(title='[%s] incident %s: %s' % (rec['classification'], md_text(rec['id'])[:120], rec['status']),
+                             body=body):
             self._display.warning('tradeops.dr.incident: not every notification was delivered (%d URL(s))' % len(urls))

@@ -68,6 +68,21 @@ def scrub(text, params=None):
     return text[:600]
 
 
+_USERINFO = re.compile(r'(://[^/\s:@]+:)[^@\s/]+@')
+_SECRET_FIELD = re.compile(r'(?i)((?:api[_-]?key|api[_-]?secret|secret|password|passwd|pwd|token|signature|'
+                           r'authorization)["\']?\s*[=:]\s*["\']?)([^\s"\',;&]+)')
+_BEARER = re.compile(r'(?i)(bearer\s+)\S+')
+
+
+def scrub_log_line(line, params=None):
+    """A line of an application's log fit for a result or an artifact: no query string, no password in a
+    URL, no value of a field named like a secret (key, secret, password, token, signature), no bearer token."""
+    text = _USERINFO.sub(r'\1********@', str(line))
+    text = _BEARER.sub(r'\1********', text)
+    text = _SECRET_FIELD.sub(r'\1********', text)
+    return scrub(text, params)
+
+
 def _repoint(urls, base):
     """Every API URL of the exchange with its scheme and host replaced by base (a gateway, a
     proxy, or a stand-in), paths kept."""

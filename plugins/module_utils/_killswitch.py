@@ -50,6 +50,33 @@ return {'engaged', state}
 """
 
 
+RESET_LUA = """
+local key, events = KEYS[1], KEYS[2]
+local confirm, actor, approver, reason, iso, forced = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if redis.call('HGET', key, 'enabled') ~= 'true' then
+  return {'not engaged', ''}
+end
+local incident = redis.call('HGET', key, 'incident')
+local expected = 'RESET'
+if incident and incident ~= '' then
+  expected = incident
+end
+if confirm ~= expected then
+  return {'changed', expected}
+end
+redis.call('HSET', key, 'enabled', 'false', 'state', 'active', 'reset_by', actor, 'approved_by', approver,
+           'reset_reason', reason, 'reset_at', iso, 'reset_forced', forced)
+redis.call('XADD', events, '*', 'event', 'reset', 'actor', actor, 'approved_by', approver, 'reason', reason,
+           'incident', expected, 'forced', forced, 'at', iso)
+return {'reset', expected}
+"""
+
+
+def same_person(a, b):
+    """Two names of one person: compared without case and surrounding blanks (Alice, alice, ' ALICE')."""
+    return (a or '').strip().lower() == (b or '').strip().lower()
+
+
 class KillSwitchError(Exception):
     """A kill-switch action was refused or failed; the message says why."""
 
@@ -93,18 +120,21 @@ def reset(client, key, events, actor, reason, confirm, approver=None, require_se
     if require_second_approver:
         if not approver:
             raise KillSwitchError('reset refused: a second approver is required (two-person rule)')
-        if approver == actor:
+        if same_person(approver, actor):
             raise KillSwitchError('reset refused: the second approver must be another person than %s' % actor)
     if drawdown is not None and threshold is not None and drawdown >= threshold and not force:
         raise KillSwitchError('reset refused: drawdown %.4g is still at or beyond the threshold %.4g; reset with force '
                               'only after the risk review' % (drawdown, threshold))
     _ms, iso = now()
-    pipe = client.pipeline(transaction=True)
-    pipe.hset(key, mapping=dict(enabled='false', state='active', reset_by=actor, approved_by=approver or '',
-                                reset_reason=reason, reset_at=iso, reset_forced='true' if force else 'false'))
-    pipe.xadd(events, dict(event='reset', actor=actor, approved_by=approver or '', reason=reason,
-                           incident=expected, forced='true' if force else 'false', at=iso))
-    pipe.execute()
+    # the check above and the write are one Lua script: an engagement that lands in between (another
+    # incident) is never lifted by a reset confirmed for the previous one
+    outcome, held = client.eval(RESET_LUA, 2, key, events, confirm, actor, approver or '', reason, iso,
+                                'true' if force else 'false')
+    if _s(outcome) == 'changed':
+        raise KillSwitchError('reset refused: the switch was engaged again (incident %s) while this reset was being '
+                              'checked; nothing was changed - review the new engagement' % _s(held))
+    if _s(outcome) == 'not engaged':
+        return False, status(client, key)
     return True, status(client, key)
 
 

@@ -140,7 +140,11 @@ def plan(client, entries, protected=PROTECTED):
     skipped = {}
     for entry in entries:
         if is_protected(entry['key'], protected):
-            skipped[entry['key']] = None
+            last = skipped.setdefault(entry['key'], {})  # the ledger's final value, for a person to confirm
+            if entry['op'] == 'hset':
+                last.update(dict((k, _text(v)) for k, v in (entry['payload'] or {}).items()))
+            elif entry['op'] == 'set':
+                skipped[entry['key']] = _text(entry['payload'])
             continue
         if entry['op'] == 'xadd':
             streams.setdefault(entry['key'], []).append(entry)
@@ -152,6 +156,8 @@ def plan(client, entries, protected=PROTECTED):
     writes, conflicts, diverged = [], [], []
     report = dict(streams={}, hashes={}, strings={})
     report['protected'] = dict((key, 'present' if client.exists(key) else 'missing') for key in sorted(skipped))
+    report['protected_ledger'] = dict((key, skipped[key]) for key in sorted(skipped)
+                                      if report['protected'][key] == 'missing' and not key.endswith(':events'))
     for key, items in streams.items():
         kind = client.type(key)
         if kind not in ('stream', 'none'):

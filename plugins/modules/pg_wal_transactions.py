@@ -159,6 +159,23 @@ def contiguous_runs(names):
     return runs
 
 
+# pg_waldump ends with rc 1 at the end of the valid WAL of a segment still being written (or cut by a
+# switch): "error in WAL record at 0/3000148: invalid record length at 0/3000180: expected at least 24, got 0"
+_END_OF_WAL = re.compile(r'invalid record length at [0-9A-F]+/[0-9A-F]+: (wanted|expected at least) \d+, got 0')
+
+
+def waldump_failure(rc, stderr):
+    """None when pg_waldump read everything there is (rc 0, or rc 1 only for the end of the valid WAL);
+    else its error lines."""
+    if rc == 0:
+        return None
+    lines = [ln.strip() for ln in (stderr or '').splitlines() if ln.strip()]
+    if rc == 1 and lines and all(_END_OF_WAL.search(ln) for ln in lines if 'error' in ln.lower() or 'fatal' in ln.lower()) \
+            and any(_END_OF_WAL.search(ln) for ln in lines):
+        return None
+    return ' | '.join(lines[-4:]) or 'no error output'
+
+
 def read_wal(p, names, nodes, dboid, major=None):
     tmp = tempfile.mkdtemp(prefix='tradeops-wal-')
     os.chmod(tmp, 0o700)
@@ -175,6 +192,10 @@ def read_wal(p, names, nodes, dboid, major=None):
         txs = {}
         for run in contiguous_runs(names):
             proc = subprocess.run([waldump, '-p', tmp, run[0], run[-1]], capture_output=True, text=True, check=False)
+            failure = waldump_failure(proc.returncode, proc.stderr)
+            if failure:  # a failed read is not "no transactions"
+                raise _postgres.PostgresError('pg_waldump could not read %s..%s (rc %d): %s' % (
+                    run[0], run[-1], proc.returncode, failure))
             for line in proc.stdout.splitlines():
                 m = RECORD_RE.match(line)
                 if not m:

@@ -113,6 +113,11 @@ replay:
         V(missing)); a missing one must be set by a person (the kill_switch role).
       type: dict
       sample: {"policy:kill_switch": present}
+    protected_ledger:
+      description: For each missing control key, its last value in the ledger (a hash's fields or a string), for a
+        person to confirm before setting it again.
+      type: dict
+      sample: {"risk:drawdown": {"max": "0.15"}}
     streams:
       description: Per stream - entries in the ledger, present before, missing.
       type: dict

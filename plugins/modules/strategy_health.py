@@ -136,6 +136,7 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.tradeops.dr.plugins.module_utils._exchange import scrub_log_line
 
 
 def _tail(path, lines):
@@ -208,6 +209,8 @@ def main():
         state = 'disconnected'
     else:
         state = 'healthy'
+    # a strategy's log can hold what the results and artifacts must not: scrubbed as exchange errors are
+    lines = [scrub_log_line(line) for line in lines]
     reconnects = [line for line in lines if patterns['reconnect_pattern'].search(line)]
     module.exit_json(changed=False, strategy=dict(
         state=state, heartbeat_age=hb_age, price_age=price_age, heartbeat=heartbeat,

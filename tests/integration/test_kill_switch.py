@@ -204,6 +204,9 @@ def test_two_person_reset(desk, run):
     assert not alone.ok and "a second approver is required" in _msg(alone)
     same = _run(run, desk, kill_switch_approver="alice", **args)
     assert not same.ok and "must be another person than alice" in _msg(same)
+    # issue 26: the approver was free text compared case-sensitively - "Alice " approved alice's own reset
+    same_other_case = _run(run, desk, kill_switch_approver=" Alice", **args)
+    assert not same_other_case.ok and "must be another person than alice" in _msg(same_other_case)
     assert _switch(desk)["enabled"] == "true"
     both = _run(run, desk, kill_switch_approver="bob", **args)
     assert both.ok, both.failures

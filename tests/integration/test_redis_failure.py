@@ -52,25 +52,41 @@ def test_kill9_restart_brings_back_every_entry(redis_seeded, run):
 
 
 def test_flushed_redis_is_refilled_from_the_ledger_exactly_once(redis_seeded, run):
+    # a risk limit the platform wrote (to its ledger and to Redis), which redis_restart_keys does not list
+    ledger = sqlite3.connect(redis_seeded.ledger)
+    with ledger:
+        seq = ledger.execute("SELECT max(seq) FROM ledger").fetchone()[0] + 1
+        ledger.execute("INSERT INTO ledger (seq, op, key, entry_id, payload) VALUES (?, 'hset', 'risk:drawdown', "
+                       "NULL, ?)", (seq, json.dumps({"max": "0.15", "set_by": "risk-officer"})))
+    ledger.close()
+    with redis_seeded.client() as c:
+        c.hset("risk:drawdown", mapping={"max": "0.15", "set_by": "risk-officer"})
     before = redis_seeded.snapshot()
     with redis_seeded.client() as c:
         c.flushall()
 
-    # everything comes back but the kill switch: control state is never written by a replay,
-    # so the run fails closed and names it
+    # everything comes back but the control state (the kill switch, the risk limit): a replay never writes it,
+    # so the run fails closed naming every control key the ledger knows, listed or not, with its last value
     res = run(PLAYBOOK, redis_seeded.role_vars())
     assert not res.ok
     msg = " ".join(f.msg for f in res.failures)
     assert "key policy:kill_switch is missing" in msg and "Control state missing: policy:kill_switch" in msg
-    assert "set it with playbooks/kill_switch.yml" in msg
+    # issue 31: risk:drawdown was lost silently (only listed keys were checked)
+    assert 'risk:drawdown (the ledger\'s last value: {"max": "0.15", "set_by": "risk-officer"})' in msg, msg
+    assert "a person confirms each value and sets it" in msg
     rec = record(res)
     n_stream_entries = sum(redis_seeded.expected["streams"].values())
     n_keys = len(redis_seeded.expected["keys"])
     assert rec["replayed_entries"] == n_stream_entries + n_keys - 1
-    assert rec["control_state"] == {"policy:kill_switch": "missing"}
+    assert rec["control_state"] == {"policy:kill_switch": "missing", "risk:drawdown": "missing"}
     with redis_seeded.client() as c:
         assert not c.exists("policy:kill_switch")
         c.hset("policy:kill_switch", mapping=before["policy:kill_switch"])  # the operator sets it
+    # the switch alone is not enough: the risk limit is still missing, and named
+    res = run(PLAYBOOK, redis_seeded.role_vars())
+    assert not res.ok and "Control state missing: risk:drawdown" in " ".join(f.msg for f in res.failures)
+    with redis_seeded.client() as c:
+        c.hset("risk:drawdown", mapping={"max": "0.15", "set_by": "risk-officer"})  # and the risk limit
 
     res = run(PLAYBOOK, redis_seeded.role_vars())
     assert res.ok, res.failures

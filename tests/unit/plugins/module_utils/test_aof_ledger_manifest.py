@@ -190,3 +190,30 @@ def test_copy_aside_verifies_and_reuses_an_identical_copy(tmp_path):
     (src / "a.aof").write_bytes(b"y" * 100)  # changed content: a new copy, the old one kept
     third, _e, reused = _manifest.copy_aside(str(src), str(backups), "aof-", reason="test")
     assert not reused and third != dest and len(list(backups.iterdir())) == 2
+
+
+def test_a_reset_never_lifts_an_engagement_that_landed_after_its_check(redis_seeded, monkeypatch):
+    """Issue 26: reset read the switch, then wrote 'active' in a second step; an engagement under another
+    incident landing in between was lifted by a reset confirmed for the old one. The check and the write
+    are now one Lua script."""
+    from ansible_collections.tradeops.dr.plugins.module_utils import _killswitch
+
+    key, events = "policy:kill_switch", "policy:kill_switch:events"
+    with redis_seeded.client() as c:
+        _killswitch.engage(c, key, events, "halted", "feed down", "ops", "INC-OLD")
+        real_status = _killswitch.status
+
+        def status_then_engaged_again(client, k):
+            seen = real_status(client, k)
+            client.hset(k, mapping={"incident": "INC-NEW", "reason": "drawdown 16%"})  # another engagement lands
+            return seen
+
+        monkeypatch.setattr(_killswitch, "status", status_then_engaged_again)
+        with pytest.raises(_killswitch.KillSwitchError, match="engaged again \\(incident INC-NEW\\)"):
+            _killswitch.reset(c, key, events, "alice", "feed back", "INC-OLD")
+        monkeypatch.setattr(_killswitch, "status", real_status)
+        now = c.hgetall(key)
+        assert now["enabled"] == "true" and now["incident"] == "INC-NEW"
+        assert _killswitch.reset(c, key, events, "alice", "reviewed", "INC-NEW")[0] is True
+        assert c.hget(key, "enabled") == "false" and c.xrange(events)[-1][1]["incident"] == "INC-NEW"
+        assert _killswitch.same_person(" Alice", "alice") and not _killswitch.same_person("alice", "bob")

@@ -509,3 +509,26 @@ def test_pitr_failure_message_keeps_postgres_reason_after_the_shutdown_lines(tmp
     assert pg_pitr._left(str(tmp_path / "copy")) == (
         "The restored copy is left for inspection: %s (3.0 MiB); remove it when it is no longer needed." %
         (tmp_path / "copy"))
+
+
+def test_pg_waldump_failures_are_errors_but_the_end_of_the_wal_is_not(pg, tmp_path):
+    """Issue 26: pg_wal_transactions ignored pg_waldump's exit code, so a failed read was "no transactions".
+    The end of the valid WAL of a segment still being written (rc 1, "invalid record length ... got 0") is
+    the normal end; anything else is an error."""
+    from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
+    from ansible_collections.tradeops.dr.plugins.modules import pg_wal_transactions
+
+    current = pg.sql("postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    shutil.copy(Path(pg.cluster.data_dir) / "pg_wal" / current, wal / current)
+    waldump = _postgres.server_binary("pg_waldump", major=15)
+    read = subprocess.run([waldump, "-p", str(wal), current, current], capture_output=True, text=True, check=False)
+    assert read.stdout and pg_wal_transactions.waldump_failure(read.returncode, read.stderr) is None, read.stderr
+    assert read.returncode == 1 and "got 0" in read.stderr  # the segment being written ends in zeros
+    with open(wal / current, "r+b") as handle:  # a damaged segment header
+        handle.write(b"\xff" * 64)
+    bad = subprocess.run([waldump, "-p", str(wal), current, current], capture_output=True, text=True, check=False)
+    assert bad.returncode != 0
+    assert pg_wal_transactions.waldump_failure(bad.returncode, bad.stderr), bad.stderr
+    assert pg_wal_transactions.waldump_failure(2, "") == "no error output"

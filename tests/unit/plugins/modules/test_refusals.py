@@ -216,3 +216,32 @@ def test_questdb_restore_says_when_the_copy_in_place_does_not_match(tmp_path, ca
     assert f"the previous data is in {aside}" in out["msg"]
     assert (Path(aside) / "db" / "written-after-backup").read_text() == "x"  # nothing lost
     assert not (live / "_restore").exists()  # no trigger: QuestDB will not take the bad copy as a restore
+
+
+def test_strategy_health_scrubs_the_log_lines_it_returns(tmp_path, capsys):
+    """Issue 26: strategy_health returned raw log lines in its results (and so in artifacts and incident
+    records): a password in a URL, an API key, a signed query string reached them."""
+    import json as _json
+    import time as _time
+
+    from ansible_collections.tradeops.dr.plugins.modules import strategy_health
+
+    secrets = ["hunter2-redis", "AKIA-LIVE-KEY-1", "sig0123456789abcdef", "eyJhbGciOi.jwt"]
+    log = tmp_path / "momentum.log"
+    log.write_text("\n".join([
+        "INFO loop ok",
+        "ERROR cannot connect redis://ops:hunter2-redis@10.0.0.1:6379/0",
+        "ERROR order rejected GET /fapi/v1/order?symbol=BTCUSDT&signature=sig0123456789abcdef",
+        "WARNING reconnect attempt 2 api_key=AKIA-LIVE-KEY-1",
+        "ERROR 401 Authorization: Bearer eyJhbGciOi.jwt",
+    ]) + "\n")
+    hb = tmp_path / "hb.json"
+    hb.write_text(_json.dumps({"ts": _time.time(), "price_ts": _time.time()}))
+    out, failed = run_module(strategy_health, dict(heartbeat_file=str(hb), log_file=str(log)), capsys)
+    assert not failed, out
+    text = _json.dumps(out)
+    for secret in secrets:
+        assert secret not in text, secret
+    strategy = out["strategy"]
+    assert len(strategy["errors"]) == 3 and strategy["reconnect_attempts"] == 1
+    assert "redis://ops:********@10.0.0.1" in strategy["errors"][0]
