@@ -94,3 +94,28 @@ def test_awx_tasks_use_only_documented_options():
                 sub = doc["workflow_nodes"]["suboptions"]
                 assert set(node) <= set(sub), f"workflow node {node['identifier']}: {set(node) - set(sub)}"
                 assert set(node["unified_job_template"]) <= set(sub["unified_job_template"]["suboptions"])
+
+
+def test_no_survey_carries_the_approval():
+    """Issue 26: the recover template's survey carried dr_approve, so anyone allowed to launch it
+    skipped the workflow's approval node. The approval now travels only from the plan job (its
+    approval code, set_stats in check mode under AWX) through the approval node."""
+    for name, survey in SURVEYS.items():
+        assert "dr_approve" not in {q["variable"] for q in survey["spec"]}, name
+    plays = yaml.safe_load((ROOT / "playbooks" / "awx_setup.yml").read_text())
+    workflow = next(t["awx.awx.workflow_job_template"] for play in plays for t in play.get("tasks", [])
+                    if "awx.awx.workflow_job_template" in t)
+    templates = next(t["awx.awx.job_template"] for play in plays for t in play.get("tasks", [])
+                     if "awx.awx.job_template" in t and "survey_spec" in t["awx.awx.job_template"])
+    assert templates["ask_variables_on_launch"] is False  # no approval smuggled in as an extra variable
+    nodes = {n["identifier"]: n for n in workflow["workflow_nodes"]}
+    assert nodes["plan"]["job_type"] == "check" and nodes["recover"]["job_type"] == "run"
+    assert nodes["plan"]["related"]["success_nodes"] == [{"identifier": "approve"}]
+    assert nodes["approve"]["unified_job_template"]["type"] == "workflow_approval"
+    assert "dr_approve" not in str(workflow.get("extra_vars", ""))
+    # the plan hands its code on only as a plan (check mode) run under AWX
+    recovery = yaml.safe_load((ROOT / "playbooks" / "full_recovery.yml").read_text())
+    handoff = [t for play in recovery for t in play.get("tasks", []) for t in t.get("block", [t])
+               if t.get("name", "").startswith("Hand a plan's approval code")]
+    assert len(handoff) == 1 and "ansible_check_mode" in handoff[0]["when"]
+    assert "awx_job_id is defined or tower_job_id is defined" in handoff[0]["when"]

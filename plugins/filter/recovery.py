@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import time
 
 from ansible.errors import AnsibleFilterError
@@ -25,6 +26,24 @@ def table_row(row):
     return '%-11s %-22s %-10s %s' % (row.get('component', '?'), row.get('host', '?'),
                                      str(row.get('state', '?')).upper() if row.get('state') not in OK_STATES
                                      else row.get('state'), row.get('evidence', ''))
+
+
+def destructive_plan(diagnosis):
+    """The destructive steps a diagnosis plans, one 'host: step' line each, sorted: what an approval approves."""
+    if not isinstance(diagnosis, list):
+        raise AnsibleFilterError('destructive_plan expects the list of diagnosis rows, got %r' % (diagnosis,))
+    return sorted('%s: %s' % (row.get('host', '?'), step) for row in diagnosis
+                  if isinstance(row, dict) and row.get('state') == 'broken' for step in row.get('destructive') or [])
+
+
+def approval_code(incident, diagnosis):
+    """A short code naming one plan: the digest of the incident id and its destructive steps with their hosts.
+    An approval gives it back; a plan with other steps or hosts (or another incident) has another code."""
+    if not incident or not isinstance(incident, str):
+        raise AnsibleFilterError('approval_code needs the incident id, got %r' % (incident,))
+    text = '\n'.join(['tradeops.dr approval v1', incident] + destructive_plan(diagnosis))
+    digest = hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]
+    return '%s-%s-%s' % (digest[:4], digest[4:8], digest[8:])
 
 
 def _get(hostvars, host, name, default):
@@ -54,7 +73,8 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
             # the kill switch is control state: reported (unreadable while Redis is down), never repaired
             if row.get('state') not in OK_STATES and name != 'kill_switch':
                 broken_before.append((name, label))
-            if entry['outcome'] == 'failed':
+            # a switch that does not protect everything (orders maybe open, engines silent) fails the run
+            if entry['outcome'] in ('failed', 'engaged, unconfirmed'):
                 failed.append('%s: %s' % (label, entry['message']))
             if entry['outcome'] == 'approval needed':
                 waiting.append('%s: %s' % (label, entry['message']))
@@ -100,4 +120,5 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
 
 class FilterModule(object):
     def filters(self):
-        return dict(table_row=table_row, recovery_summary=recovery_summary)
+        return dict(table_row=table_row, recovery_summary=recovery_summary, destructive_plan=destructive_plan,
+                    approval_code=approval_code)

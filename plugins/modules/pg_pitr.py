@@ -515,11 +515,11 @@ def _verify_restored(p, the_plan, rdir, log, sock, flushed, restore_s):
                     return not _postgres.query(conn, 'SELECT pg_is_in_recovery()')[0][0], 'in recovery'
                 finally:
                     conn.close()
-            except _postgres.PostgresError as exc:
+            except Exception as exc:  # pylint: disable=broad-except  # connect or query: the copy may be dying
                 if not _running(rdir):  # e.g. "recovery ended before configured recovery target was reached"
                     raise _postgres.LeftBehind('the restored copy in %s stopped before it left recovery: %s. %s The '
                                                'live server was not touched' % (rdir, _log_tail(log, 4), _left(rdir)))
-                return False, str(exc)
+                return False, str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         waited = _service.wait_until(promoted, p['ready_timeout'], max_delay=0.5)
         if not waited['ok']:
             raise _postgres.LeftBehind('the restored copy in %s was still replaying WAL after %s s (log %s)'

@@ -5,9 +5,10 @@ Imports are lazy (PEP 562) so that the kill-switch fast path does not pay for im
 ansible-runner and Ansible before the flag is set."""
 
 # pylint: disable=undefined-all-variable
-__all__ = ["Failure", "RunResult", "run_playbook", "RecoveryResult", "ComponentOutcome", "recover", "recover_events"]
+__all__ = ["Failure", "RunResult", "run_playbook", "RecoveryResult", "ComponentOutcome", "recover", "recover_events",
+           "recover_and_approve"]
 _FROM = {"RecoveryResult": "recovery", "ComponentOutcome": "recovery", "recover": "recovery",
-         "recover_events": "recovery"}
+         "recover_events": "recovery", "recover_and_approve": "recovery"}
 __version__ = "0.1.0"
 
 

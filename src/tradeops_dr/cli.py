@@ -100,8 +100,8 @@ def cmd_drill(args) -> int:
     printer = drill.Printer(drill_history.objectives(hostvars))
     drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     print("starting the sandbox (tradeops-dr sandbox up) ...", flush=True)
-    sb.up()
-    drill.print_header()
+    state = sb.up()
+    drill.print_header(state.get("missing"))
     for name, run, what in drill.DRILLS:
         if name in chosen or "all" in chosen:
             print(f"... {what}", flush=True)
@@ -315,14 +315,18 @@ def cmd_recover(args) -> int:
     """playbooks/full_recovery.yml (or one scenario of it) with progress, a result, an exit code."""
     from .recovery import recover
 
-    incident = args.approve or args.incident or time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
+    if args.approve and not args.incident:
+        print("tradeops-dr: --approve CODE approves the plan of one incident: give --incident with it (the plan "
+              "printed both); nothing was done", file=sys.stderr)
+        return 2
+    incident = args.incident or time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
     while True:
         progress = _Progress(f"tradeops-dr recover {args.scenario} ({incident})",
                              live=not args.json and sys.stdout.isatty())
         try:
             res = recover(args.scenario, inventory=args.inventory, check=args.check, limit=args.limit,
                           approve=args.approve, incident=incident, tags=args.tags, extravars=_kv(args.extra_vars),
-                          event_handler=None if args.json else progress)
+                          event_handler=None if args.json else progress, approver=args.approver)
         except ValueError as exc:
             progress.stop()
             print(f"tradeops-dr: {exc}; nothing was done", file=sys.stderr)
@@ -333,16 +337,18 @@ def cmd_recover(args) -> int:
             return res.exit_code
         _print_recovery(res)
         if res.status != "approval needed" or args.approve or not sys.stdin.isatty():
+            if res.approval_refused:
+                print(f"approval refused: {res.approval_refused}", file=sys.stderr)
             if res.status == "approval needed":
-                print(f"to approve: tradeops-dr recover {args.scenario} -i {args.inventory or 'inventories/local'} "
-                      f"--approve {incident}", file=sys.stderr)
+                print(f"to approve this plan: tradeops-dr recover {args.scenario} -i {args.inventory or 'inventories/local'} "
+                      f"--incident {incident} --approve {res.approval_code}", file=sys.stderr)
             return res.exit_code
-        answer = input(f"\nThe destructive steps above wait for approval. Type the incident id ({incident}) to approve "
-                       "them and run again, anything else to stop: ").strip()
-        if answer != incident:
+        answer = input(f"\nThe destructive steps above wait for approval. Type this plan's approval code "
+                       f"({res.approval_code}) to approve them and run again, anything else to stop: ").strip()
+        if not res.approval_code or answer != res.approval_code:
             print("not approved; nothing destructive was done")
             return res.exit_code
-        args.approve = incident
+        args.approve = answer
 
 
 def cmd_lock(args) -> int:
@@ -357,7 +363,8 @@ def cmd_lock(args) -> int:
             print("tradeops-dr: lock break needs --reason (it is recorded with who broke it); nothing was done",
                   file=sys.stderr)
             return 2
-        extra.update(dr_lock_actor=args.actor or getpass.getuser(), dr_lock_reason=args.reason)
+        extra.update(dr_lock_actor=args.actor or getpass.getuser(), dr_lock_reason=args.reason,
+                     dr_lock_force=bool(args.force))
     res = run_playbook("lock.yml", inventory=args.inventory, extravars=extra, limit=args.limit)
     locks = res.data.get("dr_lock") or {}
     if args.json:
@@ -466,8 +473,10 @@ def main(argv=None) -> int:
     p.add_argument("-l", "--limit")
     p.add_argument("-t", "--tags", help="e.g. diagnose: the table only")
     p.add_argument("-C", "--check", action="store_true", help="print the plan, change nothing")
-    p.add_argument("--approve", metavar="INCIDENT", help="approve the destructive steps of this incident (unattended)")
-    p.add_argument("--incident", help="the incident id (default: INC-<UTC time>, or the --approve id)")
+    p.add_argument("--approve", metavar="CODE", help="approve the destructive steps of the plan that printed this "
+                   "approval code (with the same --incident); used once")
+    p.add_argument("--incident", help="the incident id (default: INC-<UTC time>)")
+    p.add_argument("--approver", help="who approves (recorded; a second person with -e dr_require_second_approver=true)")
     p.add_argument("-e", "--extra-vars", action="append", help="key=value (value parsed as JSON when it is)")
     p.add_argument("--json", action="store_true", help="the result as JSON for machines, no progress")
     p.set_defaults(func=cmd_recover)
@@ -478,6 +487,7 @@ def main(argv=None) -> int:
     p.add_argument("-l", "--limit")
     p.add_argument("--reason", help="break: why (recorded)")
     p.add_argument("--actor", help="break: who (default: this user; recorded)")
+    p.add_argument("--force", action="store_true", help="break: even a live holder's lock (recorded as forced)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lock)
 

@@ -133,6 +133,9 @@ def redis_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> lis
     return steps
 
 
+ENGINES = ("sandbox-momentum", "sandbox-meanrev")  # the stand-in engines of the kill-switch drill
+
+
 def kill_switch_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """Runbook 004's monthly drill on the sandbox: two stand-in engines (tests/standins, the
     users' own engines in real life) trade against the sandbox Redis and engage the switch at
@@ -149,11 +152,12 @@ def kill_switch_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) 
     env = dict(os.environ, REDISCLI_AUTH=srv.password)
     procs = [subprocess.Popen([sys.executable, str(engine), "--port", str(srv.port), "--name", name,
                                "--max-drawdown", "0.05", "--max-seconds", "60"], env=env)
-             for name in ("sandbox-momentum", "sandbox-meanrev")]
+             for name in ENGINES]
     try:
         time.sleep(0.5)  # let them trade a little
         t0 = time.monotonic()
-        res = run_playbook("kill_switch.yml", inventory=inventory, extravars=dict(kill_switch_action="drill"),
+        res = run_playbook("kill_switch.yml", inventory=inventory,
+                           extravars=dict(kill_switch_action="drill", kill_switch_engines=list(ENGINES)),
                            envvars={"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)})
         secs = time.monotonic() - t0
     finally:
@@ -273,8 +277,11 @@ HEADER = ("Failure drills (sandbox: real Redis, PostgreSQL/TimescaleDB, QuestDB;
           "inference API)")
 
 
-def print_header() -> None:
+def print_header(missing: dict | None = None) -> None:
+    """The header; the parts this sandbox left out (and so its inventory) are named once, here."""
     print(HEADER)
+    for name, why in sorted((missing or {}).items()):
+        print(f"not part of this sandbox (nor of its inventory): {name} - {why}")
     print(f"{'scenario':<15} {'result':<6} {'recovery':>9}  injected -> expected", flush=True)
 
 
@@ -305,11 +312,12 @@ def print_report(steps: list[DrillStep]) -> None:
 
 def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """The front door: every failure the sandbox can have at once (Redis killed, a table dropped,
-    a WAL table suspended with writes waiting, the model file corrupted), recovered by one run of
-    playbooks/full_recovery.yml; a second run must change nothing; then the operator resets the
+    a WAL table suspended with writes waiting, the model file corrupted), recovered by
+    playbooks/full_recovery.yml - a run, then the approval of the code it printed for what waits
+    (the database restore); a second run must change nothing; then the operator resets the
     kill switch the recovery left engaged."""
     from . import faults
-    from .recovery import recover
+    from .recovery import recover, recover_and_approve
 
     state = sandbox.up()
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
@@ -319,9 +327,13 @@ def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list
     done = faults.inject(sandbox, names)
     incident = time.strftime("DRILL-%Y%m%dT%H%M%SZ", time.gmtime())
     t0 = time.monotonic()
-    res = recover("full", inventory=inventory, approve=incident, envvars=env)
+    # a person's flow: the run protects capital and recovers what needs no approval, then the approval of
+    # exactly what it said still waits (its code) runs the destructive steps
+    first, res = recover_and_approve("full", inventory=inventory, incident=incident, envvars=env)
     secs = time.monotonic() - t0
-    by = {c.component: c for c in res.components}
+    # each component's outcome from the run that recovered it (the first, or the approved one)
+    by = {c.component: c for c in first.components}
+    by.update({c.component: c for c in res.components if res is not first and c.before != "healthy"})
     ok = backup.ok and res.status == "recovered" and all(
         by.get(n) and (by[n].before, by[n].after, by[n].outcome) == ("broken", "healthy", "recovered") for n in names)
     details = [f"{n}: {by[n].outcome} in {by[n].seconds:.1f}s (runbook RTO {by[n].rto_seconds}s)" for n in names if n in by]

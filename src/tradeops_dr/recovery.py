@@ -63,6 +63,8 @@ class RecoveryResult:
     failures: list[Failure] = field(default_factory=list)  # every failed task, rescued ones included
     incident_record: str | None = None
     run: RunResult | None = None
+    approval_code: str = ""  # the code of this run's plan: given back as approve=, it lets those steps run once
+    approval_refused: str = ""  # why an approval that was given did not approve this plan
 
     @property
     def exit_code(self) -> int:
@@ -77,10 +79,12 @@ class RecoveryResult:
                     classification=self.classification, recovery_seconds=self.recovery_seconds,
                     components=[c.__dict__ for c in self.components],
                     failures=[f.__dict__ for f in self.failures], incident_record=self.incident_record,
+                    approval_code=self.approval_code, approval_refused=self.approval_refused,
                     artifact_dir=self.run.artifact_dir if self.run else None)
 
 
-def _extravars(scenario: str, approve: str | None, incident: str | None, extravars: dict | None) -> dict:
+def _extravars(scenario: str, approve: str | None, incident: str | None, extravars: dict | None,
+               approver: str | None = None) -> dict:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
     extra = dict(extravars or {})
@@ -88,9 +92,13 @@ def _extravars(scenario: str, approve: str | None, incident: str | None, extrava
     if scenario != "full":
         extra["dr_components"] = [scenario] + (["kill_switch"] if scenario in WITH_KILL_SWITCH else [])
     if approve:
+        if not incident:
+            raise ValueError("an approval code approves the plan of one incident: give the incident id with it")
         extra["dr_approve"] = approve
     if incident:
         extra["dr_incident_id"] = incident
+    if approver:
+        extra["dr_approver"] = approver
     return extra
 
 
@@ -116,17 +124,35 @@ def result_of(run: RunResult) -> RecoveryResult:
                           classification=rec.get("classification", "none"),
                           recovery_seconds=float(rec.get("recovery_seconds") or run.duration), components=comps,
                           failures=[f for f in run.failures if f.task != "Fail unless every component holds"],
-                          incident_record=run.incident_record, run=run)
+                          incident_record=run.incident_record, run=run, approval_code=rec.get("approval_code") or "",
+                          approval_refused=rec.get("approval_refused") or "")
 
 
 def recover(scenario: str = "full", inventory=None, check: bool = False, limit: str | None = None,
             approve: str | None = None, incident: str | None = None, tags: str | None = None,
-            extravars: dict | None = None, envvars: dict | None = None, event_handler=None) -> RecoveryResult:
+            extravars: dict | None = None, envvars: dict | None = None, event_handler=None,
+            approver: str | None = None) -> RecoveryResult:
     """Run playbooks/full_recovery.yml (all components, or one scenario) and read its outcome.
-    Never raises for a failed recovery: read .status, .exit_code, .failures."""
-    run = run_playbook("full_recovery.yml", inventory=inventory, extravars=_extravars(scenario, approve, incident, extravars),
+    Never raises for a failed recovery: read .status, .exit_code, .failures.
+
+    approve: the approval code a plan of this incident printed (RecoveryResult.approval_code of a run
+    with check=True or without approval); it needs the same incident. Raises ValueError for bad input."""
+    run = run_playbook("full_recovery.yml", inventory=inventory,
+                       extravars=_extravars(scenario, approve, incident, extravars, approver),
                        limit=limit, tags=tags, check=check, envvars=envvars, event_handler=event_handler)
     return result_of(run)
+
+
+def recover_and_approve(scenario: str = "full", inventory=None, incident: str | None = None, **kwargs):
+    """For callers that approve by policy (drills, benchmarks, rehearsals), the operator's own flow: a run
+    without approval (it protects capital and recovers what needs no approval), then - when it ends
+    'approval needed' - a second run approving exactly the code the first one printed for what still waits.
+    Returns (first, final); final is first when no approval was needed."""
+    incident = incident or time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
+    first = recover(scenario, inventory=inventory, incident=incident, **kwargs)
+    if first.status != "approval needed" or not first.approval_code:
+        return first, first
+    return first, recover(scenario, inventory=inventory, incident=incident, approve=first.approval_code, **kwargs)
 
 
 def progress_event(ev: dict, started: float) -> dict | None:

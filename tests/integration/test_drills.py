@@ -183,3 +183,33 @@ def test_the_trading_drill_leaves_the_evidence_behind(drill_env):
         assert c.hget("policy:kill_switch", "enabled") == "false"
         events = [e["event"] for _i, e in c.xrange("policy:kill_switch:events")]
     assert events[-4:] == ["engage", "reset", "engage", "reset"], events
+
+
+def test_the_full_drill_passes_on_a_sandbox_without_questdb(tmp_path):
+    """Issue 31: on a user's machine without QuestDB, `./dr.sh drill` failed the full drill (and the two
+    after it): inventories/local listed sandbox-questdb whatever the sandbox ran, and its probe crashed.
+    The inventory now holds what the sandbox runs; the header names what it left out."""
+    if not shutil.which("dvc"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true, yet dvc is not installed")
+        pytest.skip("dvc is not installed (pip install -e .[test])")
+    state = tmp_path / "sb"
+    env = dict(os.environ, TRADEOPS_DR_SANDBOX=str(state), TRADEOPS_DR_DRILLS_DIR=str(tmp_path / "drills"),
+               TRADEOPS_DR_QUESTDB_JAR=str(tmp_path / "no-questdb.jar"))  # QuestDB hidden, as on a user's machine
+    tmp_path.chmod(0o755)  # PostgreSQL runs as the postgres user under root
+    try:
+        out = _drill(env, "full")
+        listed = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i",
+                                 str(ROOT / "inventories" / "local"), "--list"], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=120, check=True)
+    finally:
+        subprocess.run([CLI, "sandbox", "down"], env=env, capture_output=True, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.count("not part of this sandbox (nor of its inventory): questdb") == 1, out.stdout
+    for name in ("full", "full again"):
+        assert re.search(rf"^{name} +PASS ", out.stdout, re.M), (name, out.stdout)
+    assert " FAIL " not in out.stdout and re.search(r"^2 passed, 0 failed", out.stdout, re.M), out.stdout  # reset too
+    assert "questdb" not in re.search(r"^full +PASS.*$", out.stdout, re.M).group(0).split("->")[0]
+    hosts = json.loads(listed.stdout)
+    assert "sandbox-questdb" not in json.dumps(hosts) and "questdb_servers" not in hosts
+    assert hosts["redis_servers"]["hosts"] == ["sandbox-redis"]

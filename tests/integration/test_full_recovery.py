@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import redis
 
 from conftest import need_server
-from tradeops_dr import faults, recover, recover_events, run_playbook
+from tradeops_dr import faults, recover, recover_and_approve, recover_events, run_playbook
 from tradeops_dr.drill import operator_resets_the_switch
 from tradeops_dr.sandbox import Sandbox
 
@@ -37,6 +38,10 @@ class Platform:
 
     def recover(self, **kw):
         return recover(kw.pop("scenario", "full"), inventory="local", envvars=self.env, **kw)
+
+    def recover_approved(self, **kw):
+        """(first, final): a run, then the approval of the code it printed for what waits."""
+        return recover_and_approve(kw.pop("scenario", "full"), inventory="local", envvars=self.env, **kw)
 
     def fingerprint(self) -> dict:
         return faults.fingerprint(self.sb)
@@ -93,7 +98,8 @@ def fresh(platform):
     if platform.healthy is None or not platform.switch_released() or platform.fingerprint() != platform.healthy:
         platform.healthy = None
         platform.reset_kill_switch()
-        res = platform.recover(approve="INC-SETUP")
+        # an incident of its own each time: an approval code is spent once, and the same plan recurs here
+        _first, res = platform.recover_approved(incident="INC-SETUP-" + os.urandom(4).hex())
         assert res.status in ("healthy", "recovered"), res.reason
         platform.reset_kill_switch()
         platform.healthy = platform.fingerprint()
@@ -125,16 +131,21 @@ def test_four_failures_at_once_planned_recovered_then_nothing_to_do(fresh):
         assert (outcomes[name].before, outcomes[name].outcome) == ("broken", "planned (check mode)"), outcomes[name]
     assert p.fingerprint() == broken
 
-    res = p.recover(approve="INC-T-MULTI")
-    assert res.status == "recovered" and res.exit_code == 0, (res.reason, res.failures)
-    outcomes = _by_component(res)
+    # the run protects capital and recovers what needs no approval; the restore waits for the code it printed
+    first, res = p.recover_approved(incident="INC-T-MULTI")
+    assert first.status == "approval needed" and first.exit_code == 3, first.reason
+    assert res is not first and res.status == "recovered" and res.exit_code == 0, (res.reason, res.failures)
+    outcomes = _by_component(first)
+    assert outcomes["postgres"].outcome == "approval needed"
+    outcomes.update({c.component: c for c in res.components if c.before != "healthy"})
     for name in ("redis", "postgres", "questdb", "model"):
         c = outcomes[name]
         assert (c.before, c.after, c.outcome) == ("broken", "healthy", "recovered"), c
         assert 0 < c.seconds < c.rto_seconds
     # protect capital: Redis was down, so the switch was held by the flag file, then set in Redis
-    assert outcomes["kill_switch"].outcome == "engaged" and outcomes["kill_switch"].after == "engaged"
-    assert "flag file" in outcomes["kill_switch"].message
+    switch = _by_component(first)["kill_switch"]
+    assert switch.outcome == "engaged" and switch.after == "engaged"
+    assert "flag file" in switch.message
     after = p.fingerprint()
     assert after["pg_tables"]["public.positions"] == healthy["pg_tables"]["public.positions"]
     assert after["pg_tables"]["public.ticks"] == healthy["pg_tables"]["public.ticks"]
@@ -149,6 +160,8 @@ def test_four_failures_at_once_planned_recovered_then_nothing_to_do(fresh):
     rec = _record(res)
     assert rec["id"] == "INC-T-MULTI" and rec["status"] == "recovered" and rec["classification"] == "P1"
     assert rec["approved_by"] == "-e dr_approve" and rec["playbook"] == "full_recovery.yml"
+    planned = res.run.data["dr_recovery"]["destructive_planned"]
+    assert planned == ["sandbox-postgres: restore of trading into a new database and swap (current kept aside)"], planned
     assert {n: {h: e["outcome"] for h, e in per.items()} for n, per in rec["components"].items()} == \
         {c.component: {c.host: c.outcome} for c in res.components}
     kinds = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
@@ -197,7 +210,9 @@ def test_healthy_components_are_not_touched(fresh):
     assert touched == {"sandbox-questdb"}, touched
 
 
-def test_a_restore_waits_for_approval_of_its_incident(fresh):
+def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
+    """Issue 26 item 2: an approval names the plan it approves (incident, steps, hosts), is used once,
+    and the incident is never taken from it."""
     p = fresh
     faults.inject(p.sb, ("postgres",))
     before = p.fingerprint()
@@ -208,23 +223,76 @@ def test_a_restore_waits_for_approval_of_its_incident(fresh):
     assert cli.returncode == 3, cli.stdout[-3000:] + cli.stderr[-3000:]
     out = json.loads(cli.stdout)
     assert out["status"] == "approval needed" and out["incident"] == "INC-T-APPROVE"
+    code = out["approval_code"]
+    assert re.fullmatch(r"[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}", code), out
     pg = next(c for c in out["components"] if c["component"] == "postgres")
-    assert pg["outcome"] == "approval needed" and "dr_approve=INC-T-APPROVE" in pg["message"]
+    assert pg["outcome"] == "approval needed" and "approval code" in pg["message"]
     now = p.fingerprint()
     assert now["pg_databases"] == before["pg_databases"] and now["pg_tables"] == before["pg_tables"]
     # the kill switch was engaged first (PostgreSQL is what trading depends on)
     assert next(c for c in out["components"] if c["component"] == "kill_switch")["after"] == "engaged"
 
-    # an approval must name this incident
-    wrong = p.recover(scenario="postgres", incident="INC-T-APPROVE", approve="INC-OTHER")
+    # an incident id is no approval (it approved any run before): bad input, nothing done
+    wrong = p.recover(scenario="postgres", incident="INC-T-APPROVE", approve="INC-T-APPROVE")
     assert wrong.status == "bad input" and wrong.exit_code == 2
-    assert "does not match the incident" in wrong.reason
+    assert "is not an approval code" in wrong.reason
+    # the code of this plan does not approve the same steps of another incident
+    other = p.recover(scenario="postgres", incident="INC-T-OTHER", approve=code,
+                      extravars=dict(kill_switch_ack_timeout=2))
+    assert other.status == "approval needed" and other.incident == "INC-T-OTHER", other.reason
+    assert "is not the code of this plan" in other.approval_refused and other.approval_code != code
+    # the CLI refuses an approval without its incident (the incident never comes from the approval)
+    alone = subprocess.run([str(BIN / "tradeops-dr"), "recover", "postgres", "--approve", code], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert alone.returncode == 2 and "give --incident with it" in alone.stderr
+    # four eyes where asked: the approver must be someone other than who runs it, whatever the case
+    runner_user = os.environ.get("USER") or __import__("getpass").getuser()
+    same = p.recover(scenario="postgres", incident="INC-T-APPROVE", approve=code, approver=runner_user.upper(),
+                     extravars=dict(kill_switch_ack_timeout=2, dr_require_second_approver=True))
+    assert same.status == "approval needed" and "a second approver is required" in same.approval_refused
     assert p.fingerprint()["pg_tables"] == before["pg_tables"]
 
-    ok = p.recover(scenario="postgres", approve="INC-T-APPROVE", extravars=dict(kill_switch_ack_timeout=2))
+    ok = p.recover(scenario="postgres", incident="INC-T-APPROVE", approve=code, approver="risk-officer",
+                   extravars=dict(kill_switch_ack_timeout=2, dr_require_second_approver=True))
     assert ok.status == "recovered", (ok.reason, ok.failures)
     assert "public.positions" in p.fingerprint()["pg_tables"]
     assert {c.component for c in ok.components} == {"postgres", "kill_switch"}
+    assert _record(ok)["approved_by"] == "-e dr_approve (risk-officer)"
+
+    # the same plan again (the same fault, the same incident): the spent code does not approve it twice
+    faults.inject(p.sb, ("postgres",))
+    replay = p.recover(scenario="postgres", incident="INC-T-APPROVE", approve=code,
+                       extravars=dict(kill_switch_ack_timeout=2))
+    assert replay.status == "approval needed" and "was spent by an earlier run" in replay.approval_refused
+    assert "public.positions" not in p.fingerprint()["pg_tables"]
+
+
+def test_a_switch_the_engines_never_acknowledged_blocks_the_destructive_steps(fresh):
+    """Issue 26 item 7: the rescue called the switch engaged whenever Redis held it, so a switch no engine
+    acknowledged let the restore run and the run end RECOVERED. Now it is its own outcome: destructive
+    steps wait, the run fails, unless the operator overrides it (recorded)."""
+    p = fresh
+    faults.inject(p.sb, ("postgres",))
+    before = p.fingerprint()
+    ghost = dict(kill_switch_engines=["sandbox-ghost"], kill_switch_ack_timeout=1)
+    first = p.recover(scenario="postgres", incident="INC-T-GAPS", extravars=ghost)
+    switch = _by_component(first)["kill_switch"]
+    assert (first.status, switch.outcome) == ("failed", "engaged, unconfirmed"), (first.reason, switch)
+    assert "engines did not acknowledge" in switch.message and "sandbox-ghost" in first.reason
+    p.reset_kill_switch()
+
+    blocked = p.recover(scenario="postgres", incident="INC-T-GAPS", approve=first.approval_code, extravars=ghost)
+    assert blocked.status == "failed" and _by_component(blocked)["postgres"].outcome == "approval needed"
+    assert "does not yet protect everything" in blocked.approval_refused
+    assert p.fingerprint()["pg_tables"] == before["pg_tables"]  # nothing destructive ran
+    p.reset_kill_switch()
+
+    # the operator overrides it, knowingly: recorded in the switch's outcome; the code was not spent above
+    over = p.recover(scenario="postgres", incident="INC-T-GAPS", approve=first.approval_code,
+                     extravars=dict(ghost, dr_override_unconfirmed_switch=True))
+    assert over.status == "recovered", (over.reason, over.failures)
+    assert _by_component(over)["kill_switch"].outcome.startswith("engaged, unconfirmed - overridden by ")
+    assert "public.positions" in p.fingerprint()["pg_tables"]
 
 
 def test_bad_input_is_refused_before_anything(platform, tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
+from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tradeops.dr.plugins.filter.recovery import recovery_summary, table_row
 
@@ -60,3 +62,20 @@ def test_stops_check_mode_and_the_diagnose_tag():
 def test_table_row():
     assert table_row(row("redis", "broken", "DOWN")).split() == ["redis", "?", "BROKEN", "DOWN"]
     assert "healthy" in table_row(dict(component="redis", host="h", state="healthy", evidence="ok"))
+
+
+def test_the_approval_code_names_incident_steps_and_hosts():
+    from ansible_collections.tradeops.dr.plugins.filter.recovery import approval_code, destructive_plan
+
+    rows = [dict(component="postgres", host="db-1", state="broken", destructive=["restore of trading"]),
+            dict(component="redis", host="cache-1", state="healthy", destructive=["AOF truncation"]),
+            dict(component="model", host="s-1", state="broken", destructive=[])]
+    assert destructive_plan(rows) == ["db-1: restore of trading"]
+    code = approval_code("INC-1", rows)
+    assert re.fullmatch(r"[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}", code)
+    assert approval_code("INC-1", list(reversed(rows))) == code  # the order of the probes does not matter
+    assert approval_code("INC-2", rows) != code  # another incident
+    assert approval_code("INC-1", [dict(rows[0], host="db-2")] + rows[1:]) != code  # another host
+    assert approval_code("INC-1", rows + [dict(rows[1], state="broken")]) != code  # one more step
+    with pytest.raises(AnsibleFilterError, match="needs the incident id"):
+        approval_code("", rows)
