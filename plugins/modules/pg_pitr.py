@@ -58,7 +58,7 @@ options:
   socket_dir:
     description:
       - Unix socket folder of the verification cluster.
-      - Default a private folder the module makes for the copy (owned by O(os_user), removed afterwards): the parent
+      - Default a private folder the module makes for the copy (owned by O(os_user), removed afterwards) - the parent
         of O(restore_dir) may belong to root, where the database's account cannot create its socket and lock file.
     type: path
   server_settings:

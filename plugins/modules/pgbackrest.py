@@ -185,8 +185,8 @@ def configure(module, p):
         if not module.check_mode:
             _manifest.write_text_atomic(p['config'], text, 0o640, (uid, gid))
     # PostgreSQL runs archive_command through /bin/sh: every word is quoted
-    command = "%s --config=%s --stanza=%s archive-push %%p" % tuple(shlex.quote(w) for w in (p['binary'], p['config'],
-                                                                                              p['stanza']))
+    words = [shlex.quote(w) for w in (p['binary'], p['config'], p['stanza'])]
+    command = "%s --config=%s --stanza=%s archive-push %%p" % tuple(words)
     wanted = dict(archive_mode='on', archive_command=command)
     if p['archive_timeout'] > 0:
         wanted['archive_timeout'] = str(p['archive_timeout'])

@@ -197,8 +197,8 @@ def test_server_settings_reach_no_shell(tmp_path):
     from ansible_collections.tradeops.dr.plugins.modules import pg_pitr
 
     proof = tmp_path / "ran"
-    opts = pg_pitr.start_options(5999, str(tmp_path / "sock dir"), {"work_mem": "4MB$(touch %s)" % proof,
-                                                                     "search_path": "a, 'b'"})
+    settings = {"work_mem": "4MB$(touch %s)" % proof, "search_path": "a, 'b'"}
+    opts = pg_pitr.start_options(5999, str(tmp_path / "sock dir"), settings)
     words = subprocess.run(["/bin/sh", "-c", 'printf "%s\\n" ' + opts], capture_output=True, text=True,
                            check=True).stdout.splitlines()
     assert not proof.exists()

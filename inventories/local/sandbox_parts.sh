@@ -1,4 +1,11 @@
-#!/usr/bin/python3
+#!/bin/sh
+# The optional parts of the sandbox as an inventory script (Ansible runs executable files of an
+# inventory folder): QuestDB, the inference stand-in and the configuration repository are hosts of
+# their groups only when this sandbox runs them. The Python below uses the standard library only;
+# it runs with Debian's python3 (interpreter discovery here can pick a broken pyenv shim).
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+SANDBOX_PARTS_HERE=$(dirname "$0") exec "$PY" - "$@" <<'PYTHON'
 """The optional parts of the sandbox, as an inventory script: QuestDB, the inference stand-in and
 the configuration repository are hosts of their groups only when this sandbox runs them.
 
@@ -6,7 +13,7 @@ hosts.yml holds what every sandbox runs (Redis, PostgreSQL, the kill switch, the
 stand-ins); this script reads sandbox.json (TRADEOPS_DR_SANDBOX, else .sandbox/ of the checkout)
 and adds the parts `tradeops-dr sandbox up` started. A part left out (no QuestDB jar, no dvc)
 is then simply not in the inventory: no probe of it, no failure for it (issue 31). Standard
-library only: Ansible runs it with the Debian interpreter this shebang names."""
+library only: the shell lines above run it with Debian's python3."""
 
 import json
 import os
@@ -21,7 +28,7 @@ PARTS = {
 
 
 def sandbox_dir():
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.environ.get("SANDBOX_PARTS_HERE") or "."
     return os.environ.get("TRADEOPS_DR_SANDBOX") or os.path.join(here, "..", "..", ".sandbox")
 
 
@@ -48,3 +55,4 @@ def main(argv):
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
+PYTHON
