@@ -85,6 +85,13 @@ def config_text(stanza, repo_path, pg_path, pg_port, pg_socket_path, pg_user, re
                 log_path, lock_path, process_max, archive_timeout=None):
     """The configuration file, one stanza. Retention counts full backups (pgBackRest keeps the WAL
     every retained backup needs and never expires the newest backup)."""
+    for name, value in (('repo_path', repo_path), ('pg_path', pg_path), ('pg_socket_path', pg_socket_path),
+                        ('pg_user', pg_user), ('compress_type', compress_type), ('log_path', log_path),
+                        ('lock_path', lock_path), ('stanza', stanza)):
+        if value is not None and any(c in str(value) for c in '\n\r\0'):
+            # a line break would add settings of its own to the file pgBackRest reads as its owner
+            raise PgBackRestError('%s %r refused: a configuration value holds no line break; nothing was changed'
+                                  % (name, value))
     lines = ['# written by tradeops.dr (pgbackrest role); changes here are overwritten', '[global]',
              'repo1-path=%s' % repo_path,
              'repo1-retention-full=%d' % retention_full,

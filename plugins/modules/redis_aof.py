@@ -143,11 +143,26 @@ aof:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _aof, _manifest, _redis
+from ansible_collections.tradeops.dr.plugins.module_utils import _aof, _manifest, _pgbackrest, _redis
+
+
+def _owner_of(path):
+    """The account owning the AOF's folder when it is not root: redis-check-aof --fix (which truncates
+    files) runs as that account, so that a link it planted among its AOF files never truncates root's."""
+    import os
+    import pwd
+    try:
+        uid = os.stat(os.path.dirname(os.path.abspath(path))).st_uid
+        return pwd.getpwuid(uid).pw_name if uid != 0 else None
+    except (OSError, KeyError):
+        return None
 
 
 def run_check(module, path, fix=False):
     cmd = [module.params['check_command']] + (['--fix'] if fix else []) + [path]
+    owner = _owner_of(path)
+    if owner:
+        cmd = _pgbackrest.as_owner(cmd, owner)
     # --fix asks "Continue? [y/N]" on stdin before it truncates.
     rc, out, err = module.run_command(cmd, data='y' if fix else None, binary_data=False)
     return rc, out + err, cmd

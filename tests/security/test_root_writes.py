@@ -241,3 +241,26 @@ def test_git_in_another_accounts_tree_runs_as_that_account_without_hooks(attacke
     assert not proof.exists(), "the tree's hook ran (as %s)" % proof.read_text().split()
     # what git wrote stays the tree owner's
     assert (repo / "VERSION").stat().st_uid == uid and (repo / ".git" / "HEAD").stat().st_uid == uid
+
+
+def test_redis_check_aof_fix_runs_as_the_owner_of_the_aof_folder(attacker_dir):
+    """redis-check-aof --fix truncates files: as root in the Redis account's folder it would truncate
+    whatever a planted link points to. It runs as that folder's owner (root keeps it where root owns it)."""
+    from ansible_collections.tradeops.dr.plugins.modules import redis_aof
+
+    folder, _uid, _gid = attacker_dir
+    seen = []
+
+    class Module:
+        params = dict(check_command="redis-check-aof")
+
+        @staticmethod
+        def run_command(cmd, data=None, binary_data=False):
+            seen.append(cmd)
+            return 0, "", ""
+
+    redis_aof.run_check(Module(), str(folder / "appendonly.aof.manifest"), fix=True)
+    assert seen[-1] == ["runuser", "-u", ATTACKER, "--", "redis-check-aof", "--fix",
+                        str(folder / "appendonly.aof.manifest")]
+    redis_aof.run_check(Module(), "/root/appendonly.aof", fix=True)  # a root-owned folder: as root
+    assert seen[-1] == ["redis-check-aof", "--fix", "/root/appendonly.aof"]

@@ -3,6 +3,8 @@ the pgbackrest module's verify names): per timeline, across a log boundary, .par
 
 from __future__ import annotations
 
+import pytest
+
 from ansible_collections.tradeops.dr.plugins.module_utils import _pgbackrest
 
 
@@ -32,3 +34,15 @@ def test_each_later_timeline_is_checked_from_its_first_segment(tmp_path):
         .write_bytes(b"x")
     assert _pgbackrest.missing_after(segments, names[0]) == ["000000020000000000000005"]
     assert _pgbackrest.missing_after(segments, "000000020000000000000006") == []
+
+
+def test_a_configuration_value_with_a_line_break_is_refused():
+    """Issue 26: values went into pgBackRest's configuration file as they were; a line break added settings."""
+    from ansible_collections.tradeops.dr.plugins.module_utils import _pgbackrest
+
+    args = dict(stanza="main", repo_path="/var/lib/pgbackrest", pg_path="/var/lib/postgresql/15/main", pg_port=5432,
+                pg_socket_path=None, pg_user="postgres", retention_full=2, compress_type="zst",
+                log_path="/etc/pgbackrest/log", lock_path="/etc/pgbackrest/lock", process_max=1)
+    assert "repo1-path=/var/lib/pgbackrest\n" in _pgbackrest.config_text(**args)
+    with pytest.raises(_pgbackrest.PgBackRestError, match="repo_path .* refused: a configuration value holds no line"):
+        _pgbackrest.config_text(**dict(args, repo_path="/x\nrepo1-host=attacker.example"))
