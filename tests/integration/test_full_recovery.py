@@ -252,11 +252,26 @@ def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
     assert same.status == "approval needed" and "a second approver is required" in same.approval_refused
     assert p.fingerprint()["pg_tables"] == before["pg_tables"]
 
+    # issue 26 item 7: a switch no engine acknowledged counted as engaged and let the restore run; now it is its
+    # own outcome, the destructive steps wait and the run fails, unless the operator overrides it (recorded)
+    p.reset_kill_switch()
+    ghost = dict(kill_switch_engines=["sandbox-ghost"], kill_switch_ack_timeout=1)
+    blocked = p.recover(scenario="postgres", incident="INC-T-APPROVE", approve=code, extravars=ghost)
+    switch = _by_component(blocked)["kill_switch"]
+    assert (blocked.status, switch.outcome) == ("failed", "engaged, unconfirmed"), (blocked.reason, switch)
+    assert "engines did not acknowledge" in switch.message and "sandbox-ghost" in blocked.reason
+    assert _by_component(blocked)["postgres"].outcome == "approval needed"
+    assert "does not yet protect everything" in blocked.approval_refused
+    assert p.fingerprint()["pg_tables"] == before["pg_tables"]  # nothing destructive ran, the code not spent
+    p.reset_kill_switch()
+
+    # approved by a second person, the gap overridden knowingly: recovered, both recorded
     ok = p.recover(scenario="postgres", incident="INC-T-APPROVE", approve=code, approver="risk-officer",
-                   extravars=dict(kill_switch_ack_timeout=2, dr_require_second_approver=True))
+                   extravars=dict(ghost, dr_require_second_approver=True, dr_override_unconfirmed_switch=True))
     assert ok.status == "recovered", (ok.reason, ok.failures)
     assert "public.positions" in p.fingerprint()["pg_tables"]
     assert {c.component for c in ok.components} == {"postgres", "kill_switch"}
+    assert _by_component(ok)["kill_switch"].outcome.startswith("engaged, unconfirmed - overridden by ")
     assert _record(ok)["approved_by"] == "-e dr_approve (risk-officer)"
 
     # the same plan again (the same fault, the same incident): the spent code does not approve it twice
@@ -265,34 +280,6 @@ def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
                        extravars=dict(kill_switch_ack_timeout=2))
     assert replay.status == "approval needed" and "was spent by an earlier run" in replay.approval_refused
     assert "public.positions" not in p.fingerprint()["pg_tables"]
-
-
-def test_a_switch_the_engines_never_acknowledged_blocks_the_destructive_steps(fresh):
-    """Issue 26 item 7: the rescue called the switch engaged whenever Redis held it, so a switch no engine
-    acknowledged let the restore run and the run end RECOVERED. Now it is its own outcome: destructive
-    steps wait, the run fails, unless the operator overrides it (recorded)."""
-    p = fresh
-    faults.inject(p.sb, ("postgres",))
-    before = p.fingerprint()
-    ghost = dict(kill_switch_engines=["sandbox-ghost"], kill_switch_ack_timeout=1)
-    first = p.recover(scenario="postgres", incident="INC-T-GAPS", extravars=ghost)
-    switch = _by_component(first)["kill_switch"]
-    assert (first.status, switch.outcome) == ("failed", "engaged, unconfirmed"), (first.reason, switch)
-    assert "engines did not acknowledge" in switch.message and "sandbox-ghost" in first.reason
-    p.reset_kill_switch()
-
-    blocked = p.recover(scenario="postgres", incident="INC-T-GAPS", approve=first.approval_code, extravars=ghost)
-    assert blocked.status == "failed" and _by_component(blocked)["postgres"].outcome == "approval needed"
-    assert "does not yet protect everything" in blocked.approval_refused
-    assert p.fingerprint()["pg_tables"] == before["pg_tables"]  # nothing destructive ran
-    p.reset_kill_switch()
-
-    # the operator overrides it, knowingly: recorded in the switch's outcome; the code was not spent above
-    over = p.recover(scenario="postgres", incident="INC-T-GAPS", approve=first.approval_code,
-                     extravars=dict(ghost, dr_override_unconfirmed_switch=True))
-    assert over.status == "recovered", (over.reason, over.failures)
-    assert _by_component(over)["kill_switch"].outcome.startswith("engaged, unconfirmed - overridden by ")
-    assert "public.positions" in p.fingerprint()["pg_tables"]
 
 
 def test_bad_input_is_refused_before_anything(platform, tmp_path):

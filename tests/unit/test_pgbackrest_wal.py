@@ -45,4 +45,4 @@ def test_a_configuration_value_with_a_line_break_is_refused():
                 log_path="/etc/pgbackrest/log", lock_path="/etc/pgbackrest/lock", process_max=1)
     assert "repo1-path=/var/lib/pgbackrest\n" in _pgbackrest.config_text(**args)
     with pytest.raises(_pgbackrest.PgBackRestError, match="repo_path .* refused: a configuration value holds no line"):
-        _pgbackrest.config_text(**dict(args, repo_path="/x\nrepo1-host=attacker.example"))
+        _pgbackrest.config_text(**{**args, "repo_path": "/x\nrepo1-host=attacker.example"})
