@@ -70,10 +70,13 @@ def run(binary, config, stanza, args, os_user=None, password=None, timeout=None)
 
 
 def error_text(stdout, stderr):
-    """pgBackRest's ERROR lines (the reason), else the last lines it printed."""
+    """pgBackRest's WARN lines (where it says why, e.g. why it could not connect) and its ERROR lines, else the
+    last lines it printed. "[056] unable to find primary cluster" alone hides the pg_hba.conf refusal that the
+    WARN line before it names (issue 31)."""
     lines = [ln.strip() for ln in (stderr + '\n' + stdout).splitlines() if ln.strip()]
+    warnings = [ln for ln in lines if 'WARN:' in ln][-3:]
     errors = [ln for ln in lines if 'ERROR:' in ln]
-    return ' '.join(errors or lines[-3:])[:1500]
+    return ' '.join(warnings + errors if errors else lines[-3:])[:1500]
 
 
 def owner_ids(os_user):

@@ -46,3 +46,18 @@ def test_a_configuration_value_with_a_line_break_is_refused():
     assert "repo1-path=/var/lib/pgbackrest\n" in _pgbackrest.config_text(**args)
     with pytest.raises(_pgbackrest.PgBackRestError, match="repo_path .* refused: a configuration value holds no line"):
         _pgbackrest.config_text(**{**args, "repo_path": "/x\nrepo1-host=attacker.example"})
+
+
+def test_a_pgbackrest_failure_keeps_the_warning_that_says_why():
+    """Issue 31: when pgBackRest could not connect (pg_hba), the stanza step failed with only "[056] unable to
+    find primary cluster"; the reason was in the WARN line before it."""
+    from ansible_collections.tradeops.dr.plugins.module_utils import _pgbackrest
+
+    out = ("2026-12-05 08:20:01.123 P00   WARN: unable to check pg1: [DbConnectError] unable to connect to "
+           "'dbname='postgres' port=5432': connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed: "
+           "FATAL:  no pg_hba.conf entry for host \"[local]\", user \"postgres\", database \"postgres\", no encryption\n"
+           "2026-12-05 08:20:01.124 P00  ERROR: [056]: unable to find primary cluster - cannot proceed\n")
+    text = _pgbackrest.error_text("", out)
+    assert "no pg_hba.conf entry" in text and "[056]: unable to find primary cluster" in text
+    assert text.index("no pg_hba.conf entry") < text.index("[056]")
+    assert _pgbackrest.error_text("a\nb\nc\nd\n", "") == "b c d"  # no ERROR line: the last lines
