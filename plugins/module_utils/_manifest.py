@@ -90,6 +90,14 @@ def link_below(root, path):
     return None
 
 
+def _own_fd(fd, mode=None, owner=None):
+    """Mode and owner set on an open file, never by path; owner (uid, gid) applied only as root."""
+    if mode is not None:
+        os.fchmod(fd, mode)
+    if owner is not None and os.geteuid() == 0:
+        os.fchown(fd, owner[0], owner[1])
+
+
 @contextlib.contextmanager
 def atomic_file(path, mode=0o640, owner=None, binary=False):
     """Write path so that a reader sees the old file or the new one, never half of one: yields
@@ -104,9 +112,7 @@ def atomic_file(path, mode=0o640, owner=None, binary=False):
     fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb' if binary else 'w') as handle:
-            os.fchmod(handle.fileno(), mode)
-            if owner is not None and os.geteuid() == 0:
-                os.fchown(handle.fileno(), owner[0], owner[1])
+            _own_fd(handle.fileno(), mode, owner)
             yield handle, tmp
             handle.flush()
             os.fsync(handle.fileno())
@@ -135,10 +141,7 @@ def set_owner_mode(path, mode=None, owner=None):
     owner: (uid, gid), applied only when the module runs as root."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0))
     try:
-        if mode is not None:
-            os.fchmod(fd, mode)
-        if owner is not None and os.geteuid() == 0:
-            os.fchown(fd, owner[0], owner[1])
+        _own_fd(fd, mode, owner)
     finally:
         os.close(fd)
 
@@ -163,9 +166,7 @@ def create_private(path, mode=0o600, owner=None, append=False):
                           (st.st_uid, st.st_nlink), path)
         return fd  # a file this module (or the owner) made before keeps its mode and owner
     try:
-        os.fchmod(fd, mode)
-        if owner is not None and os.geteuid() == 0:
-            os.fchown(fd, owner[0], owner[1])
+        _own_fd(fd, mode, owner)
     except BaseException:
         os.close(fd)
         raise

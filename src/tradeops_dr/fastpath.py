@@ -37,13 +37,16 @@ class NeedsAnsible(Exception):
     pass
 
 
-def _load(path: Path) -> dict:
+def _load(path: Path, vaulted_as_none: bool = False) -> dict:
+    """A YAML file of the inventory; a vaulted value raises NeedsAnsible (or reads as None when asked)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
         pass
 
     def vault(loader, node):
+        if vaulted_as_none:
+            return None
         raise NeedsAnsible(f"{path} holds a vaulted value")
 
     Loader.add_constructor("!vault", vault)
@@ -134,14 +137,19 @@ def _hosts(tree: dict, group: str) -> list[str]:
     return out
 
 
-def connection_from_inventory(inventory: str, limit: str | None = None) -> dict:
-    """The kill_switch_redis_* values of the target host; NeedsAnsible when a value is templated."""
+def _inventory_tree(inventory: str) -> tuple[dict, Path]:
+    """The inventory's YAML hosts files merged, and the folder its group_vars/ and host_vars/ are in."""
     inv = Path(inventory)
     files = sorted(p for p in inv.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file()) if inv.is_dir() else [inv]
-    base = inv if inv.is_dir() else inv.parent
-    tree = {}
+    tree: dict = {}
     for f in files:
         tree.update(_load(f))
+    return tree, (inv if inv.is_dir() else inv.parent)
+
+
+def connection_from_inventory(inventory: str, limit: str | None = None) -> dict:
+    """The kill_switch_redis_* values of the target host; NeedsAnsible when a value is templated."""
+    tree, base = _inventory_tree(inventory)
     hosts = _hosts(tree, "kill_switch")
     if limit:
         hosts = [h for h in hosts if h == limit] or [limit]
@@ -166,12 +174,12 @@ def connection_from_inventory(inventory: str, limit: str | None = None) -> dict:
                 flag_file=merged["kill_switch_flag_file"], via="yaml")
 
 
-def _vars_files(folder: Path, name: str) -> list[dict]:
+def _vars_files(folder: Path, name: str, vaulted_as_none: bool = False) -> list[dict]:
     """<folder>/<name>.yml or .yaml, and every YAML file in a <folder>/<name>/ folder."""
     paths = [folder / f"{name}{ext}" for ext in (".yml", ".yaml")]
     if (folder / name).is_dir():
         paths += sorted(p for p in (folder / name).iterdir() if p.suffix in (".yml", ".yaml"))
-    return [_load(p) for p in paths if p.is_file()]
+    return [_load(p, vaulted_as_none) for p in paths if p.is_file()]
 
 
 def _host_vars(tree: dict, host: str) -> dict:
@@ -294,21 +302,15 @@ def inventory_flag_file(inventory: str, limit: str | None = None) -> str | None:
     """kill_switch_flag_file as the inventory's plain files give it, when the full resolution failed (a
     vaulted password without the vault's password): the engines read that file, not the default path."""
     try:
-        inv = Path(inventory)
-        files = sorted(p for p in inv.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file()) if inv.is_dir() \
-            else [inv]
-        base = inv if inv.is_dir() else inv.parent
-        tree: dict = {}
-        for f in files:
-            tree.update(_load(f))
+        tree, base = _inventory_tree(inventory)
         hosts = _hosts(tree, "kill_switch")
         host = limit if limit and (limit in hosts or not hosts) else (hosts[0] if hosts else None)
         if host is None:
             return None
         flag = None
         layers = (_group_vars_chain(tree, host)
-                  + [layer for g in sorted(_groups_of(tree, host)) for layer in _vars_files_lenient(base / "group_vars", g)]
-                  + [_host_vars(tree, host)] + _vars_files_lenient(base / "host_vars", host))
+                  + [layer for g in sorted(_groups_of(tree, host)) for layer in _vars_files(base / "group_vars", g, True)]
+                  + [_host_vars(tree, host)] + _vars_files(base / "host_vars", host, True))
         for layer in layers:
             value = layer.get("kill_switch_flag_file")
             if isinstance(value, str) and value and "{{" not in value:
@@ -316,32 +318,6 @@ def inventory_flag_file(inventory: str, limit: str | None = None) -> str | None:
         return flag
     except Exception:  # pylint: disable=broad-except  # best effort: the caller falls back to the default path
         return None
-
-
-def _vars_files_lenient(folder: Path, name: str) -> list[dict]:
-    """_vars_files, where a file holding a vaulted value still gives its other values."""
-    out = []
-    for layer_path in [folder / f"{name}{ext}" for ext in (".yml", ".yaml")] + (
-            sorted(p for p in (folder / name).iterdir() if p.suffix in (".yml", ".yaml")) if (folder / name).is_dir()
-            else []):
-        if not layer_path.is_file():
-            continue
-        try:
-            out.append(_load(layer_path))
-        except NeedsAnsible:
-            out.append(_load_without_vault(layer_path))
-    return out
-
-
-def _load_without_vault(path: Path) -> dict:
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_constructor("!vault", lambda loader, node: None)
-    Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
-    return yaml.load(path.read_text(), Loader=Loader) or {}
 
 
 def _flag_in_redis(conn: dict, state: str, reason: str, actor: str, incident: str | None, _killswitch):
