@@ -1,7 +1,7 @@
 """Benchmark: from the kill switch's engage to every open order cancelled on the exchange.
 
 In one run, against one real redis-server and the Binance USD-M futures stand-in
-(tests/standins/binance_futures.py, on 127.0.0.1) holding --orders resting orders over three
+(src/tradeops_dr/standins/binance_futures.py, on 127.0.0.1) holding --orders resting orders over three
 symbols, repeated --runs times (medians printed):
   (a) the floor: a script that cancels every open order through ccxt directly (process start
       to the last order cancelled on the exchange);

@@ -310,11 +310,11 @@ def questdb_real(tmp_path):
 # --------------------------------------------------------------------------- exchange stand-in
 
 class StandinExchange:
-    """tests/standins/binance_futures.py in a thread of the test process (Binance USD-M futures'
+    """src/tradeops_dr/standins/binance_futures.py in a thread of the test process (Binance USD-M futures'
     REST shape on 127.0.0.1); modules reach it through ccxt with api_base pointed here."""
 
     def __init__(self):
-        sys.path.insert(0, str(ROOT / "tests" / "standins"))
+        sys.path.insert(0, str(ROOT / "src" / "tradeops_dr" / "standins"))
         import binance_futures
 
         self.api_key, self.secret = "key-" + os.urandom(6).hex(), "secret-" + os.urandom(12).hex()

@@ -3,14 +3,26 @@ ansible-runner, and check and print what happened and how long recovery took."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import secrets
 import signal
+import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from . import errors, faults
 from .api import RunResult, run_playbook
-from .sandbox import RedisServer, Sandbox, pid_alive, read_pid
+from .paths import STANDINS
+from .recovery import recover, recover_and_approve
+from .sandbox import RedisServer, Sandbox, free_port, pid_alive, read_pid
+from .seed import CONFIG_VERSIONS
 
 
 @dataclass
@@ -137,18 +149,13 @@ ENGINES = ("sandbox-momentum", "sandbox-meanrev")  # the stand-in engines of the
 
 
 def kill_switch_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
-    """Runbook 004's monthly drill on the sandbox: two stand-in engines (tests/standins, the
+    """Runbook 004's monthly drill on the sandbox: two stand-in engines (src/tradeops_dr/standins, the
     users' own engines in real life) trade against the sandbox Redis and engage the switch at
     a 5% drawdown; the playbook simulates the drawdown and checks the rest."""
-    import os
-    import subprocess
-    import sys
-
-    from .paths import project_root
 
     state = sandbox.up()
     srv = Sandbox.redis_server(state)
-    engine = project_root() / "tests" / "standins" / "trading_engine.py"
+    engine = STANDINS / "trading_engine.py"
     env = dict(os.environ, REDISCLI_AUTH=srv.password)
     procs = [subprocess.Popen([sys.executable, str(engine), "--port", str(srv.port), "--name", name,
                                "--max-drawdown", "0.05", "--max-seconds", "60"], env=env)
@@ -214,8 +221,8 @@ def database_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> 
     steps = Steps(on_step)
     found = _pg_counts(state)
     if found != seeded:  # an earlier, failed drill: start from the seeded data set
-        raise RuntimeError(f"the sandbox database holds {found}, not the seeded {seeded}: "
-                           "run `tradeops-dr sandbox` down and remove .sandbox to start over")
+        raise errors.SandboxError(f"the sandbox database holds {found}, not the seeded {seeded}: "
+                                  "run `tradeops-dr sandbox` down and remove .sandbox to start over")
 
     t0 = time.monotonic()
     backup = run_playbook("backup.yml", inventory=inventory, envvars=env)
@@ -316,8 +323,6 @@ def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list
     playbooks/full_recovery.yml - a run, then the approval of the code it printed for what waits
     (the database restore); a second run must change nothing; then the operator resets the
     kill switch the recovery left engaged."""
-    from . import faults
-    from .recovery import recover, recover_and_approve
 
     state = sandbox.up()
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
@@ -377,7 +382,6 @@ def _component_drill(sandbox: Sandbox, inventory: str, on_step, cases) -> list[D
     """Each case: (scenario, inject(sandbox, state) -> what was done, component, expected); the
     recovery is `recover(component)`, the front door narrowed to it, and the evidence is its
     own diagnosis after the run (plus the checks of the role)."""
-    from .recovery import recover
 
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
     steps = Steps(on_step)
@@ -399,7 +403,6 @@ def _component_drill(sandbox: Sandbox, inventory: str, on_step, cases) -> list[D
 def questdb_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """Runbook 003 section 2 on the sandbox's QuestDB: a WAL table suspended with writes waiting,
     then the server killed."""
-    from . import faults
 
     if not sandbox.up().get("questdb"):
         return []
@@ -437,7 +440,6 @@ def questdb_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> l
 
 def model_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """Runbook 001 scenario 2 on the sandbox's inference stand-in: the model file corrupted."""
-    from . import faults
 
     if not sandbox.up().get("model"):
         return []
@@ -445,8 +447,6 @@ def model_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> lis
         ("model corrupt", faults.corrupt_model, "model",
          "the DVC-tracked file checked out again (damaged copy kept aside), reloaded, served hash verified")])
     # the deployed version is bad: roll back to the previous one, then (not timed) forward again
-    import json
-    import urllib.request
 
     state = sandbox.up()
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
@@ -509,7 +509,6 @@ def _disk_full_step(state: dict, inventory: str, env: dict) -> DrillStep:
 def config_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """Runbooks 001 and 002 on the sandbox's config repository: a file cut short by a bad write,
     then the last change declared bad (rolled back to the previous version, then forward again)."""
-    from . import faults
 
     state = sandbox.up()
     if not state.get("config"):
@@ -526,7 +525,6 @@ def config_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> li
     rolled = toml.read_text()
     forward = run_playbook("config_rollback.yml", inventory=inventory, envvars=env,
                            extravars=dict(config_rollback_action="rollback", config_rollback_revision="HEAD"))
-    from .seed import CONFIG_VERSIONS
 
     steps.append(DrillStep("config change", "the last config change (v2) declared bad",
                            "every file rolled back to v1 after it validated; then forward to v2 again",
@@ -541,8 +539,6 @@ def fileset_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> l
     """Runbook 002 procedure B on the sandbox's trading host: a file-state set taken, then the
     state folder damaged (one file deleted, one overwritten); a dry run first, then the restore
     of the state category only."""
-    import hashlib
-    import json
 
     state = sandbox.up()
     trading = state["trading"]
@@ -591,17 +587,13 @@ def fileset_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> l
 
 def broker_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """Runbook 004's quarterly broker failover drill (IBKR -> Paper) on the sandbox's Redis, with
-    the stand-in order router of tests/standins (it fills orders only for the adapters that are
+    the stand-in order router of src/tradeops_dr/standins (it fills orders only for the adapters that are
     up): first a target that is down too (the switch is rolled back), then Paper."""
-    import os
-    import subprocess
-
-    from .paths import project_root
 
     state = sandbox.up()
     srv = Sandbox.redis_server(state)
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
-    router = project_root() / "tests" / "standins" / "paper_broker.py"
+    router = STANDINS / "paper_broker.py"
     with srv.client() as c:
         c.set("broker:active", "ibkr")  # the router's adapter before the outage
     proc = subprocess.Popen([sys.executable, str(router), "--port", str(srv.port), "--fills-for", "paper",
@@ -645,9 +637,6 @@ def feed_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list
     """Runbook 004's semi-annual feed failover drill on the sandbox's registry: the primary
     feed declared down, the backup made primary (the old registry kept aside); a second run
     changes nothing."""
-    import hashlib
-
-    import yaml
 
     state = sandbox.up()
     trading = state["trading"]
@@ -681,21 +670,14 @@ def feed_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list
 
 
 class _TradingStandins:
-    """The users' trading applications for the trading drill, as stand-ins from tests/standins: an
+    """The users' trading applications for the trading drill, as stand-ins from src/tradeops_dr/standins: an
     exchange (Binance USD-M futures' REST shape, on 127.0.0.1) and one strategy trading on it. Their
     addresses, key and commands go to <sandbox>/trading/exchange/exchange.json, which the local
     inventory's `strategies` group reads."""
 
     def __init__(self, sandbox: Sandbox, state: dict):
-        import json
-        import os
-        import secrets
-        import subprocess
 
-        from .paths import project_root
-        from .sandbox import free_port
-
-        self.standins = project_root() / "tests" / "standins"
+        self.standins = STANDINS
         self.dir = sandbox.state_dir / "trading" / "exchange"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.strategy_dir = sandbox.state_dir / "trading" / "strategy"
@@ -741,11 +723,9 @@ class _TradingStandins:
             except OSError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{what} did not come up in {timeout:.0f}s")
+        raise errors.SandboxError(f"{what} did not come up in {timeout:.0f}s")
 
     def control(self, what: str, data: dict | None = None) -> dict:
-        import json
-        import urllib.request
 
         req = urllib.request.Request(f"{self.base}/_standin/{what}", method="POST" if data is not None else "GET",
                                      data=json.dumps(data).encode() if data is not None else None)
@@ -755,7 +735,6 @@ class _TradingStandins:
     def release_repo(self) -> tuple[str, str, str]:
         """The deployed tree: a release that worked, then a bad one on top (each drill adds one).
         Returns (good commit, bad commit, good version)."""
-        import subprocess
 
         def git(*args):
             return subprocess.run(["git", "-C", str(self.release), *args], check=True, capture_output=True,
@@ -777,7 +756,6 @@ class _TradingStandins:
         return good, git("rev-parse", "HEAD"), version
 
     def start_strategy(self, *extra: str):
-        import subprocess
 
         with open(self.log, "ab") as log:
             proc = subprocess.Popen([sys.executable, str(self.standins / "strategy.py"), *self.args, *extra], stdout=log, stderr=subprocess.STDOUT,
@@ -788,7 +766,6 @@ class _TradingStandins:
     def stop(self) -> None:
         pid = read_pid(self.pidfile)
         if pid_alive(pid):
-            import os
             os.kill(pid, signal.SIGKILL)
         self.exchange.kill()
         self.exchange.wait()
@@ -796,9 +773,8 @@ class _TradingStandins:
 
 def trading_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """Runbooks 003 and 004 on the trading side, against stand-ins of the users' exchange and
-    strategy (tests/standins) and the sandbox's Redis and QuestDB: a strategy crash, an exchange
+    strategy (src/tradeops_dr/standins) and the sandbox's Redis and QuestDB: a strategy crash, an exchange
     disconnection, a position mismatch, a bad release rolled back, a risk breach."""
-    import json
 
     state = sandbox.up()
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
@@ -893,7 +869,6 @@ def trading_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> l
                    release_rollback_actor="drill", release_rollback_incident="DRILL-ROLLBACK")
         secs = time.monotonic() - t0
         rec = record(res, "release_rollback")
-        import urllib.request
         try:
             with urllib.request.urlopen(json.loads((t.dir / "exchange.json").read_text())["health_url"],
                                         timeout=3) as resp:

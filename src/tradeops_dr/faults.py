@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from . import errors
 from .sandbox import Sandbox, wait_for
 
 FAULTS = ("redis", "postgres", "questdb", "model", "config")
@@ -76,7 +77,7 @@ def inject(sb: Sandbox, names=FAULTS) -> dict:
     state = sb.up()
     missing = [n for n in names if n in ("questdb", "model", "config") and not state.get(n)]
     if missing:
-        raise RuntimeError(f"this sandbox has no {', '.join(missing)} (see `tradeops-dr sandbox up`)")
+        raise errors.SandboxError(f"this sandbox has no {', '.join(missing)} (see `tradeops-dr sandbox up`)")
     return {name: INJECT[name](sb, state) for name in names}
 
 

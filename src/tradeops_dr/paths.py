@@ -9,7 +9,11 @@ import os
 import sys
 from pathlib import Path
 
+from . import errors
+
 COLLECTION = Path("ansible_collections") / "tradeops" / "dr"
+# the stand-ins of the users' own applications (exchange, strategy, engines, router...), part of this package
+STANDINS = Path(__file__).resolve().parent / "standins"
 
 
 def _is_root(path: Path) -> bool:
@@ -50,8 +54,8 @@ def project_root() -> Path:
     installed = installed_collection()
     if installed is not None:
         return installed
-    raise RuntimeError("cannot find the tradeops.dr collection: run from a checkout, install it "
-                       "(ansible-galaxy collection install), or set TRADEOPS_DR_ROOT")
+    raise errors.CollectionNotFound("cannot find the tradeops.dr collection: run from a checkout, install it "
+                                    "(ansible-galaxy collection install), or set TRADEOPS_DR_ROOT")
 
 
 def is_checkout(root: Path) -> bool:
@@ -65,7 +69,7 @@ def collections_base(root: Path) -> Path:
         return root / ".state" / "collections"
     if root.parts[-3:] == COLLECTION.parts:
         return root.parents[2]
-    raise RuntimeError(f"{root} is neither a set-up checkout (run scripts/setup.sh) nor an installed collection")
+    raise errors.CollectionNotFound(f"{root} is neither a set-up checkout (run scripts/setup.sh) nor an installed collection")
 
 
 def module_utils(name: str):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from . import servers
+from . import errors, servers
 from .paths import project_root
 
 BASE_IMAGE = "tradeops-dr/debian12:bookworm"
@@ -45,8 +45,7 @@ RECIPE_LABEL = "tradeops.dr.recipe"
 LAYER_NEEDS = {"postgres": "timescaledb", "questdb": "questdb"}
 
 
-class RehearsalError(RuntimeError):
-    pass
+RehearsalError = errors.RehearsalError
 
 
 def layer_image(layer: str) -> str:

@@ -18,15 +18,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import seed, servers
-from .paths import project_root
+from . import errors, seed, servers
+from .paths import STANDINS, project_root
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
 
 
-class SandboxError(RuntimeError):
-    """The sandbox could not be brought to the asked state."""
-
+SandboxError = errors.SandboxError  # the sandbox could not be brought to the asked state
 
 # Servers that run in the foreground (QuestDB, the inference stand-in) are started detached and
 # outlive the objects that started them; their Popen objects are kept here so that they are
@@ -389,7 +387,7 @@ class QuestDBServer:
 
 @dataclass
 class InferenceAPI:
-    """A stand-in for the users' inference API (tests/standins/inference_api.py: loads a zip
+    """A stand-in for the users' inference API (src/tradeops_dr/standins/inference_api.py: loads a zip
     model, reports its md5/sha256 at /v1/health, reloads on POST /v1/models/reload), serving the
     model of a git work tree whose model folder real DVC tracks, with a local DVC remote."""
 
@@ -419,7 +417,7 @@ class InferenceAPI:
     def start_command(self) -> list[str]:
         import sys
 
-        return [sys.executable, str(project_root() / "tests" / "standins" / "inference_api.py"), "--port",
+        return [sys.executable, str(STANDINS / "inference_api.py"), "--port",
                 str(self.port), "--model", str(self.repo / seed.MODEL), "--pidfile", str(self.pidfile)]
 
     def start(self, timeout: float = 20) -> None:
@@ -528,7 +526,7 @@ class Sandbox:
             # the stand-ins of the users' applications as the machine that runs the sandbox starts them:
             # a drill inside the execution environment starts services on this host through service
             # control, with this host's interpreter and paths, not the image's
-            state["standins"] = dict(python=sys.executable, dir=str(project_root() / "tests" / "standins"))
+            state["standins"] = dict(python=sys.executable, dir=str(STANDINS))
             self._write(state)
         for _name, srv, _probe in self.parts(state):
             srv.start()

@@ -9,6 +9,11 @@ import random
 import sqlite3
 from pathlib import Path
 
+try:
+    from .errors import BadInput, SandboxError
+except ImportError:  # copied alone into a rehearsal's container (molecule/shared/tasks/seed_module.yml)
+    BadInput, SandboxError = ValueError, RuntimeError
+
 SYMBOLS = ("EURUSD", "USDCOP", "BTCUSDT", "ES", "GC")
 BASE_MS = 1795000000000  # 2026-11-18T09:06:40Z, fixed so that runs are comparable
 
@@ -61,7 +66,7 @@ def write_ledger(path: Path, rows: list[tuple]) -> None:
         with conn:
             conn.execute(LEDGER_SCHEMA)
             if conn.execute("SELECT count(*) FROM ledger").fetchone()[0]:
-                raise ValueError(f"ledger {path} already has rows; the seed writes only a new ledger")
+                raise BadInput(f"ledger {path} already has rows; the seed writes only a new ledger")
             conn.executemany("INSERT INTO ledger (seq, op, key, entry_id, payload) VALUES (?, ?, ?, ?, ?)",
                              [(i + 1, *row) for i, row in enumerate(rows)])
     finally:
@@ -201,7 +206,7 @@ def seed_questdb(qdb, rows: int = 1000) -> dict:
         if row[1] == row[2]:
             break
         if time.monotonic() > deadline:
-            raise RuntimeError(f"QuestDB did not apply the seed rows of trades within 30 s: {row}")
+            raise SandboxError(f"QuestDB did not apply the seed rows of trades within 30 s: {row}")
         time.sleep(0.2)
     return dict(trades=qdb.sql("select count() from trades")["dataset"][0][0])
 

@@ -1,5 +1,5 @@
 """Broker and feed failover (runbook 004, 3.1 and 3.2) through ansible-runner, against real
-Redis, with a stand-in order router (tests/standins/paper_broker.py)."""
+Redis, with a stand-in order router (src/tradeops_dr/standins/paper_broker.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def router(redis_seeded):
     def start(*fills_for):
         env = dict(os.environ, REDISCLI_AUTH=redis_seeded.srv.password)
         args = [a for f in fills_for for a in ("--fills-for", f)]
-        procs.append(subprocess.Popen([sys.executable, str(ROOT / "tests" / "standins" / "paper_broker.py"),
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "src" / "tradeops_dr" / "standins" / "paper_broker.py"),
                                        "--port", str(redis_seeded.port), *args], env=env))
 
     with redis_seeded.client() as c:

@@ -1,5 +1,5 @@
 """playbooks/kill_switch.yml through ansible-runner against real Redis, with small stand-ins
-for the users' own trading engines and flatten tool (tests/standins/)."""
+for the users' own trading engines and flatten tool (src/tradeops_dr/standins/)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tradeops_dr.sandbox import free_port, pid_alive, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-STANDINS = ROOT / "tests" / "standins"
+STANDINS = ROOT / "src" / "tradeops_dr" / "standins"
 PLAYBOOK = "kill_switch.yml"
 
 

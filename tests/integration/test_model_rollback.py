@@ -1,5 +1,5 @@
 """playbooks/model_rollback.yml against real git and DVC (PyPI dvc, a local remote folder) and
-the inference API stand-in (tests/standins/inference_api.py): corruption detected and put back,
+the inference API stand-in (src/tradeops_dr/standins/inference_api.py): corruption detected and put back,
 reload failing then restart, rollback to the previous version and to a tag, dirty tree refused."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tradeops_dr.seed import MODEL, seed_model_repo
 
 pytestmark = pytest.mark.integration
 
-STANDIN = ROOT / "tests" / "standins" / "inference_api.py"
+STANDIN = ROOT / "src" / "tradeops_dr" / "standins" / "inference_api.py"
 
 
 class ModelRepo:

@@ -1,5 +1,5 @@
 """playbooks/questdb_repair.yml through ansible-runner against a REPLAY of answers recorded
-from a real QuestDB 8.1.2 (tests/standins/questdb_replay.py): the error shapes that are hard
+from a real QuestDB 8.1.2 (tests/helpers/questdb_replay.py): the error shapes that are hard
 to provoke on a live server (an open checkpoint of someone else, a restore QuestDB cannot
 complete, a table that suspends again). The main test of the role runs the real QuestDB:
 test_questdb_real.py."""
@@ -21,7 +21,7 @@ from tradeops_dr.sandbox import free_port, pid_alive, read_pid, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-REPLAY = ROOT / "tests" / "standins" / "questdb_replay.py"
+REPLAY = ROOT / "tests" / "helpers" / "questdb_replay.py"
 PLAYBOOK = "questdb_repair.yml"
 # newest row of trades in the recording (select max(ts) from trades)
 RECORDED_NEWEST = datetime.datetime(2026, 11, 23, 6, 39, 3, tzinfo=datetime.timezone.utc)

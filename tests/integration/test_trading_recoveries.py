@@ -1,5 +1,5 @@
 """Trading-side recoveries (runbooks 003 and 004) through ansible-runner: a stand-in strategy
-process (tests/standins/strategy.py) trading through real ccxt against the Binance USD-M
+process (src/tradeops_dr/standins/strategy.py) trading through real ccxt against the Binance USD-M
 futures stand-in, real Redis for the kill switch, real git for the deployed tree, real QuestDB
 for the system's positions."""
 
@@ -17,7 +17,7 @@ from conftest import artifacts_text, record
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-STANDINS = ROOT / "tests" / "standins"
+STANDINS = ROOT / "src" / "tradeops_dr" / "standins"
 
 
 class Strategy:

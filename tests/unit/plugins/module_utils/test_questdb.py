@@ -22,7 +22,7 @@ def client():
     if not FIXTURES.is_dir():
         pytest.fail(f"the recorded QuestDB answers are missing: {FIXTURES}")
     port, health = free_port(), free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "standins" / "questdb_replay.py"), "--fixtures",
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "helpers" / "questdb_replay.py"), "--fixtures",
                              str(FIXTURES), "--port", str(port), "--health-port", str(health), "--wal", "suspended"])
     try:
         c = _questdb.QuestDBClient(dict(url=f"http://127.0.0.1:{port}", health_url=f"http://127.0.0.1:{health}"))

@@ -10,7 +10,7 @@ the users' own application, not something this collection ships.
 the bytes that were loaded. With --reload-broken the reload endpoint always answers 500 (a
 wedged loader; only a restart helps), as runbook 001 expects before its restart step.
 
-    python tests/standins/inference_api.py --port P --model PATH --pidfile F [--reload-broken]
+    python src/tradeops_dr/standins/inference_api.py --port P --model PATH --pidfile F [--reload-broken]
 """
 
 from __future__ import annotations

@@ -1,0 +1,67 @@
+"""The layers point one way: the CLI and the Python API (src/) run the collection's playbooks and the
+stand-ins of their own package, never a file under tests/; modules import only module_utils (and
+Ansible); module_utils import nothing of modules, plugins or src."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = sorted((ROOT / "src" / "tradeops_dr").rglob("*.py"))
+COLLECTION = "ansible_collections.tradeops.dr.plugins."
+
+
+def _docstrings(tree) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ids.add(id(first.value))
+    return ids
+
+
+def _imports(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.append(node.module)
+    return out
+
+
+def _tests_paths(path: Path) -> list[str]:
+    """The string constants of a file's code (not its docstrings) that name the tests folder."""
+    tree = ast.parse(path.read_text())
+    docs = _docstrings(tree)
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docs and (n.value == "tests" or n.value.startswith("tests/") or "/tests/" in n.value)]
+
+
+@pytest.mark.parametrize("path", SRC, ids=lambda p: str(p.relative_to(ROOT)))
+def test_src_never_reaches_into_tests(path):
+    assert _tests_paths(path) == []
+    assert not [m for m in _imports(path) if m == "tests" or m.startswith("tests.")]
+
+
+def test_the_check_sees_a_path_into_tests(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('"""A docstring may name tests/standins."""\nX = ROOT / "tests" / "standins"\nY = "tests/x.py"\n')
+    assert sorted(_tests_paths(bad)) == ["tests", "tests/x.py"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "plugins" / "modules").glob("*.py")), ids=lambda p: p.name)
+def test_modules_import_only_module_utils(path):
+    ours = [m for m in _imports(path) if m.startswith(COLLECTION)]
+    assert [m for m in ours if not m.startswith(COLLECTION + "module_utils")] == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "plugins" / "module_utils").glob("*.py")), ids=lambda p: p.name)
+def test_module_utils_import_no_upper_layer(path):
+    imports = _imports(path)
+    assert [m for m in imports if m.startswith(COLLECTION) and not m.startswith(COLLECTION + "module_utils")] == []
+    assert [m for m in imports if m.startswith("tradeops_dr")] == []
