@@ -25,6 +25,9 @@ def known_options() -> dict:
             opts.update(entry.get("options") or {})
     components = yaml.safe_load((ROOT / "playbooks" / "full_recovery" / "components.yml").read_text())
     opts.update(components["dr_variables"])
+    # dr_components' choices are the catalog's components (a template over dr_catalog in the playbook)
+    assert opts["dr_components"]["choices"] == "{{ dr_catalog.keys() | list }}"
+    opts["dr_components"] = dict(opts["dr_components"], choices=list(components["dr_catalog"]))
     opts.update(components["dr_host_variables"])
     return opts
 

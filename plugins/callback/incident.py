@@ -63,6 +63,15 @@ options:
     ini:
       - section: callback_tradeops_incident
         key: notify_urls
+  record_pointer:
+    description:
+      - A file this callback writes (0600, replaced) with the paths of the run's record - C({"id", "json", "markdown"}) -
+        so that a caller (the tradeops_dr Python API) reads where the record is as data, not from the output. Empty to
+        skip.
+    type: path
+    default: ''
+    env:
+      - name: TRADEOPS_DR_RECORD_POINTER
   notify_on:
     description: The run statuses that notify.
     type: list
@@ -309,8 +318,21 @@ class CallbackModule(CallbackBase):
             self._display.warning('tradeops.dr.incident: the incident record could not be written to %s: %s' % (folder, exc))
             return
         self._display.display('incident record: %s.md (and .json)' % base)
+        self._point(rec, base)
         self._post(rec)
         self._notify(rec, base + '.md')
+
+    def _point(self, rec, base):
+        pointer = self.get_option('record_pointer')
+        if not pointer:
+            return
+        try:
+            fd = os.open(os.path.expanduser(pointer) + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, 'w') as handle:
+                json.dump(dict(id=rec['id'], json=base + '.json', markdown=base + '.md'), handle)
+            os.rename(os.path.expanduser(pointer) + '.tmp', os.path.expanduser(pointer))
+        except (IOError, OSError) as exc:
+            self._display.warning('tradeops.dr.incident: where the record is could not be written to %s: %s' % (pointer, exc))
 
     def _post(self, rec):
         url = self.get_option('journal_url')

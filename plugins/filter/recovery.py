@@ -14,9 +14,6 @@ import time
 
 from ansible.errors import AnsibleFilterError
 
-# runbook 004, section 1: P1 trading halted, broker disconnected, Redis/DB down, kill switch engaged;
-# P2 data feed degraded; P3 minor worker crash; P4 non-trading component down.
-PRIORITY = dict(redis=1, postgres=1, kill_switch=1, questdb=2, model=2, config=3)
 OK_STATES = ('healthy', 'active', 'engaged')  # a kill switch's state is reported, never repaired
 
 
@@ -54,7 +51,17 @@ def _get(hostvars, host, name, default):
     return default if value is None else value
 
 
+def _entry(catalog, name):
+    entry = catalog.get(name) if isinstance(catalog, dict) else None
+    if not isinstance(entry, dict):
+        raise AnsibleFilterError('recovery_summary: %r is not in the component catalog (dr_catalog)' % (name,))
+    return entry
+
+
 def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, started):
+    """The run's outcome from every host's diagnosis before and after and its outcomes. The catalog
+    (dr_catalog) gives each component's RTO, its priority (runbook 004's P1-P4 when broken) and its
+    stage: the capital stage (the kill switch) is control state - reported, never repaired."""
     components = {}
     broken_before, unhealthy_after, failed, waiting = [], [], [], []
     for host in hosts:
@@ -67,23 +74,24 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
                          after=(after.get(name) or {}).get('state'), evidence_after=(after.get(name) or {}).get('evidence'),
                          outcome=out.get('outcome') or ('not run' if row.get('state') == 'broken' else 'skipped: healthy'),
                          seconds=out.get('seconds', 0), message=out.get('message', ''),
-                         rto_seconds=(catalog.get(name) or {}).get('rto', 0))
+                         rto_seconds=_entry(catalog, name).get('rto', 0))
+            control = _entry(catalog, name).get('stage') == 'capital'
             components.setdefault(name, {})[host] = entry
             label = '%s on %s' % (name, host)
             # the kill switch is control state: reported (unreadable while Redis is down), never repaired
-            if row.get('state') not in OK_STATES and name != 'kill_switch':
+            if row.get('state') not in OK_STATES and not control:
                 broken_before.append((name, label))
             # a switch that does not protect everything (orders maybe open, engines silent) fails the run
             if entry['outcome'] in ('failed', 'engaged, unconfirmed'):
                 failed.append('%s: %s' % (label, entry['message']))
             if entry['outcome'] == 'approval needed':
                 waiting.append('%s: %s' % (label, entry['message']))
-            if not out.get('outcome') and name == 'kill_switch':
+            if not out.get('outcome') and control:
                 entry['outcome'] = 'left as it was'
             if recovering and not check_mode and not stop and entry['after'] not in OK_STATES:
                 unhealthy_after.append('%s is %s after recovery (%s)' % (
                     label, entry['after'] or 'not diagnosed', entry['evidence_after'] or 'no diagnosis'))
-    priority = min([PRIORITY.get(name, 4) for name, _label in broken_before] or [0])
+    priority = min([int(_entry(catalog, name).get('priority', 4)) for name, _label in broken_before] or [0])
     if stop:
         status = 'refused' if stop.startswith('REFUSED') else 'stopped'
         reason = stop
@@ -99,8 +107,8 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
         status, reason = 'healthy', 'every component was healthy; nothing was touched'
     else:
         status, reason = 'recovered', 'recovered %s; every component holds' % ', '.join(lab for _name, lab in broken_before)
-    engaged = sorted(h for h, e in components.get('kill_switch', {}).items()
-                     if (e['after'] or e['before']) == 'engaged')
+    engaged = sorted(h for name, per_host in components.items() if _entry(catalog, name).get('stage') == 'capital'
+                     for h, e in per_host.items() if (e['after'] or e['before']) == 'engaged')
     if engaged and status in ('recovered', 'healthy', 'failed', 'approval needed', 'diagnosed', 'broken'):
         reason += ('. The kill switch is ENGAGED (%s) and stays so until the operator resets it: '
                    'playbooks/kill_switch.yml -e kill_switch_action=reset' % ', '.join(engaged))

@@ -8,8 +8,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -40,12 +40,12 @@ class RunResult:
     artifact_dir: str = ""
     stdout: str = ""
     run_events: list = field(default_factory=list, repr=False)  # every ansible-runner event of the run
+    record: dict = field(default_factory=dict)  # where the incident callback wrote the record: {id, json, markdown}
 
     @property
     def incident_record(self) -> str | None:
         """The Markdown incident record the tradeops.dr.incident callback wrote (the .json lies beside it)."""
-        found = re.findall(r"incident record: (\S+\.md)", self.stdout)
-        return found[-1] if found else None
+        return self.record.get("markdown")
 
     @property
     def ok(self) -> bool:
@@ -140,6 +140,9 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
         "ANSIBLE_NOCOLOR": "1",
     }
     env.update(_ansible_settings(root))
+    # the incident callback says where it wrote the run's record here (data, not a line of output)
+    pointer = os.path.join(pdd, "incident-record.json")
+    env["TRADEOPS_DR_RECORD_POINTER"] = pointer
     env.update(envvars or {})
     cmdline = []
     if check:
@@ -191,5 +194,9 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
         errors = [line.strip() for line in stdout.splitlines() if "ERROR" in line]
         failures.append(Failure(host="-", task="-", msg=(errors[-1] if errors else f"ansible-playbook ended {status} "
                                                          f"(rc={rc}) before any task ran; see {stdout_file}")))
+    record = {}
+    if os.path.exists(pointer):
+        with open(pointer, encoding="utf-8") as handle:
+            record = json.load(handle)
     return RunResult(status=status, rc=rc, duration=duration, stats=stats, failures=failures,
-                     data=data, artifact_dir=runner.config.artifact_dir, stdout=stdout, run_events=events)
+                     data=data, artifact_dir=runner.config.artifact_dir, stdout=stdout, run_events=events, record=record)

@@ -255,13 +255,16 @@ class _Progress:
                           f"{r['elapsed']:.0f}")
         return table
 
-    SHOWN = ("Print the diagnosis", "Print the plan")  # the table and the plan, printed as they come
+    # the variables full_recovery.yml prints for a person - the table and the plan -, shown as they come
+    SHOWN = ("dr_diagnosis_table", "dr_plan_lines")
 
     def _show(self, ev: dict) -> None:
         ed = ev.get("event_data") or {}
-        if ev.get("event") == "runner_on_ok" and ed.get("task") in self.SHOWN:
-            msg = (ed.get("res") or {}).get("msg")
-            lines = msg if isinstance(msg, list) else [str(msg)]
+        res = ed.get("res") or {}
+        for name in self.SHOWN:
+            if ev.get("event") != "runner_on_ok" or name not in res:
+                continue
+            lines = res[name] if isinstance(res[name], list) else [str(res[name])]
             if self.live:
                 for line in lines:
                     self.live.console.print(line, markup=False, highlight=False)
@@ -294,6 +297,14 @@ class _Progress:
         if self.live:
             self.live.stop()
 
+    def pause(self):
+        """Let a question be asked on the terminal."""
+        self.stop()
+
+    def resume(self):
+        if self.live:
+            self.live.start()
+
 
 def _print_recovery(res) -> None:
     print(f"\n{'component':<11} {'host':<22} {'before':<10} {'after':<10} {'outcome':<18} {'seconds':>8} {'RTO':>6}")
@@ -313,6 +324,7 @@ def _print_recovery(res) -> None:
 
 def cmd_recover(args) -> int:
     """playbooks/full_recovery.yml (or one scenario of it) with progress, a result, an exit code."""
+    from . import errors
     from .recovery import recover
 
     if args.approve and not args.incident:
@@ -320,35 +332,43 @@ def cmd_recover(args) -> int:
               "printed both); nothing was done", file=sys.stderr)
         return 2
     incident = args.incident or time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
-    while True:
-        progress = _Progress(f"tradeops-dr recover {args.scenario} ({incident})",
-                             live=not args.json and sys.stdout.isatty())
+    progress = _Progress(f"tradeops-dr recover {args.scenario} ({incident})", live=not args.json and sys.stdout.isatty())
+
+    def ask(request: dict) -> str:
+        """Asked once, during the run (which holds its lock and waits): the plan's destructive steps and its code."""
+        progress.pause()
         try:
-            res = recover(args.scenario, inventory=args.inventory, check=args.check, limit=args.limit,
-                          approve=args.approve, incident=incident, tags=args.tags, extravars=_kv(args.extra_vars),
-                          event_handler=None if args.json else progress, approver=args.approver)
-        except ValueError as exc:
-            progress.stop()
-            print(f"tradeops-dr: {exc}; nothing was done", file=sys.stderr)
-            return 2
+            print(f"\nIncident {request['incident']}. These destructive steps wait for approval:")
+            for step in request["steps"]:
+                print(f"  - {step}")
+            return input(f"Type this plan's approval code ({request['code']}) to approve them; anything else leaves "
+                         f"them planned: ").strip()
+        except EOFError:
+            return ""
+        finally:
+            progress.resume()
+
+    interactive = not args.json and not args.approve and sys.stdin.isatty() and sys.stdout.isatty()
+    try:
+        res = recover(args.scenario, inventory=args.inventory, check=args.check, limit=args.limit,
+                      approve=args.approve, incident=incident, tags=args.tags, extravars=_kv(args.extra_vars),
+                      event_handler=None if args.json else progress, approver=args.approver,
+                      ask=ask if interactive else None)
+    except errors.BadInput as exc:
         progress.stop()
-        if args.json:
-            print(json.dumps(res.as_dict(), indent=2, default=str))
-            return res.exit_code
-        _print_recovery(res)
-        if res.status != "approval needed" or args.approve or not sys.stdin.isatty():
-            if res.approval_refused:
-                print(f"approval refused: {res.approval_refused}", file=sys.stderr)
-            if res.status == "approval needed":
-                print(f"to approve this plan: tradeops-dr recover {args.scenario} -i {args.inventory or 'inventories/local'} "
-                      f"--incident {incident} --approve {res.approval_code}", file=sys.stderr)
-            return res.exit_code
-        answer = input(f"\nThe destructive steps above wait for approval. Type this plan's approval code "
-                       f"({res.approval_code}) to approve them and run again, anything else to stop: ").strip()
-        if not res.approval_code or answer != res.approval_code:
-            print("not approved; nothing destructive was done")
-            return res.exit_code
-        args.approve = answer
+        print(f"tradeops-dr: {exc}; nothing was done", file=sys.stderr)
+        return 2
+    progress.stop()
+    if args.json:
+        print(json.dumps(res.as_dict(), indent=2, default=str))
+        return res.exit_code
+    _print_recovery(res)
+    if res.approval_refused:
+        print(f"approval refused: {res.approval_refused}", file=sys.stderr)
+    if res.status == "approval needed":
+        print(f"to approve this plan: tradeops-dr recover {args.scenario} -i {args.inventory or 'inventories/local'} "
+              f"--incident {incident} --approve {res.approval_code}", file=sys.stderr)
+    return res.exit_code
 
 
 def cmd_lock(args) -> int:
@@ -415,13 +435,36 @@ def _venv_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
 
 
+class _Scenarios:
+    """recover's choices, read from the component catalog only when argparse needs them (help, or a recover
+    command): the kill-switch fast path does not pay for reading YAML."""
+
+    def _names(self):
+        from . import catalog
+
+        try:
+            return catalog.scenarios()
+        except (catalog.CatalogError, RuntimeError) as exc:  # no collection found: say so where the choices go
+            return (f"(the catalog cannot be read: {exc})",)
+
+    def __contains__(self, item):
+        return item in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
+def _scenarios():
+    return _Scenarios()
+
+
 # the names of drill.DRILLS (written out: the CLI imports drill only when it drills; a unit test
 # keeps the two, and playbooks/drill.yml's list, the same)
 DRILL_NAMES = ["redis", "kill-switch", "database", "questdb", "model", "config", "fileset", "broker", "feed", "trading",
                "full"]
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tradeops-dr", description=__doc__)
     parser.add_argument("--state-dir", help="sandbox state directory (default: .sandbox of the checkout)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -467,8 +510,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("recover", help="diagnose and recover every component (or one), with progress and a record",
                        description="Runs playbooks/full_recovery.yml. Exit codes: 0 recovered, healthy or planned (--check); "
                                    "1 failed; 2 bad input; 3 refused (another run holds the lock) or approval needed.")
-    p.add_argument("scenario", choices=["full", "redis", "postgres", "questdb", "model", "config", "kill_switch"],
-                   help="full, or one component (redis and postgres bring the kill switch along)")
+    # metavar: argparse would read the choices when the parser is built (the fast path would pay for the catalog)
+    p.add_argument("scenario", choices=_scenarios(), metavar="SCENARIO",
+                   help="%(choices)s: full, or one component of the catalog (playbooks/full_recovery/components.yml); "
+                        "one trading depends on brings the kill switch along")
     p.add_argument("-i", "--inventory", default=None, help="inventory (default inventories/local, the sandbox)")
     p.add_argument("-l", "--limit")
     p.add_argument("-t", "--tags", help="e.g. diagnose: the table only")
@@ -526,6 +571,11 @@ def main(argv=None) -> int:
                    help="a scenario whose servers this machine lacks fails instead of being skipped (CI)")
     p.set_defaults(func=cmd_rehearse)
 
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     import signal
 

@@ -15,21 +15,15 @@ as one object, and the same run as a stream of progress events.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 
-from .api import Failure, RunResult, run_playbook
-
-# what `recover <scenario>` may name: the components of playbooks/full_recovery/components.yml
-SCENARIOS = ("full", "redis", "postgres", "questdb", "model", "config", "kill_switch")
-# a data store trading depends on brings the kill switch along (runbook 004: protect capital)
-WITH_KILL_SWITCH = ("redis", "postgres")
-ROLE_COMPONENT = {"redis_restart": "redis", "timescale_restore": "postgres", "questdb_repair": "questdb",
-                  "model_rollback": "model", "config_rollback": "config", "kill_switch": "kill_switch",
-                  "pg_backup": "postgres"}
+from . import catalog, errors
+from .api import Failure, RunResult, run_playbook, runs_dir
 
 # exit codes of `tradeops-dr recover`, documented in the README
 EXIT_CODES = {
@@ -85,15 +79,18 @@ class RecoveryResult:
 
 def _extravars(scenario: str, approve: str | None, incident: str | None, extravars: dict | None,
                approver: str | None = None) -> dict:
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
+    # what `recover <scenario>` may name: full, or a component of the catalog
+    if scenario not in catalog.scenarios():
+        raise errors.BadInput(f"unknown scenario {scenario!r}; one of {', '.join(catalog.scenarios())}")
     extra = dict(extravars or {})
-    extra["dr_interactive"] = False  # the runner has no terminal; the CLI asks before it runs again
+    extra["dr_interactive"] = False  # the runner has no terminal: a caller asks through recover(ask=...)
     if scenario != "full":
-        extra["dr_components"] = [scenario] + (["kill_switch"] if scenario in WITH_KILL_SWITCH else [])
+        # a component trading depends on brings the kill switch along (runbook 004: protect capital)
+        extra["dr_components"] = [scenario] + (list(catalog.capital_components())
+                                               if scenario in catalog.protect_capital() else [])
     if approve:
         if not incident:
-            raise ValueError("an approval code approves the plan of one incident: give the incident id with it")
+            raise errors.BadInput("an approval code approves the plan of one incident: give the incident id with it")
         extra["dr_approve"] = approve
     if incident:
         extra["dr_incident_id"] = incident
@@ -105,14 +102,11 @@ def _extravars(scenario: str, approve: str | None, incident: str | None, extrava
 def result_of(run: RunResult) -> RecoveryResult:
     rec = run.data.get("dr_recovery") or {}
     if not rec:
-        # the run stopped in 'Check the request' (bad input), or ansible-playbook could not start
-        bad = any(f.task.startswith("Refuse") for f in run.failures) or not run.stats
+        # ansible-playbook could not start (an inventory or playbook it cannot parse: bad input), or the run ended
+        # before its summary
         msg = "; ".join(f.msg for f in run.failures) or "the run ended before its summary"
-        incident = None
-        if run.incident_record and os.path.exists(run.incident_record[:-3] + ".json"):
-            with open(run.incident_record[:-3] + ".json") as handle:
-                incident = json.load(handle).get("id")
-        return RecoveryResult(status="bad input" if bad else "failed", reason=msg, incident=incident, classification="none",
+        return RecoveryResult(status="failed" if run.stats else "bad input", reason=msg,
+                              incident=run.record.get("id"), classification="none",
                               recovery_seconds=round(run.duration, 2), failures=run.failures,
                               incident_record=run.incident_record, run=run)
     comps = [ComponentOutcome(component=name, host=host, before=e.get("before"), after=e.get("after"),
@@ -123,23 +117,71 @@ def result_of(run: RunResult) -> RecoveryResult:
     return RecoveryResult(status=rec.get("status", "failed"), reason=rec.get("reason", ""), incident=rec.get("incident"),
                           classification=rec.get("classification", "none"),
                           recovery_seconds=float(rec.get("recovery_seconds") or run.duration), components=comps,
-                          failures=[f for f in run.failures if f.task != "Fail unless every component holds"],
+                          # every failed task but the verdict, which restates the record's status and reason
+                          failures=[f for f in run.failures
+                                    if f.msg != f"{rec.get('status', '').upper()}: {rec.get('reason', '')}"],
                           incident_record=run.incident_record, run=run, approval_code=rec.get("approval_code") or "",
                           approval_refused=rec.get("approval_refused") or "")
+
+
+def _write_answer(path: str, answer: str) -> None:
+    """The answer appears at once and whole (the playbook waits for the path): a new private file, renamed."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(answer + "\n")
+    os.rename(tmp, path)
+
+
+def _asking(ask, answer_file: str, event_handler):
+    """An event handler that asks `ask` once, when the run prints its approval request, and writes the answer."""
+    asked: list = []
+
+    def handler(ev: dict) -> bool:
+        if event_handler is not None:
+            event_handler(ev)
+        res = (ev.get("event_data") or {}).get("res") or {}
+        request = res.get("dr_approval_request") if ev.get("event") == "runner_on_ok" else None
+        if isinstance(request, dict) and request.get("answer_file") == answer_file and not asked:
+            asked.append(request)
+            answer = ""
+            try:
+                answer = str(ask(dict(incident=request.get("incident"), steps=list(request.get("steps") or []),
+                                      code=request.get("code"))) or "").strip()
+            finally:  # an ask that raised: the steps stay planned, and the run goes on at once
+                _write_answer(answer_file, answer)
+        return True
+
+    return handler
 
 
 def recover(scenario: str = "full", inventory=None, check: bool = False, limit: str | None = None,
             approve: str | None = None, incident: str | None = None, tags: str | None = None,
             extravars: dict | None = None, envvars: dict | None = None, event_handler=None,
-            approver: str | None = None) -> RecoveryResult:
+            approver: str | None = None, ask=None) -> RecoveryResult:
     """Run playbooks/full_recovery.yml (all components, or one scenario) and read its outcome.
     Never raises for a failed recovery: read .status, .exit_code, .failures.
 
     approve: the approval code a plan of this incident printed (RecoveryResult.approval_code of a run
-    with check=True or without approval); it needs the same incident. Raises ValueError for bad input."""
-    run = run_playbook("full_recovery.yml", inventory=inventory,
-                       extravars=_extravars(scenario, approve, incident, extravars, approver),
-                       limit=limit, tags=tags, check=check, envvars=envvars, event_handler=event_handler)
+    with check=True or without approval); it needs the same incident. Raises errors.BadInput (a
+    ValueError) for bad input.
+
+    ask: for a caller with a person at hand (the CLI on a terminal): ask(request) is called once, during
+    the run, when its plan has destructive steps and no approval was given; request is {incident,
+    steps, code}. What it returns is the approval: the run checks it as it checks approve= (this plan's
+    code, not spent, a second approver where required) and goes on - one run, one lock, one diagnosis."""
+    extra = _extravars(scenario, approve, incident, extravars, approver)
+    answer_dir = None
+    if ask is not None and not approve and not check:
+        answer_dir = tempfile.mkdtemp(prefix="answer-", dir=runs_dir())
+        extra["dr_answer_file"] = os.path.join(answer_dir, "answer")
+        event_handler = _asking(ask, extra["dr_answer_file"], event_handler)
+    try:
+        run = run_playbook("full_recovery.yml", inventory=inventory, extravars=extra,
+                           limit=limit, tags=tags, check=check, envvars=envvars, event_handler=event_handler)
+    finally:
+        if answer_dir:
+            shutil.rmtree(answer_dir, ignore_errors=True)
     return result_of(run)
 
 
@@ -169,7 +211,7 @@ def progress_event(ev: dict, started: float) -> dict | None:
                           runner_on_failed="failed", runner_on_unreachable="unreachable",
                           runner_on_start="running")[kind]
         role = ed.get("role", "")
-        return dict(kind="task", stage=ed.get("play", ""), component=ROLE_COMPONENT.get(role, ""), role=role,
+        return dict(kind="task", stage=ed.get("play", ""), component=catalog.role_component().get(role, ""), role=role,
                     host=ed.get("host", ""), task=ed.get("task", ""), status=status,
                     elapsed=round(time.monotonic() - started, 2))
     return None

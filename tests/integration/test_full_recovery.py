@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pexpect
 import pytest
 import redis
 
@@ -280,6 +281,28 @@ def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
                        extravars=dict(kill_switch_ack_timeout=2))
     assert replay.status == "approval needed" and "was spent by an earlier run" in replay.approval_refused
     assert "public.positions" not in p.fingerprint()["pg_tables"]
+
+    # issue 25: on a terminal the CLI asks once, during the run, which holds its lock and waits for the answer -
+    # one run, one lock, one diagnosis (before, it ran the whole playbook a second time)
+    history = p.state / "locks" / "history.jsonl"
+    taken_before = history.read_text().count('"taken"')
+    term = pexpect.spawn(str(BIN / "tradeops-dr"), ["recover", "postgres", "--incident", "INC-T-ASK", "-e",
+                                                    "kill_switch_ack_timeout=2"],
+                         env=dict(env, COLUMNS="200", TERM="dumb"), cwd=str(ROOT), encoding="utf-8", timeout=300,
+                         dimensions=(50, 200))
+    term.expect(r"Type this plan's approval code \(([0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4})\)")
+    asked = term.match.group(1)
+    assert "restore of trading into a new database" in term.before
+    assert "public.positions" not in p.fingerprint()["pg_tables"]  # nothing destructive before the answer
+    term.sendline(asked)
+    term.expect(pexpect.EOF)
+    term.close()
+    assert term.exitstatus == 0, term.before[-3000:]
+    assert "RECOVERED" in term.before and "public.positions" in p.fingerprint()["pg_tables"]
+    assert history.read_text().count('"taken"') == taken_before + 2  # one run: the lock of its two hosts, once
+    assert "Type this plan's approval code" not in term.before  # asked once
+    record = sorted(Path(os.environ["TRADEOPS_DR_INCIDENTS_DIR"]).glob("INC-T-ASK_*.json"))[-1]
+    assert json.loads(record.read_text())["approved_by"].startswith("the caller")
 
 
 def test_bad_input_is_refused_before_anything(platform, tmp_path):

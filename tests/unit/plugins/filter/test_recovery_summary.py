@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tradeops.dr.plugins.filter.recovery import recovery_summary, table_row
 
-CATALOG = dict(redis=dict(rto=300), postgres=dict(rto=1800), questdb=dict(rto=900), kill_switch=dict(rto=0))
+# the real catalog: its RTOs, priorities and stages are what the summary reads
+CATALOG = yaml.safe_load((Path(__file__).resolve().parents[4] / "playbooks" / "full_recovery" / "components.yml")
+                         .read_text())["dr_catalog"]
 
 
 def row(component, state, evidence="e"):
