@@ -68,7 +68,7 @@ options:
       - A file this callback writes (0600, replaced) with the paths of the run's record - C({"id", "json", "markdown"}) -
         so that a caller (the tradeops_dr Python API) reads where the record is as data, not from the output. Empty to
         skip.
-    type: path
+    type: str
     default: ''
     env:
       - name: TRADEOPS_DR_RECORD_POINTER

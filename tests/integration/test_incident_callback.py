@@ -63,6 +63,13 @@ def test_record_of_a_run_honours_no_log(tmp_path):
     proc, rec, md = run(tmp_path)
     assert rec["id"] == "INC-CB-1" and rec["entry_type"] == "incident" and rec["playbook"] == "secrets.yml"
     assert f"incident record: {tmp_path / 'incidents'}/INC-CB-1_" in proc.stdout
+    # without TRADEOPS_DR_RECORD_POINTER (a plain ansible-playbook run) nothing is pointed at, nothing warns
+    assert "tradeops.dr.incident" not in proc.stdout + proc.stderr, proc.stderr
+    pointer = tmp_path / "pointer.json"
+    _proc2, rec2, _md2 = run(tmp_path, TRADEOPS_DR_RECORD_POINTER=str(pointer))
+    pointed = json.loads(pointer.read_text())
+    assert pointed["id"] == "INC-CB-1" and json.loads(Path(pointed["json"]).read_text())["started"] == rec2["started"]
+    assert pointed["markdown"] == pointed["json"][:-5] + ".md" and oct(pointer.stat().st_mode & 0o777) == "0o600"
     by_task = {e["task"]: e for e in rec["timeline"]}
     assert by_task["Use the token (no_log)"]["msg"] == "hidden (no_log)"
     assert by_task["Change something with the token (no_log)"]["status"] == "changed"
