@@ -7,9 +7,9 @@
 # How the two cores are used (docs/testing.md measures it):
 #   foreground   pytest, its tests spread over $PYTEST_WORKERS pytest-xdist workers (one file per
 #                worker at a time: a file's servers and module fixtures stay on its worker)
-#   background   the execution environment's build, then the Molecule rehearsals, then
+#   background   the execution environment's build, then the drills not already run by pytest
+#                (redis, kill-switch, full) inside the image, then the Molecule rehearsals, then
 #                ansible-test sanity, one after the other; their logs are printed after pytest
-#   after pytest the drills not already run by pytest (redis, kill-switch, full) inside the image
 # It prints pytest's slowest tests, where the test time went (scripts/test_times.py), each step's
 # time and the total, and warns in its last line when the whole run passed 30 minutes.
 # SKIP_DOCKER=1, SKIP_MOLECULE=1, SKIP_SANITY=1, SKIP_EE=1 leave parts out (for development);
@@ -51,13 +51,34 @@ bg_part() {  # NAME COMMAND...: run it, keep its log, exit code and time
   echo $? >"$BG/$name.rc"
   echo $(( $(date +%s) - t0 )) >"$BG/$name.seconds"
 }
+# The drills pytest does not run on this host (it runs questdb, model, config, fileset, broker,
+# feed, trading and database) run inside the image: each drill once per run, and the image
+# proven on the front door (full), the Redis recovery and the kill switch.
+EE_DRILLS=(redis kill-switch full)
+workers=${PYTEST_WORKERS:-2}
+# pytest's workers take port slices 0..workers-1 of workers+1; the drills in the image the last one
+export TRADEOPS_DR_PORT_SLICES=$(( (workers > 0 ? workers : 1) + 1 ))
+ee_drills() {
+  local sandbox rc
+  sandbox=$(mktemp -d /tmp/tradeops-ee-sandbox.XXXXXX)
+  chmod 0755 "$sandbox"  # PostgreSQL runs as the postgres user under root
+  TRADEOPS_DR_PORT_SLICE="$(( TRADEOPS_DR_PORT_SLICES - 1 ))/$TRADEOPS_DR_PORT_SLICES" \
+    TRADEOPS_DR_SANDBOX=$sandbox bash scripts/ee.sh drill "${EE_DRILLS[@]}"
+  rc=$?
+  TRADEOPS_DR_SANDBOX=$sandbox tradeops-dr sandbox down >/dev/null 2>&1
+  rm -rf "$sandbox"
+  return $rc
+}
+
 bg_pid=
 if [ $want_ee = 1 ] || [ $want_rehearse = 1 ] || [ $want_sanity = 1 ]; then
   strict=()
   [ "${CI:-}" = true ] && strict=(--strict)
-  step "started in the background:$([ $want_ee = 1 ] && echo ' execution environment build,')$([ $want_rehearse = 1 ] && echo ' Molecule rehearsals,')$([ $want_sanity = 1 ] && echo ' ansible-test sanity') (logs after pytest)"
+  step "started in the background:$([ $want_ee = 1 ] && echo " execution environment build, drills ${EE_DRILLS[*]} inside it,")$([ $want_rehearse = 1 ] && echo ' Molecule rehearsals,')$([ $want_sanity = 1 ] && echo ' ansible-test sanity') (logs after pytest)"
   (
     [ $want_ee = 1 ] && bg_part ee-build bash -c 'bash scripts/ee.sh build && bash scripts/ee.sh info'
+    # the drills pytest does not run on this host run inside the image, in a port slice of their own
+    [ $want_ee = 1 ] && [ "$(cat "$BG/ee-build.rc")" = 0 ] && bg_part ee-drills ee_drills
     [ $want_rehearse = 1 ] && bg_part rehearse tradeops-dr rehearse all --jobs "${REHEARSE_JOBS:-1}" "${strict[@]}"
     [ $want_sanity = 1 ] && bg_part sanity bash scripts/sanity.sh
   ) &
@@ -65,7 +86,6 @@ if [ $want_ee = 1 ] || [ $want_rehearse = 1 ] || [ $want_sanity = 1 ]; then
 fi
 
 step "pytest: unit, integration, collection checks"
-workers=${PYTEST_WORKERS:-2}
 xdist=()
 [ "$workers" != 0 ] && xdist=(-n "$workers" --dist loadfile)
 mkdir -p .state
@@ -79,31 +99,13 @@ fi
 step "where the test time went (scripts/test_times.py)"
 python scripts/test_times.py --files 15 --fixtures 10 || true
 
-# The drills pytest does not run on this host (it runs questdb, model, config, fileset, broker,
-# feed, trading and database) run inside the image: each drill once per run, and the image
-# proven on the front door (full), the Redis recovery and the kill switch.
-EE_DRILLS=(redis kill-switch full)
-if [ $want_ee = 1 ]; then
-  step "execution environment: waiting for its build, then drills ${EE_DRILLS[*]} inside the image"
-  while [ ! -f "$BG/ee-build.rc" ] && kill -0 "$bg_pid" 2>/dev/null; do sleep 2; done
-  cat "$BG/ee-build.log" 2>/dev/null
-  if [ "$(cat "$BG/ee-build.rc" 2>/dev/null || echo 1)" = 0 ]; then
-    ee_sandbox=$(mktemp -d /tmp/tradeops-ee-sandbox.XXXXXX)
-    chmod 0755 "$ee_sandbox"  # PostgreSQL runs as the postgres user under root
-    TRADEOPS_DR_SANDBOX=$ee_sandbox bash scripts/ee.sh drill "${EE_DRILLS[@]}" || status=1
-    TRADEOPS_DR_SANDBOX=$ee_sandbox tradeops-dr sandbox down >/dev/null 2>&1
-    rm -rf "$ee_sandbox"
-  else
-    echo "test.sh: the execution environment's build failed (log above)" >&2
-    status=1
-  fi
-fi
-
 if [ -n "$bg_pid" ]; then
   step "waiting for the background steps (started before pytest)"
   wait "$bg_pid"
-  for part in rehearse sanity; do
+  for part in ee-build ee-drills rehearse sanity; do
     case $part in
+      ee-build) want=$want_ee; title="execution environment build" ;;
+      ee-drills) want=$want_ee; title="drills ${EE_DRILLS[*]} inside the image" ;;
       rehearse) want=$want_rehearse; title="Molecule rehearsals (tradeops-dr rehearse all)" ;;
       sanity) want=$want_sanity; title="ansible-test sanity" ;;
     esac

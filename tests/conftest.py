@@ -36,7 +36,10 @@ atexit.register(shutil.rmtree, _INCIDENTS, True)
 # (sandbox.free_port) and keeps its ansible-runner folders apart (the runs folder prunes old runs)
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _WORKER.startswith("gw"):
-    os.environ["TRADEOPS_DR_PORT_SLICE"] = "%s/%s" % (_WORKER[2:], os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    # scripts/test.sh keeps one slice more than there are workers (TRADEOPS_DR_PORT_SLICES) for the drills it runs
+    # inside the execution environment beside pytest
+    os.environ["TRADEOPS_DR_PORT_SLICE"] = "%s/%s" % (_WORKER[2:], os.environ.get("TRADEOPS_DR_PORT_SLICES")
+                                                      or os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     _RUNS = tempfile.mkdtemp(prefix=f"tradeops-runs-{_WORKER}-")
     os.environ["TRADEOPS_DR_RUNS_DIR"] = _RUNS
     atexit.register(shutil.rmtree, _RUNS, True)

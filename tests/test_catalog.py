@@ -55,6 +55,12 @@ def test_each_entry_names_a_role_that_does_what_the_entry_says(name):
         assert not choices or value in choices, f"{var}={value} is not among {choices}"
     if entry["approval"]:
         assert options[entry["approval"]]["type"] == "bool"
+    # the protective probe reads the role's own address variables, with the role's own defaults
+    if entry["protect_capital"]:
+        defaults = yaml.safe_load((ROOT / "roles" / entry["role"] / "defaults" / "main.yml").read_text())
+        for var in ("host", "port"):
+            name_ = entry["probe"][var]
+            assert name_ in options and defaults[name_] == entry["probe"]["default_" + var], (name, var)
     # the diagnosis fact and the awaiting-approval fact are set by the role itself
     assert re.search(rf"^\s+{entry['fact']}:", text, re.M), f"{entry['role']} never sets {entry['fact']}"
     if entry["awaiting"]:
@@ -132,6 +138,8 @@ def test_a_new_entry_reaches_every_python_consumer(tmp_path):
     raw = yaml.safe_load(COMPONENTS.read_text())
     raw["dr_catalog"]["pms"] = dict(raw["dr_catalog"]["config"], group="pms_hosts", role="pms_recover", roles=[],
                                     fact="pms_recover_diagnosis", priority=2, protect_capital=True,
+                                    probe=dict(host="pms_recover_host", port="pms_recover_port", default_host="127.0.0.1",
+                                               default_port=8080),
                                     diagnose={"pms_recover_action": "diagnose"}, recover={"pms_recover_action": "recover"})
     (root / catalog.CATALOG_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
     assert catalog.scenarios(root)[-1] == "pms"

@@ -17,7 +17,7 @@ from .paths import project_root
 
 CATALOG_FILE = Path("playbooks") / "full_recovery" / "components.yml"
 FIELDS = ("group", "role", "roles", "fact", "stage", "rto", "rto_source", "priority", "priority_source",
-          "protect_capital", "diagnose", "recover", "approval", "awaiting")
+          "protect_capital", "probe", "diagnose", "recover", "approval", "awaiting")
 STAGES = ("capital", "data", "applications")
 
 
@@ -37,6 +37,8 @@ def check(catalog: dict) -> dict:
             raise CatalogError(f"dr_catalog.{name}.stage is {entry['stage']!r}; one of {', '.join(STAGES)}")
         if not isinstance(entry["diagnose"], dict) or not isinstance(entry["recover"], dict):
             raise CatalogError(f"dr_catalog.{name}: diagnose and recover are the role's variables (mappings)")
+        if entry["protect_capital"] and not {"host", "port", "default_host", "default_port"} <= set(entry["probe"] or {}):
+            raise CatalogError(f"dr_catalog.{name} protects capital: its probe names host, port and their defaults")
         if not 1 <= int(entry["priority"]) <= 4:
             raise CatalogError(f"dr_catalog.{name}.priority is {entry['priority']!r}: runbook 004 knows P1-P4")
     return catalog

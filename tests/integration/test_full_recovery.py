@@ -147,6 +147,12 @@ def test_four_failures_at_once_planned_recovered_then_nothing_to_do(fresh):
     switch = _by_component(first)["kill_switch"]
     assert switch.outcome == "engaged" and switch.after == "engaged"
     assert "flag file" in switch.message
+    # ... and engaged first of all (issue 27): by the protective probe, before any component was diagnosed
+    timeline = _record(first)["timeline"]
+    engaged_at = next(i for i, e in enumerate(timeline) if e["task"].startswith("Set the kill switch in Redis"))
+    first_probe = next(i for i, e in enumerate(timeline) if e["role"] and not e["role"].endswith("kill_switch"))
+    assert engaged_at < first_probe, [(e["role"], e["task"]) for e in timeline[:40]]
+    assert 0 < switch.seconds < first.recovery_seconds
     after = p.fingerprint()
     assert after["pg_tables"]["public.positions"] == healthy["pg_tables"]["public.positions"]
     assert after["pg_tables"]["public.ticks"] == healthy["pg_tables"]["public.ticks"]
@@ -338,7 +344,8 @@ def test_diagnose_tag_is_a_read_only_report_and_the_stream_has_every_stage(fresh
     assert events[-1]["kind"] == "result" and result.status == "broken" and result.exit_code == 1
     assert _by_component(result)["model"].before == "broken"
     stages = [e["stage"] for e in events if e["kind"] == "stage"]
-    assert stages[:3] == ["Check the request", "Take the recovery lock on every host of the run",
+    assert stages[:4] == ["Check the request", "Take the recovery lock on every host of the run",
+                          "Protect capital in the first second - probe what the kill switch depends on (runbook 004)",
                           "Diagnose every component, read only"]
     assert stages[-1] == "Record the outcome, release the lock, fail unless every component holds"
     assert {e["component"] for e in events if e["kind"] == "task" and e["component"]} >= \
