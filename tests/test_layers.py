@@ -65,3 +65,31 @@ def test_module_utils_import_no_upper_layer(path):
     imports = _imports(path)
     assert [m for m in imports if m.startswith(COLLECTION) and not m.startswith(COLLECTION + "module_utils")] == []
     assert [m for m in imports if m.startswith("tradeops_dr")] == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "plugins" / "module_utils").glob("_*.py")), ids=lambda p: p.name)
+def test_every_private_module_util_says_so(path):
+    assert "This module_utils is PRIVATE to the tradeops.dr collection" in path.read_text()[:600]
+
+
+def _bare_failures(path: Path) -> list[int]:
+    """Lines of fail_json calls inside an except clause without the traceback (community.postgresql's habit)."""
+    out = []
+    for handler in ast.walk(ast.parse(path.read_text())):
+        if isinstance(handler, ast.ExceptHandler):
+            out += [node.lineno for node in ast.walk(handler) if isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute) and node.func.attr == "fail_json"
+                    and not any(k.arg == "exception" for k in node.keywords)]
+    return sorted(set(out))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "plugins" / "modules").glob("*.py")), ids=lambda p: p.name)
+def test_a_module_that_fails_on_an_exception_passes_its_traceback(path):
+    assert _bare_failures(path) == []
+
+
+def test_the_traceback_check_sees_a_bare_failure(tmp_path):
+    bad = tmp_path / "m.py"
+    bad.write_text("try:\n    x()\nexcept OSError as exc:\n    module.fail_json(msg=str(exc))\n"
+                   "try:\n    y()\nexcept OSError:\n    module.fail_json(msg='y', exception=traceback.format_exc())\n")
+    assert _bare_failures(bad) == [4]

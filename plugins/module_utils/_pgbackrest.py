@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) tradeops.dr contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the tradeops.dr collection. It may change without notice.
 """pgBackRest from the modules: its command line (run as the cluster's owner, the password in
 PGPASSWORD only), its configuration file, `info --output=json` read into plain facts, and the
 archived WAL of a stanza listed per timeline with the segments missing from it named.

@@ -111,6 +111,7 @@ test_order:
 '''
 
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _redis
@@ -139,7 +140,7 @@ def main():
     try:
         client = _redis.connect(p)
     except _redis.RedisDRError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     active = client.get(p['active_key'])
 
     if p['action'] == 'switch':

@@ -99,6 +99,7 @@ config:
 '''
 
 import os
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _config, _manifest, _vcs
@@ -165,7 +166,7 @@ def main():
             mode = os.stat(path).st_mode & 0o7777 if current is not None else 0o640
             _manifest.write_text_atomic(path, wanted[rel], mode)
     except (_vcs.VcsError, ValueError, IOError, OSError) as exc:
-        module.fail_json(msg=str(exc), config=result)
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), config=result)
     module.exit_json(changed=bool(result['restored']), config=result)
 
 

@@ -210,7 +210,7 @@ def main():
             out.update(held=False, holder={}, holder_text='nobody', alive=False, why='free')
         out['history'] = _lock.history(lock_dir, name, last=10) if p['action'] in ('status', 'break') else []
     except _lock.LockError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     except (IOError, OSError) as exc:
         module.fail_json(msg='lock %s in %s: %s' % (name, lock_dir, exc), exception=traceback.format_exc())
     module.exit_json(changed=changed, lock=out)

@@ -110,6 +110,7 @@ model:
 '''
 
 import os
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _vcs
@@ -202,7 +203,7 @@ def main():
             raise _vcs.VcsError('after the checkout %s still differ(s) from what %s records' % (', '.join(bad), target))
     except (_vcs.VcsError, ValueError, IOError, OSError) as exc:
         kept = result.get('kept_aside')
-        module.fail_json(changed=changed, model=result, msg='%s%s' % (str(exc).rstrip('.'), (
+        module.fail_json(exception=traceback.format_exc(), changed=changed, model=result, msg='%s%s' % (str(exc).rstrip('.'), (
             '. The files as they were before are kept in %s' % kept) if kept else ''))
     module.exit_json(changed=changed, model=result)
 

@@ -125,6 +125,7 @@ exchange:
 '''
 
 import datetime
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tradeops.dr.plugins.module_utils import _exchange
@@ -163,7 +164,7 @@ def main():
         if 'duplicates' in gather:
             result['duplicates'] = _exchange.duplicate_client_ids(ex, p, symbols, p['since'] * 1000)
     except _exchange.ExchangeFailure as exc:
-        module.fail_json(msg=str(exc), failure=exc.kind, exchange=result)
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), failure=exc.kind, exchange=result)
     module.exit_json(changed=False, exchange=result)
 
 

@@ -97,6 +97,7 @@ seconds:
 '''
 
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _service
@@ -149,7 +150,7 @@ def main():
         out['armed'] = _exchange.dead_man(ex, p, seconds, targets)
         out['changed'] = bool(out['armed'])
     except _exchange.ExchangeFailure as exc:
-        module.fail_json(msg=str(exc), failure=exc.kind, **out)
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), failure=exc.kind, **out)
     module.exit_json(**out)
 
 

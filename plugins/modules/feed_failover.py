@@ -75,6 +75,7 @@ backup:
 
 import os
 import re
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
@@ -111,7 +112,7 @@ def main():
             text = handle.read()
         data = yaml.safe_load(text) or {}
     except (IOError, OSError, yaml.YAMLError) as exc:
-        module.fail_json(msg='cannot read the feed registry %s: %s' % (p['registry'], exc))
+        module.fail_json(exception=traceback.format_exc(), msg='cannot read the feed registry %s: %s' % (p['registry'], exc))
     previous = dict(primary_feed=data.get('primary_feed'), backup_feed=data.get('backup_feed'))
     if previous['primary_feed'] == p['primary']:
         module.exit_json(changed=False, previous=previous, current=previous)
@@ -122,7 +123,7 @@ def main():
         new = _set(_set(text, 'primary_feed', p['primary']), 'backup_feed', str(previous['primary_feed']))
         check = yaml.safe_load(new)
     except (ValueError, yaml.YAMLError) as exc:
-        module.fail_json(msg='the registry cannot be changed safely: %s' % exc, previous=previous)
+        module.fail_json(exception=traceback.format_exc(), msg='the registry cannot be changed safely: %s' % exc, previous=previous)
     current = dict(primary_feed=check.get('primary_feed'), backup_feed=check.get('backup_feed'))
     if current != dict(primary_feed=p['primary'], backup_feed=previous['primary_feed']):
         module.fail_json(msg='the edited registry does not read back as intended: %s' % current, previous=previous)

@@ -97,6 +97,7 @@ backup:
 '''
 
 import os
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _fileset
@@ -129,7 +130,7 @@ def main():
             module.exit_json(changed=True, backup=dict(files_count=count, backup_id=None, dir=None))
         set_dir, metadata = _fileset.create(p['backup_root'], p['sources'], p['type'], p['description'], p['tags'])
     except (_fileset.FilesetError, IOError, OSError) as exc:
-        module.fail_json(msg='backup set not written: %s' % exc)
+        module.fail_json(exception=traceback.format_exc(), msg='backup set not written: %s' % exc)
     module.exit_json(changed=True, backup=dict(backup_id=metadata['backup_id'], dir=set_dir,
                                                files_count=metadata['files_count'], size_bytes=metadata['size_bytes'],
                                                missing_roots=metadata['missing_roots'],

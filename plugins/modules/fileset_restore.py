@@ -100,6 +100,7 @@ restore:
 
 import os
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _fileset
@@ -159,7 +160,7 @@ def main():
             result['pre_restore_backup'] = pre['backup_id']
         result['written'] = _fileset.apply_restore(to_write)
     except (_fileset.FilesetError, IOError, OSError) as exc:
-        module.fail_json(msg='%s; %s' % (exc, 'files written so far: %s' % result['written'] if result['written']
+        module.fail_json(exception=traceback.format_exc(), msg='%s; %s' % (exc, 'files written so far: %s' % result['written'] if result['written']
                                          else 'nothing was changed'), restore=result)
     module.exit_json(changed=True, restore=result)
 

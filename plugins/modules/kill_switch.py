@@ -188,6 +188,7 @@ flag_file:
 '''
 
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _killswitch, _redis
@@ -229,14 +230,14 @@ def main():
         if p['action'] == 'engage' and not module.check_mode:
             path = _killswitch.write_flag_file(p['flag_file'], p['reason'], p['actor'], p['incident'], p['state'],
                                                str(exc))
-            module.fail_json(changed=True, flag_file=path, msg=(
+            module.fail_json(exception=traceback.format_exc(), changed=True, flag_file=path, msg=(
                 'KILL SWITCH NOT SET IN REDIS: %s. Failed closed: the local flag %s was written; stop the strategy '
                 'services and check the engines by hand.' % (exc, path)))
         if p['action'] == 'engage':  # check mode: the plan is the fail-closed path
             module.exit_json(changed=True, outcome='would write the flag file', flag_file=p['flag_file'],
                              kill_switch={}, msg='Redis cannot be reached (%s): an engage would write the local flag '
                                                  '%s and fail loudly' % (exc, p['flag_file']))
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
 
     try:
         if p['action'] == 'status':
@@ -313,9 +314,9 @@ def main():
                                         p['drawdown_threshold'], p['force'])
         module.exit_json(changed=done, kill_switch=after, outcome='reset' if done else 'already_active')
     except _killswitch.KillSwitchError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     except ValueError as exc:
-        module.fail_json(msg='bad value in Redis: %s' % exc)
+        module.fail_json(exception=traceback.format_exc(), msg='bad value in Redis: %s' % exc)
 
 
 if __name__ == '__main__':

@@ -92,6 +92,7 @@ integrity:
 import json
 import os
 import re
+import traceback
 
 try:
     import yaml
@@ -152,14 +153,14 @@ def main():
             if not expected:
                 module.fail_json(msg='model card %s holds no md5 or sha256' % p['card'])
     except (IOError, OSError, ValueError) as exc:
-        module.fail_json(msg='cannot read the model card %s: %s' % (p['card'], exc))
+        module.fail_json(exception=traceback.format_exc(), msg='cannot read the model card %s: %s' % (p['card'], exc))
     if p['dvc_file']:
         try:
             base = os.path.dirname(os.path.abspath(p['dvc_file']))
             recorded = [o['md5'] for o in _vcs.dvc_outs(p['dvc_file'])
                         if os.path.normpath(os.path.join(base, o['path'])) == os.path.abspath(p['path'])]
         except _vcs.VcsError as exc:
-            module.fail_json(msg=str(exc))
+            module.fail_json(exception=traceback.format_exc(), msg=str(exc))
         if not recorded:
             module.fail_json(msg='%s does not track %s (a folder output is checked with dvc status by '
                                  'tradeops.dr.dvc_model)' % (p['dvc_file'], p['path']))

@@ -114,6 +114,7 @@ backup:
 '''
 
 import os
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _postgres
@@ -149,11 +150,11 @@ def main():
         result = _postgres.dump_database(conn, p['database'], directory, base, kind=p['kind'],
                                          csv_tables=p['csv_tables'], compress=p['compress'], timeout=p['timeout'])
     except (_postgres.PostgresError, _backup.BackupError) as exc:
-        module.fail_json(msg=str(exc), backup={})
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), backup={})
     except _postgres.DB_ERRORS as exc:
-        module.fail_json(msg='backup of %s failed: %s (nothing partial was kept)' % (p['database'], exc), backup={})
+        module.fail_json(exception=traceback.format_exc(), msg='backup of %s failed: %s (nothing partial was kept)' % (p['database'], exc), backup={})
     except (IOError, OSError) as exc:
-        module.fail_json(msg='backup of %s failed writing below %s: %s (nothing partial was kept)' % (
+        module.fail_json(exception=traceback.format_exc(), msg='backup of %s failed writing below %s: %s (nothing partial was kept)' % (
             p['database'], p['backup_root'], exc), backup={})
     module.exit_json(changed=True, backup=result)
 

@@ -98,6 +98,7 @@ retention:
 '''
 
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _backup
@@ -140,7 +141,7 @@ def main():
                     try:
                         deleted += _backup.delete_backup(entry)
                     except (_backup.BackupError, IOError, OSError) as exc:
-                        module.fail_json(msg='retention stopped at %s: %s' % (entry['manifest'], exc),
+                        module.fail_json(exception=traceback.format_exc(), msg='retention stopped at %s: %s' % (entry['manifest'], exc),
                                          retention=dict(deleted=deleted), **result)
         goes = [view(e, now) for e, keep, _r in plan if not keep]
         changed = bool(goes)

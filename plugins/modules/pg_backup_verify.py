@@ -119,6 +119,7 @@ verification:
 
 import os
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _manifest, _postgres
@@ -263,7 +264,7 @@ def main():
             changed = True
     except (_postgres.PostgresError, _backup.BackupError) + _postgres.DB_ERRORS as exc:
         left = isinstance(exc, _postgres.LeftBehind)
-        module.fail_json(msg='%s%s' % (str(exc).strip(), '' if left else '; nothing was changed'), changed=left,
+        module.fail_json(exception=traceback.format_exc(), msg='%s%s' % (str(exc).strip(), '' if left else '; nothing was changed'), changed=left,
                          verification=result)
     if problems:
         module.fail_json(changed=changed, verification=result, msg='backup %s is NOT verified: %s' % (

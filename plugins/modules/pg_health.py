@@ -107,6 +107,7 @@ postgres:
 
 import os
 import shutil
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
@@ -191,7 +192,7 @@ def main():
             _postgres.split_table(table)
         result = diagnose(_postgres.Connection(p), p['database'], p['min_row_counts'], p['paths'])
     except _postgres.PostgresError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     module.exit_json(changed=False, postgres=result)
 
 

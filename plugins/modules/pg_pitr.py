@@ -161,6 +161,7 @@ import stat
 import subprocess
 import tempfile
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _pgbackrest, _postgres, _service
@@ -654,11 +655,11 @@ def main():
         result = restore(module, p, the_plan)
         module.exit_json(changed=result is not None, plan=the_plan, restore=result)
     except Refused as exc:
-        module.fail_json(msg=str(exc), refused=True)
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), refused=True)
     except _postgres.LeftBehind as exc:
-        module.fail_json(msg=str(exc), left_behind=True)
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), left_behind=True)
     except (_pgbackrest.PgBackRestError, _postgres.PostgresError, OSError, subprocess.TimeoutExpired) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
 
 
 if __name__ == '__main__':

@@ -226,6 +226,7 @@ import os
 import shutil
 import subprocess
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _guard, _postgres
@@ -507,7 +508,7 @@ class Restore(object):
                                               aside_jobs=aside_jobs)
         except _postgres.PostgresError as exc:
             self.result['timescaledb'] = dict(scheduler='not running', aside_jobs=aside_jobs, error=str(exc))
-            self.module.fail_json(changed=True, restore=self.result, msg=(
+            self.module.fail_json(exception=traceback.format_exc(), changed=True, restore=self.result, msg=(
                 'the restored %s is in place (the previous one is kept as %s), but %s. Run SELECT '
                 '_timescaledb_functions.start_background_workers() in %s once the cause is fixed.' % (
                     self.db, self.result.get('aside') or '-', exc, self.db)))
@@ -556,7 +557,7 @@ class Restore(object):
             if self.created:
                 left = '; the incomplete %s is kept for inspection' % self.new if kept else self.drop_failed(admin)
             admin.close()
-            self.module.fail_json(changed=bool(self.result['failed_database']), restore=self.result, msg=(
+            self.module.fail_json(exception=traceback.format_exc(), changed=bool(self.result['failed_database']), restore=self.result, msg=(
                 '%s. The current database %s was not touched%s.' % (str(exc).rstrip('.'), self.db, left)))
         admin.close()
         self.restart_scheduler()
@@ -595,7 +596,7 @@ def main():
         job = Restore(module)
         job.run()
     except (Refused, _postgres.PostgresError, _backup.BackupError) + _postgres.DB_ERRORS as exc:
-        module.fail_json(msg='%s; nothing was changed' % str(exc).rstrip('.'),
+        module.fail_json(exception=traceback.format_exc(), msg='%s; nothing was changed' % str(exc).rstrip('.'),
                          restore=job.result if job else {})
 
 

@@ -70,6 +70,8 @@ repair:
       type: dict
 '''
 
+import traceback
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
 
@@ -98,7 +100,7 @@ def main():
                 _postgres.allow_connections(conn, db, True)
             result['allowed_connections'] = True
     except (_postgres.PostgresError,) + _postgres.DB_ERRORS as exc:
-        module.fail_json(repair=result, msg='%s; nothing was changed' % str(exc).strip())
+        module.fail_json(exception=traceback.format_exc(), repair=result, msg='%s; nothing was changed' % str(exc).strip())
     finally:
         if conn is not None:
             conn.close()

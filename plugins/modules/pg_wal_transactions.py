@@ -99,6 +99,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _pgbackrest, _postgres
@@ -238,7 +239,7 @@ def main():
         try:
             t = _pgbackrest.parse_time(p['around'], 'around').timestamp()
         except ValueError as exc:
-            module.fail_json(msg=str(exc))
+            module.fail_json(exception=traceback.format_exc(), msg=str(exc))
         conn = _postgres.Connection(p).connect(p['database'])
         try:
             nodes, dboid = relations(conn, schema, table)
@@ -248,7 +249,7 @@ def main():
         names = segments_around(p['repo_path'], p['stanza'], t - p['window'], t + p['window'], p['max_segments'])
         txs = read_wal(p, names, nodes, dboid, major)
     except (_postgres.PostgresError, _pgbackrest.PgBackRestError, OSError) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     lo = datetime.datetime.fromtimestamp(t - p['window'], datetime.timezone.utc)
     hi = datetime.datetime.fromtimestamp(t + p['window'], datetime.timezone.utc)
     out = []

@@ -141,6 +141,7 @@ output:
 import os
 import shlex
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _pgbackrest, _postgres
@@ -317,7 +318,7 @@ def main():
             gone = sorted(set(b['label'] for b in before['backups']) - set(b['label'] for b in after['backups']))
             module.exit_json(changed=bool(gone), expired=gone, output=out, pgbackrest=after)
     except (_pgbackrest.PgBackRestError, _postgres.PostgresError, KeyError, OSError) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
 
 
 if __name__ == '__main__':

@@ -201,6 +201,7 @@ system_positions:
 
 import datetime
 import re
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _postgres, _questdb, _service
@@ -456,11 +457,11 @@ def main():
                                                  ', '.join(m['instrument'] for m in left)), remaining=left, **out)
         out['reconciled_at'] = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
     except _exchange.ExchangeFailure as exc:
-        module.fail_json(msg=str(exc), failure=exc.kind, **out)
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), failure=exc.kind, **out)
     except (_questdb.QuestDBError, _questdb.QuestDBUnreachable, _postgres.PostgresError) as exc:
-        module.fail_json(msg='the system\'s positions (%s): %s' % (p['backend'], exc), **out)
+        module.fail_json(exception=traceback.format_exc(), msg='the system\'s positions (%s): %s' % (p['backend'], exc), **out)
     except PG_ERRORS as exc:
-        module.fail_json(msg='the system\'s positions (postgres %s): %s; nothing was written' % (
+        module.fail_json(exception=traceback.format_exc(), msg='the system\'s positions (postgres %s): %s; nothing was written' % (
             p['db'], str(exc).strip().splitlines()[0]), **out)
     module.exit_json(**out)
 

@@ -137,7 +137,7 @@ def main():
         for name in module.params['tables']:
             _questdb.check_table(name)
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     p = module.params
     client = _questdb.QuestDBClient(p)
     result = dict(released=False)
@@ -145,7 +145,7 @@ def main():
         status = client.checkpoint_status()
         version = list(client.version())
     except (_questdb.QuestDBError, _questdb.QuestDBUnreachable) as exc:
-        module.fail_json(msg=str(exc), checkpoint=result)
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), checkpoint=result)
     result['version'] = version
 
     if p['state'] == 'released':
@@ -184,12 +184,12 @@ def main():
     try:
         counts = dict((name, client.count(name)) for name in p['tables'])
     except (_questdb.QuestDBError, _questdb.QuestDBUnreachable) as exc:
-        module.fail_json(checkpoint=result, msg='cannot count the tables to back up (%s); no checkpoint was '
+        module.fail_json(exception=traceback.format_exc(), checkpoint=result, msg='cannot count the tables to back up (%s); no checkpoint was '
                          'created' % exc)
     try:
         client.exec_sql('checkpoint create')
     except _questdb.QuestDBError as exc:
-        module.fail_json(checkpoint=result, msg='CHECKPOINT CREATE failed, nothing was copied: %s' % exc)
+        module.fail_json(exception=traceback.format_exc(), checkpoint=result, msg='CHECKPOINT CREATE failed, nothing was copied: %s' % exc)
     copy_error = None
     try:
         started = client.checkpoint_status().get('started_at')
@@ -210,7 +210,7 @@ def main():
             client.exec_sql('checkpoint release')
             result['released'] = True
         except Exception as exc:
-            module.fail_json(changed=True, checkpoint=result, msg=(
+            module.fail_json(exception=traceback.format_exc(), changed=True, checkpoint=result, msg=(
                 'CHECKPOINT RELEASE failed (%s): QuestDB keeps the checkpoint open until it is released; run this '
                 'module with state=released%s' % (exc, '; the copy also failed: %s' % copy_error if copy_error else '')))
     if copy_error:

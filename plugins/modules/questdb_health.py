@@ -200,9 +200,9 @@ def main():
             _questdb.check_table(t['timestamp'])
         diag = diagnose(_questdb.QuestDBClient(module.params), module.params['tables'], module.params['min_counts'])
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     except (_questdb.QuestDBError, _questdb.QuestDBUnreachable) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     except Exception as exc:
         module.fail_json(msg='diagnosis of QuestDB at %s failed: %s' % (module.params['url'], exc),
                          exception=traceback.format_exc())

@@ -104,6 +104,7 @@ import json
 import os
 import shutil
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _questdb
@@ -124,13 +125,13 @@ def main():
         with open(os.path.join(p['backup'], 'MANIFEST.json')) as handle:
             manifest = json.load(handle)
     except (IOError, OSError, ValueError) as exc:
-        module.fail_json(msg='backup %s has no readable MANIFEST.json: %s; nothing was changed' % (p['backup'], exc))
+        module.fail_json(exception=traceback.format_exc(), msg='backup %s has no readable MANIFEST.json: %s; nothing was changed' % (p['backup'], exc))
     backup_version = manifest.get('questdb_version') or []
     result['backup_version'] = backup_version
     try:
         server_major = int(str(p['server_version']).split('.', maxsplit=1)[0])
     except ValueError:
-        module.fail_json(msg='server_version %r is not a version like 8.1.2' % p['server_version'])
+        module.fail_json(exception=traceback.format_exc(), msg='server_version %r is not a version like 8.1.2' % p['server_version'])
     if not backup_version or int(backup_version[0]) != server_major:
         module.fail_json(restore=result, msg=(
             'backup %s was made by QuestDB %s; the server is QuestDB %s: major versions differ, refused before any '
@@ -143,7 +144,7 @@ def main():
             _manifest.safe_relpath(rel)
         actual = _manifest.file_entries(data) if os.path.isdir(data) else {}
     except (KeyError, ValueError) as exc:
-        module.fail_json(restore=result, msg='backup %s has a bad manifest: %s; nothing was changed' % (p['backup'], exc))
+        module.fail_json(exception=traceback.format_exc(), restore=result, msg='backup %s has a bad manifest: %s; nothing was changed' % (p['backup'], exc))
     if actual != entries:
         bad = sorted(set(entries) ^ set(actual)) + sorted(k for k in entries if k in actual and entries[k] != actual[k])
         module.fail_json(restore=result, msg=(

@@ -101,6 +101,7 @@ wal:
 
 import shutil
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _questdb
@@ -140,12 +141,12 @@ def main():
             _questdb.check_table(name)
         from_txn = dict((k, int(v)) for k, v in p['from_txn'].items())
     except (ValueError, TypeError) as exc:
-        module.fail_json(msg='bad input: %s' % exc)
+        module.fail_json(exception=traceback.format_exc(), msg='bad input: %s' % exc)
     client = _questdb.QuestDBClient(p)
     try:
         problems = _questdb.wal_problems(client.wal_tables())
     except (_questdb.QuestDBError, _questdb.QuestDBUnreachable) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     if p['tables']:
         problems = [t for t in problems if t['name'] in p['tables']]
     result = dict(problems=problems, resumed=[], after=[], waited_seconds=0.0)
@@ -168,7 +169,7 @@ def main():
         try:
             client.exec_sql(sql)
         except (_questdb.QuestDBError, _questdb.QuestDBUnreachable) as exc:
-            module.fail_json(msg='table %s: %s failed: %s' % (name, sql, exc), changed=bool(result['resumed']), wal=result)
+            module.fail_json(exception=traceback.format_exc(), msg='table %s: %s failed: %s' % (name, sql, exc), changed=bool(result['resumed']), wal=result)
 
     resumed = set(name for name, _sql in statements)
     watched = set(t['name'] for t in problems)

@@ -207,7 +207,7 @@ def main():
         try:
             conf = _redis.parse_redis_conf(p['config_file'])
         except (IOError, OSError) as exc:
-            module.fail_json(msg='cannot read redis.conf %s: %s' % (p['config_file'], exc))
+            module.fail_json(exception=traceback.format_exc(), msg='cannot read redis.conf %s: %s' % (p['config_file'], exc))
         data_dir, dirname, filename = _redis.aof_location(conf, p['config_file'])
         data_dir = p['data_dir'] or data_dir
     else:

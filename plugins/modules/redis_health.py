@@ -232,11 +232,11 @@ def main():
             if int(want) < 0:
                 raise ValueError
         except (TypeError, ValueError):
-            module.fail_json(msg='min_stream_lengths[%s] must be a whole number >= 0, got %r' % (name, want))
+            module.fail_json(exception=traceback.format_exc(), msg='min_stream_lengths[%s] must be a whole number >= 0, got %r' % (name, want))
     try:
         diag = diagnose(module.params)
     except _redis.RedisDRError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     except Exception as exc:
         module.fail_json(msg='diagnosis of Redis at %s failed: %s' % (_redis.endpoint(module.params), exc),
                          exception=traceback.format_exc())

@@ -156,7 +156,7 @@ def main():
         client = _redis.connect(p)
         report = _ledger.plan(client, entries, p['protected_keys'])
     except (_ledger.LedgerError, _redis.RedisDRError) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     except Exception as exc:
         module.fail_json(msg='ledger replay to Redis at %s failed before writing: %s' % (_redis.endpoint(p), exc),
                          exception=traceback.format_exc())

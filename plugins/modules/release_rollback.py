@@ -86,6 +86,7 @@ target_subject:
 
 import datetime
 import re
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _vcs
@@ -110,7 +111,7 @@ def main():
             try:
                 target = _vcs.resolve(repo, p['to'])
             except _vcs.VcsError:
-                module.fail_json(msg='rollback target %r is not a commit or tag of %s; nothing was changed' % (
+                module.fail_json(exception=traceback.format_exc(), msg='rollback target %r is not a commit or tag of %s; nothing was changed' % (
                     p['to'], repo), **out)
         else:
             if not _ZONED.search(p['before'].strip()):
@@ -119,7 +120,7 @@ def main():
             try:
                 when = datetime.datetime.fromisoformat(p['before'].strip().replace('Z', '+00:00'))
             except ValueError:
-                module.fail_json(msg='before=%r is not an ISO 8601 time; nothing was changed' % p['before'], **out)
+                module.fail_json(exception=traceback.format_exc(), msg='before=%r is not an ISO 8601 time; nothing was changed' % p['before'], **out)
             target = _vcs.run(['git', 'rev-list', '-1', '--before=%s' % when.isoformat(), 'HEAD'],
                               cwd=repo).decode().strip()
             if not target:
@@ -143,7 +144,7 @@ def main():
         if now != target:
             module.fail_json(msg='after checkout %s is at %s, not %s' % (repo, now, target), **out)
     except _vcs.VcsError as exc:
-        module.fail_json(msg=str(exc), **out)
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), **out)
     module.exit_json(**out)
 
 

@@ -202,7 +202,7 @@ def main():
     try:
         result = ensure_state(params, module.params['state'], runner, check_mode=module.check_mode)
     except ServiceError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     except Exception as exc:  # an unexpected fault still says which service and why
         module.fail_json(msg='service %s (%s): %s' % (params['name'], params['manager'], exc),
                          exception=traceback.format_exc())

@@ -134,6 +134,7 @@ import json
 import os
 import re
 import time
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils._exchange import scrub_log_line
@@ -181,7 +182,7 @@ def main():
     try:
         patterns = dict((k, re.compile(p[k])) for k in ('error_pattern', 'reconnect_pattern', 'gave_up_pattern'))
     except re.error as exc:
-        module.fail_json(msg='a log pattern is not a regular expression: %s' % exc)
+        module.fail_json(exception=traceback.format_exc(), msg='a log pattern is not a regular expression: %s' % exc)
     now = time.time()
     heartbeat = {}
     try:
@@ -200,7 +201,7 @@ def main():
         elif p['container']:
             lines = _container_logs(p['container'], p['log_lines'], p['docker_host'])
     except Exception as exc:  # the docker SDK raises many kinds
-        module.fail_json(msg='cannot read the logs of container %s: %s' % (p['container'], exc))
+        module.fail_json(exception=traceback.format_exc(), msg='cannot read the logs of container %s: %s' % (p['container'], exc))
     if hb_age is None or hb_age > p['max_age']:
         state = 'no_heartbeat'
     elif p['since'] and float(ts) < p['since']:

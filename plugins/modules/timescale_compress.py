@@ -67,6 +67,8 @@ skipped:
   type: str
 '''
 
+import traceback
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
 
@@ -107,9 +109,9 @@ def main():
         finally:
             db.close()
     except _postgres.PostgresError as exc:
-        module.fail_json(msg=str(exc), compressed=compressed)
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc), compressed=compressed)
     except _postgres.DB_ERRORS as exc:
-        module.fail_json(msg='compression failed: %s' % str(exc).strip(), compressed=compressed)
+        module.fail_json(exception=traceback.format_exc(), msg='compression failed: %s' % str(exc).strip(), compressed=compressed)
     module.exit_json(changed=any(compressed.values()), compressed=compressed)
 
 
