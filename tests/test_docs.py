@@ -1,0 +1,55 @@
+"""docs/architecture.md's tables name exactly what exists: every module_util, module, role and file
+of the Python package it lists exists, and every existing one is listed. README stays the user's
+path (short; contributor material is in docs/) and its links lead somewhere."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH = (ROOT / "docs" / "architecture.md").read_text()
+
+
+def _first_column(section: str) -> set[str]:
+    """The backticked names in the first column of the table under a `## section` heading."""
+    body = ARCH.split("\n## " + section, 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for line in body.splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([^`]+)`", line.split(" | ")[0]))
+    return names
+
+
+def test_module_utils_table():
+    listed = _first_column("module_utils")
+    there = {p.name for p in (ROOT / "plugins" / "module_utils").glob("_*.py")}
+    assert listed == there
+
+
+def test_modules_table():
+    listed = _first_column("Modules")
+    there = {p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")}
+    assert listed == there
+
+
+def test_roles_table():
+    listed = _first_column("Roles and playbooks")
+    there = {p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir()}
+    assert listed & there == there and not {n for n in listed if not n.startswith("playbooks/")} - there
+
+
+def test_python_package_table():
+    listed = _first_column("The Python package")
+    pkg = ROOT / "src" / "tradeops_dr"
+    there = {p.name for p in pkg.glob("*.py") if p.name != "__init__.py"} | {"standins/"}
+    assert {n for n in listed if n.endswith((".py", "/")) and "/" not in n.rstrip("/")} == there
+
+
+def test_readme_is_the_users_path_and_its_links_lead_somewhere():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 280
+    for heading in ("## At 3 a.m.", "## The two commands", "## Using it on your systems", "## Where to read more"):
+        assert heading in readme
+    for link in re.findall(r"\]\(([^)#]+)\)", readme):
+        assert (ROOT / link).exists(), link
