@@ -53,3 +53,13 @@ def test_readme_is_the_users_path_and_its_links_lead_somewhere():
         assert heading in readme
     for link in re.findall(r"\]\(([^)#]+)\)", readme):
         assert (ROOT / link).exists(), link
+
+
+def test_layout_names_everything():
+    layout = (ROOT / "docs" / "layout.md").read_text()
+    names = [p.stem for p in (ROOT / "plugins" / "modules").glob("*.py")]
+    names += [p.stem for p in (ROOT / "plugins" / "module_utils").glob("_*.py")]
+    names += [f"roles/{p.name}/" for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir()]
+    names += [p.name for p in (ROOT / "playbooks").glob("*.yml")]
+    names += [p.name for p in (ROOT / "src" / "tradeops_dr").glob("*.py") if p.name != "__init__.py"]
+    assert [n for n in names if not re.search(rf"(?<![\w/]){re.escape(n)}(?![\w.])", layout)] == []
