@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import importlib
 import os
 import shutil
 import signal
@@ -54,6 +55,24 @@ import timing  # noqa: E402
 
 def pytest_configure(config):
     timing.install(config)
+
+
+def need(why: str | None) -> None:
+    """Skip with the reason when something a test needs is missing (why is None when it is there); under
+    CI=true its absence fails the test instead: CI installs everything the suite needs."""
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, yet {why}")
+        pytest.skip(why)
+
+
+def need_module(name: str, install: str):
+    """The module, imported; a missing one is need()'s business."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        need(f"the Python module {name} is not installed ({install})")
+        return None
 
 
 def need_server(name: str) -> None:

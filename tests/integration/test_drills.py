@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_server
+from conftest import need, need_server
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,8 +24,7 @@ CLI = str(Path(sys.executable).parent / "tradeops-dr")
 @pytest.fixture(scope="module")
 def drill_env():
     need_server("questdb")
-    if not shutil.which("dvc"):
-        pytest.skip("dvc is not installed (pip install -e .[test])")
+    need(None if shutil.which("dvc") else "dvc is not installed (pip install -e .[test])")
     state = Path(tempfile.mkdtemp(prefix="tradeops-drills-"))
     state.chmod(0o755)  # PostgreSQL runs as the postgres user under root
     drills = Path(tempfile.mkdtemp(prefix="tradeops-drill-history-"))
@@ -189,10 +188,7 @@ def test_the_full_drill_passes_on_a_sandbox_without_questdb(tmp_path):
     """Issue 31: on a user's machine without QuestDB, `./dr.sh drill` failed the full drill (and the two
     after it): inventories/local listed sandbox-questdb whatever the sandbox ran, and its probe crashed.
     The inventory now holds what the sandbox runs; the header names what it left out."""
-    if not shutil.which("dvc"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true, yet dvc is not installed")
-        pytest.skip("dvc is not installed (pip install -e .[test])")
+    need(None if shutil.which("dvc") else "dvc is not installed (pip install -e .[test])")
     state = tmp_path / "sb"
     env = dict(os.environ, TRADEOPS_DR_SANDBOX=str(state), TRADEOPS_DR_DRILLS_DIR=str(tmp_path / "drills"),
                TRADEOPS_DR_QUESTDB_JAR=str(tmp_path / "no-questdb.jar"))  # QuestDB hidden, as on a user's machine

@@ -18,7 +18,7 @@ import pexpect
 import pytest
 import redis
 
-from conftest import need_server
+from conftest import need, need_server
 from tradeops_dr import faults, recover, recover_and_approve, recover_events, run_playbook
 from tradeops_dr.drill import operator_resets_the_switch
 from tradeops_dr.sandbox import Sandbox
@@ -78,8 +78,7 @@ class Platform:
 def platform():
     need_server("timescaledb")
     need_server("questdb")
-    if not shutil.which("dvc"):
-        pytest.skip("dvc is not installed (pip install -e .[test])")
+    need(None if shutil.which("dvc") else "dvc is not installed (pip install -e .[test])")
     state = Path(tempfile.mkdtemp(prefix="tradeops-fullrec-"))
     state.chmod(0o755)  # PostgreSQL runs as the postgres user under root and must reach its folder
     p = Platform(state)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import need_module
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -116,7 +118,7 @@ def catcher():
 
 
 def test_decision_journal_and_apprise_get_the_record(tmp_path, catcher):
-    pytest.importorskip("apprise")
+    need_module("apprise", "pip install -e .[test]")
     port, got = catcher
     _proc, rec, _md = run(tmp_path, TRADEOPS_DR_JOURNAL_URL=f"http://127.0.0.1:{port}/journal",
                           TRADEOPS_DR_JOURNAL_TOKEN="tok-journal-91", TRADEOPS_DR_NOTIFY_URLS=f"json://127.0.0.1:{port}/notify",
@@ -144,7 +146,7 @@ def test_a_journal_that_cannot_be_reached_never_fails_the_run(tmp_path, catcher)
 
 
 def test_ara_records_the_same_run_beside_it(tmp_path):
-    pytest.importorskip("ara")
+    need_module("ara", "pip install -e .[test]")
     callbacks = subprocess.run([sys.executable, "-m", "ara.setup.callback_plugins"], capture_output=True, text=True,
                                check=True).stdout.strip()
     ara_dir = tmp_path / "ara"

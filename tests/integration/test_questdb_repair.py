@@ -326,9 +326,16 @@ def test_a_writer_that_never_catches_up_fails_after_the_wait_and_rebase_is_never
 
 
 def test_rebase_wal_is_never_sent_in_any_repair(questdb, run):
+    outcomes = {}
     for wal in ("suspended", "stuck", "disk_full"):
         questdb.set_state(wal=wal)
-        _run(run, questdb, questdb_repair_wal_timeout=2)
+        res = _run(run, questdb, questdb_repair_wal_timeout=2, questdb_repair_min_free_bytes=10 ** 18)
+        outcomes[wal] = (res.ok, _msg(res))
+    # each repair did what its state calls for (issue 31: the runs' results were ignored) ...
+    assert outcomes["suspended"] == (True, ""), outcomes["suspended"]
+    assert not outcomes["stuck"][0] and "suspended again after RESUME WAL" in outcomes["stuck"][1]
+    assert not outcomes["disk_full"][0] and "suspended for DISK FULL" in outcomes["disk_full"][1]
+    # ... and none of them ever sent a rebase
     assert not any("rebase" in q for q in questdb.state()["requests"])
 
 

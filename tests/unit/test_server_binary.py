@@ -7,6 +7,8 @@ import glob
 
 import pytest
 
+from conftest import need
+
 from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
 
 
@@ -31,7 +33,7 @@ def test_the_server_major_version_first_then_the_newest(tmp_path, monkeypatch):
 def test_the_server_major_version_is_looked_for_first(monkeypatch):
     real = "/usr/lib/postgresql/15/bin/pg_waldump"
     if not _postgres.os.access(real, _postgres.os.X_OK):
-        pytest.skip("PostgreSQL 15's server package is not installed here")
+        need("PostgreSQL 15's server package is not installed here (apt-get install postgresql-15)")
     monkeypatch.setattr(glob, "glob", lambda pattern: [])
     assert _postgres.server_binary("pg_waldump", major=15) == real
 
