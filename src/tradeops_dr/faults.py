@@ -94,8 +94,13 @@ def fingerprint(sb: Sandbox) -> dict:
     redis_srv, pg = sb._servers(state)
     try:
         r = redis_srv.client(decode_responses=False)
-        out["redis"] = hashlib.sha256(b"".join(
-            k + r.type(k) + (r.dump(k) or b"") for k in sorted(r.scan_iter(count=1000)))).hexdigest()
+        keys = sorted(r.scan_iter(count=1000))
+        out["redis"] = hashlib.sha256(b"".join(k + r.type(k) + (r.dump(k) or b"") for k in keys)).hexdigest()
+        # the same without the kill switch (a recovery engages it: control state, compared apart)
+        out["redis_data"] = hashlib.sha256(b"".join(k + r.type(k) + (r.dump(k) or b"") for k in keys
+                                                    if not k.startswith(b"policy:kill_switch"))).hexdigest()
+        out["redis_keys"] = len(keys)
+        out["redis_switch"] = (r.hget("policy:kill_switch", "enabled") or b"").decode()
         r.close()
     except redis_py.RedisError as exc:
         out["redis"] = f"down: {type(exc).__name__}"
