@@ -4,8 +4,13 @@ path (short; contributor material is in docs/) and its links lead somewhere."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+from conftest import need
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = (ROOT / "docs" / "architecture.md").read_text()
@@ -63,3 +68,20 @@ def test_layout_names_everything():
     names += [p.name for p in (ROOT / "playbooks").glob("*.yml")]
     names += [p.name for p in (ROOT / "src" / "tradeops_dr").glob("*.py") if p.name != "__init__.py"]
     assert [n for n in names if not re.search(rf"(?<![\w/]){re.escape(n)}(?![\w.])", layout)] == []
+
+
+def test_the_generated_reference_is_current(tmp_path):
+    """docs/reference is what antsibull-docs makes of the modules' DOCUMENTATION and the roles' argument specs now."""
+    need(None if (Path(sys.executable).parent / "antsibull-docs").exists() else
+         "antsibull-docs is not installed (pip install -e .[test])")
+    subprocess.run(["bash", str(ROOT / "scripts" / "docs.sh"), str(tmp_path / "ref")], check=True, capture_output=True,
+                   text=True, timeout=300, env=dict(os.environ, VENV=str(Path(sys.executable).parent.parent)))
+    made = {p.name: p.read_text() for p in (tmp_path / "ref").glob("*.rst")}
+    kept = {p.name: p.read_text() for p in (ROOT / "docs" / "reference").glob("*.rst")}
+    stale = sorted(n for n in made.keys() | kept.keys() if made.get(n) != kept.get(n))
+    assert not stale, f"docs/reference is stale ({', '.join(stale)}): run bash scripts/docs.sh"
+    # every module and role has its page
+    for p in (ROOT / "plugins" / "modules").glob("*.py"):
+        assert f"{p.stem}_module.rst" in made
+    for p in (ROOT / "roles").iterdir():
+        assert f"{p.name}_role.rst" in made
