@@ -6,19 +6,17 @@
 """PostgreSQL for the tradeops.dr modules: one connection spec (doc fragment postgres),
 identifier checks and quoting, server facts (version, extensions, row counts, sizes), the
 client binaries (pg_dump, pg_restore, psql) run with the password in PGPASSWORD and never in
-argv, and the reading of a dump's table of contents (pg_restore --list)."""
+argv, databases created, renamed and compared, and the advisory lock a restore holds. Dumps are
+_pgdump's, TimescaleDB's own steps _timescaledb's."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import calendar
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 
 try:
     import psycopg2
@@ -31,7 +29,6 @@ except ImportError as _exc:  # pragma: no cover - reported by the modules
     PSYCOPG2_IMPORT_ERROR = _exc
 
 from ansible.module_utils.basic import env_fallback
-from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _manifest, _service
 
 DB_ERRORS = (psycopg2.Error,) if HAS_PSYCOPG2 else ()
 
@@ -110,7 +107,7 @@ class Connection(object):
                                     dbname=dbname or self.maintenance_db, connect_timeout=self.connect_timeout,
                                     application_name='tradeops.dr')
         except psycopg2.Error as exc:
-            raise PostgresError('cannot connect to %s: %s' % (self.describe(dbname), _first_line(exc)))
+            raise PostgresError('cannot connect to %s: %s' % (self.describe(dbname), first_line(exc)))
         conn.autocommit = autocommit
         return conn
 
@@ -128,7 +125,7 @@ class Connection(object):
         return client_binary(name, self.bin_dir)
 
 
-def _first_line(exc):
+def first_line(exc):
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -271,14 +268,6 @@ def row_counts(conn, tables=None):
     return counts
 
 
-def hypertables(conn):
-    if 'timescaledb' not in extensions(conn):
-        return []
-    rows = query(conn, 'SELECT hypertable_schema, hypertable_name, num_chunks, compression_enabled '
-                       'FROM timescaledb_information.hypertables ORDER BY 1, 2')
-    return [dict(name='%s.%s' % (r[0], r[1]), num_chunks=r[2], compression_enabled=r[3]) for r in rows]
-
-
 def connections_to(conn, dbname):
     return query(conn, 'SELECT pid, usename, application_name, state FROM pg_stat_activity '
                        'WHERE datname = %s AND pid <> pg_backend_pid()', (dbname,))
@@ -289,187 +278,10 @@ def terminate_connections(conn, dbname):
                            'WHERE datname = %s AND pid <> pg_backend_pid()', (dbname,)))
 
 
-# --------------------------------------------------------------------------- dumps
-
-DUMP_HEADER = {
-    'archive_created_at': re.compile(r'^;\s+Archive created at\s+(.+)$'),
-    'dbname': re.compile(r'^;\s+dbname:\s*(.*)$'),
-    'format': re.compile(r'^;\s+Format:\s*(\S+)'),
-    'toc_entries': re.compile(r'^;\s+TOC Entries:\s*(\d+)'),
-    'server_version': re.compile(r'^;\s+Dumped from database version:\s*(.*)$'),
-    'pg_dump_version': re.compile(r'^;\s+Dumped by pg_dump version:\s*(.*)$'),
-    'archive_version': re.compile(r'^;\s+Dump Version:\s*(\S+)'),
-}
-TOC_LINE = re.compile(r'^(\d+);\s+\d+\s+\d+\s+(.+)$')
+# --------------------------------------------------------------------------- databases
 
 
-def dump_format(path):
-    """'custom', 'directory', 'tar' or 'plain', from the file itself."""
-    if os.path.isdir(path):
-        return 'directory'
-    with open(path, 'rb') as handle:
-        head = handle.read(512)
-    if head.startswith(b'PGDMP'):
-        return 'custom'
-    if len(head) >= 262 and head[257:262] == b'ustar':
-        return 'tar'
-    return 'plain'
-
-
-def parse_toc(text):
-    """Header facts and entries of `pg_restore --list` output."""
-    info = dict(entries=[], extensions=[], schemas=[])
-    for line in text.splitlines():
-        for key, rx in DUMP_HEADER.items():
-            match = rx.match(line)
-            if match and key not in info:
-                info[key] = match.group(1).strip()
-        match = TOC_LINE.match(line)
-        if not match:
-            continue
-        rest = match.group(2).split()
-        info['entries'].append(match.group(2))
-        if rest[:2] == ['EXTENSION', '-'] and len(rest) >= 3:
-            info['extensions'].append(rest[2])
-        elif rest[:1] == ['SCHEMA'] and len(rest) >= 3:
-            info['schemas'].append(rest[2])
-    if 'toc_entries' in info:
-        info['toc_entries'] = int(info['toc_entries'])
-    return info
-
-
-def inspect_dump(conn, path):
-    """What a dump holds, read without restoring it: format, versions, extensions (with the
-    TimescaleDB version read from its catalog in the dump), number of entries. Raises
-    PostgresError when pg_restore cannot read the archive."""
-    fmt = dump_format(path)
-    if fmt == 'plain':
-        return _inspect_plain(path)
-    pg_restore = conn.binary('pg_restore')
-    rc, out, err = run_client(conn, [pg_restore, '--list', path])
-    if rc != 0:
-        raise PostgresError('pg_restore --list cannot read %s: %s' % (path, err.strip() or 'rc=%d' % rc))
-    info = parse_toc(out)
-    info['format'] = fmt
-    info['extension_versions'] = {}
-    if 'timescaledb' in info['extensions']:
-        info['extension_versions']['timescaledb'] = _timescaledb_version_in_dump(conn, pg_restore, path)
-    return info
-
-
-def dump_created_at(info):
-    """Epoch seconds of the dump's own header ('Archive created at 2026-11-23 07:17:03 UTC'), or
-    None. pg_dump writes its local wall time and zone name; a zone other than UTC/GMT is read as
-    this host's local time."""
-    text = (info or {}).get('archive_created_at') or ''
-    match = re.match(r'^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\s*(\S*)', text)
-    if not match:
-        return None
-    parsed = time.strptime(match.group(1), '%Y-%m-%d %H:%M:%S')
-    if match.group(2).upper() in ('UTC', 'GMT', 'Z', '+00', '+0000'):
-        return calendar.timegm(parsed)
-    return time.mktime(parsed)
-
-
-def newer_dump(conn, info):
-    """'made by pg_dump X, newer than this pg_restore Y: ...' when the dump needs newer client
-    binaries than the ones here (psql for a plain script), else None."""
-    restore_major, restore_version = binary_version(conn.binary('psql' if info['format'] == 'plain' else 'pg_restore'))
-    dump_major = major_of(info.get('pg_dump_version'))
-    if dump_major and dump_major > restore_major:
-        return ('made by pg_dump %s, newer than this pg_restore %s: use PostgreSQL %d client binaries (pg_bin_dir)'
-                % (info['pg_dump_version'], restore_version, dump_major))
-    return None
-
-
-def _timescaledb_version_in_dump(conn, pg_restore, path):
-    """TimescaleDB writes its version into _timescaledb_catalog.metadata; a dump carries that table."""
-    rc, out, _err = run_client(conn, [pg_restore, '--data-only', '--schema', '_timescaledb_catalog', '--table',
-                                      'metadata', '--file', '-', path])
-    if rc == 0:
-        match = re.search(r'^timescaledb_version\t(\S+)', out, re.M)
-        if match:
-            return match.group(1)
-    return None
-
-
-def _inspect_plain(path):
-    info = dict(format='plain', entries=[], extensions=[], schemas=[], extension_versions={})
-    with open(path, 'r', errors='replace') as handle:
-        for n, line in enumerate(handle):
-            for key, rx in (('server_version', re.compile(r'^-- Dumped from database version (.*)$')),
-                            ('pg_dump_version', re.compile(r'^-- Dumped by pg_dump version (.*)$'))):
-                match = rx.match(line.rstrip('\n'))
-                if match:
-                    info[key] = match.group(1).strip()
-            match = re.match(r'^CREATE EXTENSION IF NOT EXISTS (\w+)', line)
-            if match:
-                info['extensions'].append(match.group(1))
-            if n > 20000 and 'pg_dump_version' in info:
-                break
-    if 'pg_dump_version' not in info:
-        raise PostgresError('%s is neither a pg_dump archive nor a plain pg_dump script' % path)
-    return info
-
-
-# --------------------------------------------------------------------------- restores
-
-def restore_dump(conn, path, dbname, info, jobs=1, no_owner=False, analyze=True, timeout=None):
-    """Restore a dump FILE into an existing, empty database `dbname` (never through stdin,
-    which would make -j impossible), stopping at the first error: pg_restore --exit-on-error,
-    or psql ON_ERROR_STOP=1 in one transaction for a plain script. A TimescaleDB dump gets the
-    extension at the dump's version and timescaledb_pre_restore()/post_restore() around a
-    one-job restore, as TimescaleDB documents. Returns a dict of what ran; raises PostgresError."""
-    done = dict(format=info['format'], jobs=1)
-    tsdb = 'timescaledb' in info.get('extensions', [])
-    if tsdb:
-        version = (info.get('extension_versions') or {}).get('timescaledb')
-        target = conn.connect(dbname)
-        try:
-            if version:
-                query(target, sql.SQL('CREATE EXTENSION IF NOT EXISTS timescaledb VERSION {}').format(
-                    sql.Literal(version)))
-            else:
-                query(target, 'CREATE EXTENSION IF NOT EXISTS timescaledb')
-            query(target, 'SELECT timescaledb_pre_restore()')
-        except psycopg2.Error as exc:
-            raise PostgresError('cannot prepare TimescaleDB in %s: %s' % (dbname, _first_line(exc)))
-        finally:
-            target.close()
-        done['timescaledb'] = version
-    if info['format'] == 'plain':
-        argv = [conn.binary('psql'), '--no-psqlrc', '--quiet', '--set', 'ON_ERROR_STOP=1', '--single-transaction',
-                '--file', path, '--dbname', dbname]
-    else:
-        jobs = 1 if tsdb else max(1, int(jobs))
-        if info['format'] == 'tar':
-            jobs = 1  # pg_restore -j needs the custom or directory format
-        argv = [conn.binary('pg_restore'), '--exit-on-error', '--jobs', str(jobs), '--dbname', dbname]
-        if no_owner:
-            argv += ['--no-owner', '--no-privileges']
-        argv.append(path)
-        done['jobs'] = jobs
-    done['command'] = ' '.join(argv)
-    rc, _out, err = run_client(conn, argv, timeout=timeout)
-    if rc != 0:
-        how = 'was killed by signal %d' % -rc if rc < 0 else 'failed (rc=%d)' % rc
-        raise PostgresError('%s %s restoring %s into %s: %s' % (
-            os.path.basename(argv[0]), how, path, dbname, _tail(err) or 'no error output'))
-    target = conn.connect(dbname)
-    try:
-        if tsdb:
-            query(target, 'SELECT timescaledb_post_restore()')
-        if analyze:
-            query(target, 'ANALYZE')
-    except psycopg2.Error as exc:
-        raise PostgresError('restored %s but the after-restore step failed: %s' % (dbname, _first_line(exc)))
-    finally:
-        target.close()
-    done['analyzed'] = bool(analyze)
-    return done
-
-
-def _tail(text, lines=8):
+def tail(text, lines=8):
     return ' | '.join([line for line in (text or '').strip().splitlines() if line.strip()][-lines:])
 
 
@@ -520,106 +332,6 @@ def derived_name(base, tag, stamp):
     return check_name(base[:63 - len(suffix)] + suffix)
 
 
-def missing_extensions(conn, manifest, info=None):
-    """Problems (strings) when the server lacks an extension the backup needs: any version of
-    each extension the dump creates, and exactly the recorded version of timescaledb (the
-    restore creates it at that version before timescaledb_pre_restore()), preloaded, with a
-    superuser login (timescaledb_target_problems)."""
-    needed = dict((name, None) for name in (info or {}).get('extensions', []))
-    needed.update(dict((k, v) for k, v in (manifest.get('extensions') or {}).items() if k != 'plpgsql'))
-    for name, version in ((info or {}).get('extension_versions') or {}).items():
-        needed[name] = needed.get(name) or version
-    problems = []
-    for name, version in sorted(needed.items()):
-        available = available_extension_versions(conn, name)
-        if not available:
-            problems.append('the backup needs the %s extension%s; this server does not offer it (install %s%s on '
-                            'the server first)' % (name, ' version %s' % version if version else '', name,
-                                                   ' %s' % version if version else ''))
-        elif name == 'timescaledb':
-            if version and version not in available:
-                problems.append('the backup needs timescaledb version %s; this server offers %s (install timescaledb '
-                                '%s on the server first)' % (version, ', '.join(available), version))
-            problems += timescaledb_target_problems(conn)
-    return problems
-
-
-def timescaledb_target_problems(conn):
-    """Why this server cannot take a TimescaleDB restore (strings; [] when it can), checked
-    before anything changes, beside missing_extensions (which checks the version): the library
-    must be preloaded (without it CREATE EXTENSION kills the session: 'extension "timescaledb"
-    must be preloaded'), and the login must be a superuser (timescaledb_pre_restore() and
-    timescaledb_post_restore() need one)."""
-    problems = []
-    available = available_extension_versions(conn, 'timescaledb')
-    preload = readable_setting(conn, 'shared_preload_libraries')
-    if preload is None:  # not readable by this login: the launcher runs only where it is preloaded
-        loaded = bool(query(conn, "SELECT 1 FROM pg_stat_activity "
-                                  "WHERE backend_type = 'TimescaleDB Background Worker Launcher'"))
-    else:
-        loaded = 'timescaledb' in [lib.strip().strip('"') for lib in preload.split(',')]
-    if available and not loaded:
-        problems.append('timescaledb %s is installed but not in shared_preload_libraries of this server: add '
-                        "shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL first"
-                        % ', '.join(available))
-    if not query(conn, 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')[0][0]:
-        problems.append('login %s is not a superuser: timescaledb_pre_restore() and timescaledb_post_restore(), '
-                        'which a TimescaleDB restore runs around pg_restore, need one' % conn.info.user)
-    return problems
-
-
-SCHEDULER = 'TimescaleDB Background Worker Scheduler'
-
-
-def timescaledb_scheduler(conn, dbname):
-    """Whether TimescaleDB's scheduler of `dbname` runs (pg_stat_activity)."""
-    return bool(query(conn, 'SELECT 1 FROM pg_stat_activity WHERE backend_type = %s AND datname = %s',
-                      (SCHEDULER, dbname)))
-
-
-def freeze_timescaledb(conn, dbname):
-    """Stop TimescaleDB's jobs in a database kept aside, for good: `timescaledb_pre_restore()` stops
-    its background workers and sets timescaledb.restoring on for that database. A copy kept as
-    evidence must not run policies (a retention policy would drop its old chunks), and each
-    database's scheduler holds one of max_worker_processes: a few copies kept aside with their
-    schedulers running leave none for the restored database's own. Returns 'frozen', or
-    'no timescaledb' when the database lacks the extension."""
-    target = conn.connect(dbname)
-    try:
-        if not query(target, "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"):
-            return 'no timescaledb'
-        query(target, 'SELECT timescaledb_pre_restore()')
-        return 'frozen'
-    except psycopg2.Error as exc:
-        raise PostgresError('cannot stop the TimescaleDB jobs of %s: %s' % (dbname, _first_line(exc)))
-    finally:
-        target.close()
-
-
-def restart_timescaledb_scheduler(conn, dbname, timeout=30.0):
-    """ALTER DATABASE ... RENAME stops the scheduler of the renamed database (TimescaleDB warns
-    that running background workers must be restarted by hand): start the workers again in
-    `dbname` and wait until its scheduler shows in pg_stat_activity. Returns 'running' or
-    raises PostgresError."""
-    target = conn.connect(dbname)
-    try:
-        query(target, 'SELECT _timescaledb_functions.start_background_workers()')
-    except psycopg2.Error as exc:
-        raise PostgresError('cannot restart the TimescaleDB background workers of %s: %s' % (dbname, _first_line(exc)))
-    finally:
-        target.close()
-    admin = conn.connect()
-    try:
-        res = _service.wait_until(lambda: (timescaledb_scheduler(admin, dbname), 'no scheduler in pg_stat_activity'),
-                                  timeout, first_delay=0.1, max_delay=1.0)
-    finally:
-        admin.close()
-    if not res['ok']:
-        raise PostgresError('the TimescaleDB scheduler of %s did not start within %ss: compression, retention and '
-                            'continuous aggregate policies would not run (see the server log)' % (dbname, timeout))
-    return 'running'
-
-
 # --------------------------------------------------------------------------- one restore at a time
 
 # Advisory locks of this collection: (LOCK_CLASS, hashtext('<what> <database>')), two-key form,
@@ -655,77 +367,6 @@ def lock_holder(conn, what, dbname):
 def allows_connections(conn, dbname):
     rows = query(conn, 'SELECT datallowconn FROM pg_database WHERE datname = %s', (dbname,))
     return rows[0][0] if rows else None
-
-
-# --------------------------------------------------------------------------- backups
-
-def dump_database(conn, db, directory, base, kind='backup', csv_tables=(), compress=None, timeout=None):
-    """Back up one database into the catalog (module pg_backup; the safety dump of a restore):
-    one exported snapshot -> exact row counts and CSV exports -> pg_dump --snapshot to a
-    .partial file renamed on success -> checksums -> manifest (status created)."""
-    started = time.time()
-    _manifest.private_dirs(directory)  # the catalog's root too, when this dump creates it
-    _manifest.private(directory)
-    dump_name = base + _backup.DUMP_SUFFIX
-    dump_path = os.path.join(directory, dump_name)
-    partial = dump_path + '.partial'
-    files = {}
-    written = []
-    holder = conn.connect(db, autocommit=False)
-    try:
-        with holder.cursor() as cur:
-            cur.execute('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY')
-            cur.execute('SELECT pg_export_snapshot()')
-            snapshot = cur.fetchone()[0]
-        facts = server_facts(holder)
-        exts = extensions(holder)
-        counts = row_counts(holder)
-        hypers = hypertables(holder)
-        size = database_size(holder, db)
-        for qualified in csv_tables:
-            schema, table = split_table(qualified)
-            name = '%s.%s.%s.csv' % (base, schema, table)
-            path = os.path.join(directory, name)
-            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, _manifest.PRIVATE_FILE), 'w') as handle, \
-                    holder.cursor() as cur:
-                written.append(path)
-                cur.copy_expert(sql.SQL('COPY (SELECT * FROM {}) TO STDOUT WITH (FORMAT csv, HEADER)').format(
-                    ident(schema, table)).as_string(holder), handle)
-            files[name] = dict(_manifest.file_entries(path)[name], kind='csv', table='%s.%s' % (schema, table),
-                               rows=counts.get('%s.%s' % (schema, table)))
-        pg_dump = conn.binary('pg_dump')
-        dump_major, dump_version = binary_version(pg_dump)
-        argv = [pg_dump, '--format=custom', '--snapshot=%s' % snapshot, '--file', partial]
-        if compress is not None:
-            argv.append('--compress=%d' % compress)
-        argv.append(db)
-        written.append(partial)
-        rc, _out, err = run_client(conn, argv, timeout=timeout)
-        if rc != 0:
-            raise PostgresError('pg_dump of %s failed (rc=%d): %s' % (db, rc, _tail(err)))
-    except Exception:
-        for path in written:  # our own incomplete files: never leave half a backup behind
-            if os.path.exists(path):
-                os.remove(path)
-        raise
-    finally:
-        holder.rollback()
-        holder.close()
-    _manifest.private(partial)  # pg_dump created it with the umask's mode
-    os.rename(partial, dump_path)
-    files[dump_name] = dict(_manifest.file_entries(dump_path)[dump_name], kind='dump')
-    manifest = dict(
-        format=_backup.FORMAT, kind=kind, database=db, created_at=_backup.iso(started),
-        status='created', dump=dump_name, files=files, host=socket.gethostname(),
-        server=dict(host=conn.host, port=conn.port), server_version=facts['server_version'],
-        server_version_num=facts['server_version_num'], pg_dump_version=dump_version,
-        pg_dump_major=dump_major, extensions=exts, hypertables=hypers, row_counts=counts,
-        database_size_bytes=size, duration_s=round(time.time() - started, 3), verification=None)
-    manifest_path = os.path.join(directory, base + _backup.MANIFEST_SUFFIX)
-    _backup.write_manifest(manifest_path, manifest)
-    return dict(dump=dump_path, manifest=manifest_path, status='created', row_counts=counts, extensions=exts,
-                size=sum(f['size'] for f in files.values()), duration_s=manifest['duration_s'],
-                created_at=manifest['created_at'])
 
 
 def copy_database_properties(conn, source, target):

@@ -117,7 +117,7 @@ import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _postgres
+from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _pgdump, _postgres
 
 
 def main():
@@ -147,7 +147,7 @@ def main():
             module.exit_json(changed=True, backup=dict(
                 dump=os.path.join(directory, base + _backup.DUMP_SUFFIX),
                 manifest=os.path.join(directory, base + _backup.MANIFEST_SUFFIX), status='would be created'))
-        result = _postgres.dump_database(conn, p['database'], directory, base, kind=p['kind'],
+        result = _pgdump.dump_database(conn, p['database'], directory, base, kind=p['kind'],
                                          csv_tables=p['csv_tables'], compress=p['compress'], timeout=p['timeout'])
     except (_postgres.PostgresError, _backup.BackupError) as exc:
         module.fail_json(exception=traceback.format_exc(), msg=str(exc), backup={})

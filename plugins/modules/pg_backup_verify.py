@@ -122,18 +122,18 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _manifest, _postgres
+from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _manifest, _pgdump, _postgres, _timescaledb
 
 
 def adopt(conn, dump_path, expected_row_counts):
     """A manifest for a dump made elsewhere: everything the dump itself can prove."""
-    info = _postgres.inspect_dump(conn, dump_path)
+    info = _pgdump.inspect_dump(conn, dump_path)
     name = os.path.basename(dump_path)
     database = info.get('dbname') or name.split('.')[0]
     extensions = dict((ext, None) for ext in info['extensions'])
     extensions.update(info['extension_versions'])
     # the dump's own header says when it was made; a copied file's mtime says only when it was copied
-    created = _postgres.dump_created_at(info) or os.path.getmtime(dump_path)
+    created = _pgdump.dump_created_at(info) or os.path.getmtime(dump_path)
     return dict(
         format=_backup.FORMAT, kind='backup', origin='adopted', database=_postgres.check_name(database),
         created_at=_backup.iso(created), status='created', dump=name,
@@ -148,10 +148,10 @@ def dump_checks(conn, dump_path, manifest):
     """(info, problems) from pg_restore --list and the versions."""
     problems = []
     try:
-        info = _postgres.inspect_dump(conn, dump_path)
+        info = _pgdump.inspect_dump(conn, dump_path)
     except _postgres.PostgresError as exc:
         return None, [str(exc)]
-    newer = _postgres.newer_dump(conn, info)
+    newer = _pgdump.newer_dump(conn, info)
     if newer:
         problems.append('the dump was %s' % newer)
     if manifest.get('toc_entries') and info.get('toc_entries') != manifest['toc_entries']:
@@ -170,14 +170,14 @@ def test_restore(conn, manifest, dump_path, info, jobs):
         return None, ['the manifest has no row counts to compare a test restore with (give expected_row_counts)']
     admin = conn.connect()
     try:
-        needs = _postgres.missing_extensions(admin, manifest, info)
+        needs = _timescaledb.missing_extensions(admin, manifest, info)
         if needs:
             return None, needs
         scratch = _postgres.derived_name(manifest['database'], 'verify', _backup.stamp())
         started = time.time()
         _postgres.create_database(admin, scratch)
         try:
-            _postgres.restore_dump(conn, dump_path, scratch, info, jobs=jobs, analyze=False)
+            _pgdump.restore_dump(conn, dump_path, scratch, info, jobs=jobs, analyze=False)
             restored = conn.connect(scratch)
             try:
                 counts = _postgres.row_counts(restored, sorted(manifest['row_counts']))

@@ -167,7 +167,7 @@ def diagnose(conn, database, min_rows, paths):
             try:
                 out['row_counts'].update(_postgres.row_counts(db, [table]))
             except _postgres.DB_ERRORS as exc:
-                out['problems'].append('%s does not answer: %s' % (table, _postgres._first_line(exc)))
+                out['problems'].append('%s does not answer: %s' % (table, _postgres.first_line(exc)))
     finally:
         db.close()
     for table, least in sorted(min_rows.items()):

@@ -229,7 +229,7 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _guard, _postgres
+from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _guard, _pgdump, _postgres, _timescaledb
 
 LOCK = _postgres.RESTORE_LOCK
 
@@ -299,13 +299,13 @@ class Restore(object):
         problems = _backup.check_files(manifest, directory)
         if problems:
             raise Refused('backup %s does not match its manifest: %s' % (self.dump, '; '.join(problems)))
-        self.info = _postgres.inspect_dump(self.conn, self.dump)
-        newer = _postgres.newer_dump(self.conn, self.info)
+        self.info = _pgdump.inspect_dump(self.conn, self.dump)
+        newer = _pgdump.newer_dump(self.conn, self.info)
         if newer:
             raise Refused('backup %s was %s' % (self.dump, newer))
         admin = self.conn.connect()
         try:
-            needs = _postgres.missing_extensions(admin, manifest, self.info)
+            needs = _timescaledb.missing_extensions(admin, manifest, self.info)
             if needs:
                 raise Refused('; '.join(needs))
             self.current = _postgres.database_exists(admin, self.db)
@@ -368,7 +368,7 @@ class Restore(object):
         started = time.time()
         try:
             directory, base = _backup.new_backup_paths(self.p['backup_root'], self.db, 'safety')
-            done = _postgres.dump_database(self.conn, source, directory, base, kind='safety',
+            done = _pgdump.dump_database(self.conn, source, directory, base, kind='safety',
                                            compress=self.p['safety_dump_compress'])
             self.result['safety_dump'] = dict(dump=done['dump'], manifest=done['manifest'], source=source)
         except (_postgres.PostgresError, _backup.BackupError, IOError, OSError) + _postgres.DB_ERRORS as exc:
@@ -379,7 +379,7 @@ class Restore(object):
         started = time.time()
         _postgres.create_database(admin, self.new, owner=self.owner)
         self.created = True
-        done = _postgres.restore_dump(self.conn, self.dump, self.new, self.info, jobs=self.jobs,
+        done = _pgdump.restore_dump(self.conn, self.dump, self.new, self.info, jobs=self.jobs,
                                       no_owner=self.p['no_owner'], analyze=self.p['analyze'], timeout=self.p['timeout'])
         self.result.update(jobs=done['jobs'], command=done['command'])
         self.timed('restore', started)
@@ -399,7 +399,7 @@ class Restore(object):
                                         stderr=proc.stderr[-2000:])
         if proc.returncode != 0:
             raise _postgres.PostgresError('migration command %s failed (rc=%d): %s' % (
-                ' '.join(argv), proc.returncode, _postgres._tail(proc.stderr or proc.stdout)))
+                ' '.join(argv), proc.returncode, _postgres.tail(proc.stderr or proc.stdout)))
         self.timed('migration', started)
 
     def verify(self):
@@ -481,7 +481,7 @@ class Restore(object):
         mine, errors = None, []
         for name in copies:
             try:
-                state = _postgres.freeze_timescaledb(self.conn, name)
+                state = _timescaledb.freeze_timescaledb(self.conn, name)
             except _postgres.PostgresError as exc:
                 errors.append(str(exc))
                 state = 'not frozen'
@@ -504,7 +504,7 @@ class Restore(object):
             self.result['aside_read'] = ('compressed chunks of %s read as empty while it is frozen: run SET '
                                          'timescaledb.restoring = off in the session before reading it' % self.aside)
         try:
-            self.result['timescaledb'] = dict(scheduler=_postgres.restart_timescaledb_scheduler(self.conn, self.db),
+            self.result['timescaledb'] = dict(scheduler=_timescaledb.restart_timescaledb_scheduler(self.conn, self.db),
                                               aside_jobs=aside_jobs)
         except _postgres.PostgresError as exc:
             self.result['timescaledb'] = dict(scheduler='not running', aside_jobs=aside_jobs, error=str(exc))

@@ -70,7 +70,7 @@ skipped:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
+from ansible_collections.tradeops.dr.plugins.module_utils import _postgres, _timescaledb
 
 
 def main():
@@ -88,7 +88,7 @@ def main():
             if 'timescaledb' not in _postgres.extensions(db):
                 module.exit_json(changed=False, compressed={}, skipped=(
                     'database %s has no timescaledb extension: there are no chunks to compress' % p['database']))
-            known = set(h['name'] for h in _postgres.hypertables(db))
+            known = set(h['name'] for h in _timescaledb.hypertables(db))
             unknown = ['%s.%s' % t for t in tables if '%s.%s' % t not in known]
             if unknown:  # all checked before the first chunk is compressed
                 module.fail_json(compressed={}, msg='%s %s not a hypertable of %s (hypertables: %s); nothing was '
