@@ -93,3 +93,17 @@ def test_the_traceback_check_sees_a_bare_failure(tmp_path):
     bad.write_text("try:\n    x()\nexcept OSError as exc:\n    module.fail_json(msg=str(exc))\n"
                    "try:\n    y()\nexcept OSError:\n    module.fail_json(msg='y', exception=traceback.format_exc())\n")
     assert _bare_failures(bad) == [4]
+
+
+def _private_calls(path: Path) -> list[str]:
+    """`_module_util._private` used from another file: a helper that is private to its file."""
+    tree = ast.parse(path.read_text())
+    mus = {p.stem for p in (ROOT / "plugins" / "module_utils").glob("_*.py")}
+    return sorted({f"{n.value.id}.{n.attr}" for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                   and isinstance(n.value, ast.Name) and n.value.id in mus and n.value.id != path.stem
+                   and n.attr.startswith("_") and not n.attr.startswith("__")})
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "plugins").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_private_helper_is_called_across_files(path):
+    assert _private_calls(path) == []

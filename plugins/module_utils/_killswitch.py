@@ -25,7 +25,7 @@ import time
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
 
 STATES = ('halted', 'reducing')
-_STRICTNESS = {'active': 0, 'reducing': 1, 'halted': 2}
+STRICTNESS = {'active': 0, 'reducing': 1, 'halted': 2}
 
 ENGAGE_LUA = """
 local key, events = KEYS[1], KEYS[2]

@@ -246,7 +246,7 @@ def main():
             current = _killswitch.status(client, p['key'])
             if module.check_mode:
                 would = not current['enabled'] or (
-                    _killswitch._STRICTNESS[p['state']] > _killswitch._STRICTNESS.get(current['state'], 0))
+                    _killswitch.STRICTNESS[p['state']] > _killswitch.STRICTNESS.get(current['state'], 0))
                 module.exit_json(changed=would, kill_switch=current, outcome='would engage' if would else 'already')
             outcome, _prev = _killswitch.engage(client, p['key'], p['events_stream'], p['state'], p['reason'],
                                                 p['actor'], p['incident'])
