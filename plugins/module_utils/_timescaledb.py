@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.tradeops.dr.plugins.module_utils import _service
+from ansible_collections.tradeops.dr.plugins.module_utils import _probe
 from ansible_collections.tradeops.dr.plugins.module_utils._postgres import (
     PostgresError, available_extension_versions, extensions, first_line, psycopg2, query, readable_setting)
 
@@ -107,7 +107,7 @@ def restart_timescaledb_scheduler(conn, dbname, timeout=30.0):
         target.close()
     admin = conn.connect()
     try:
-        res = _service.wait_until(lambda: (timescaledb_scheduler(admin, dbname), 'no scheduler in pg_stat_activity'),
+        res = _probe.wait_until(lambda: (timescaledb_scheduler(admin, dbname), 'no scheduler in pg_stat_activity'),
                                   timeout, first_delay=0.1, max_delay=1.0)
     finally:
         admin.close()

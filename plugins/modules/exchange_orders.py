@@ -100,7 +100,7 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _service
+from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _probe
 
 
 def main():
@@ -135,7 +135,7 @@ def main():
                 def none_open():
                     left['orders'] = _exchange.open_orders(ex, p, symbols)
                     return not left['orders'], len(left['orders'])
-                _service.wait_until(none_open, max(0.0, deadline - time.time()), first_delay=0.2, max_delay=0.5)
+                _probe.wait_until(none_open, max(0.0, deadline - time.time()), first_delay=0.2, max_delay=0.5)
                 after = left['orders']
             out.update(cancelled=before, still_open=after, changed=bool(before), seconds=round(time.time() - start, 3))
             if after:

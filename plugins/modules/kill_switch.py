@@ -192,7 +192,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _killswitch, _redis
-from ansible_collections.tradeops.dr.plugins.module_utils._service import wait_until
+from ansible_collections.tradeops.dr.plugins.module_utils._probe import wait_until
 
 
 def main():

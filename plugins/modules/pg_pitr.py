@@ -164,7 +164,7 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _pgbackrest, _postgres, _service
+from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _pgbackrest, _postgres, _probe
 
 MARKER = '.tradeops-pitr.json'
 
@@ -430,7 +430,7 @@ def flush_wal(p, timeout=120):
         def archived():
             last, failed = _postgres.query(conn, 'SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver')[0]
             return bool(last) and last[:24] >= segment, 'last archived %s, last failed %s' % (last, failed)
-        waited = _service.wait_until(archived, timeout, max_delay=0.5)
+        waited = _probe.wait_until(archived, timeout, max_delay=0.5)
         if not waited['ok']:
             raise Refused('the live server switched to a new WAL segment but %s was not archived within %d s (%s): fix '
                           'archiving first; nothing was changed' % (segment, timeout, waited['last_detail']))
@@ -521,7 +521,7 @@ def _verify_restored(p, the_plan, rdir, log, sock, flushed, restore_s):
                     raise _postgres.LeftBehind('the restored copy in %s stopped before it left recovery: %s. %s The '
                                                'live server was not touched' % (rdir, _log_tail(log, 4), _left(rdir)))
                 return False, str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        waited = _service.wait_until(promoted, p['ready_timeout'], max_delay=0.5)
+        waited = _probe.wait_until(promoted, p['ready_timeout'], max_delay=0.5)
         if not waited['ok']:
             raise _postgres.LeftBehind('the restored copy in %s was still replaying WAL after %s s (log %s)'
                                        % (rdir, p['ready_timeout'], log))
@@ -551,8 +551,8 @@ def _verify_restored(p, the_plan, rdir, log, sock, flushed, restore_s):
 
 def _running(data_dir):
     """The pid of the postmaster running on data_dir, or None."""
-    pid = _service.pidfile_pid(os.path.join(data_dir, 'postmaster.pid'))
-    return pid if _service.pid_alive(pid) else None
+    pid = _probe.pidfile_pid(os.path.join(data_dir, 'postmaster.pid'))
+    return pid if _probe.pid_alive(pid) else None
 
 
 def swap(module, p):

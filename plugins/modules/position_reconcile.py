@@ -204,7 +204,7 @@ import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _postgres, _questdb, _service
+from ansible_collections.tradeops.dr.plugins.module_utils import _exchange, _postgres, _probe, _questdb
 
 PG_ERRORS = (_postgres.psycopg2.Error,) if _postgres.psycopg2 else ()
 _COLUMN = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,62}')
@@ -449,7 +449,7 @@ def main():
         def agrees():
             seen['left'] = compare(ex, exchange_rows, store.read(), p)
             return not seen['left'], len(seen['left'])
-        _service.wait_until(agrees, p['settle_timeout'], first_delay=0.3, max_delay=1.0)
+        _probe.wait_until(agrees, p['settle_timeout'], first_delay=0.3, max_delay=1.0)
         left = seen['left']
         if left:
             module.fail_json(msg='adjustments were journaled and written, but %s still differs from the exchange after '

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from ansible_collections.tradeops.dr.plugins.module_utils import _probe
 from ansible_collections.tradeops.dr.plugins.module_utils import _service as svc
 
 
@@ -37,14 +38,14 @@ def test_wait_until_backs_off_exponentially_and_caps_the_delay():
         calls.append(clock.t)
         return len(calls) == 8, f"attempt {len(calls)}"
 
-    res = svc.wait_until(check, timeout=60, first_delay=0.1, max_delay=1.0, clock=clock, sleep=clock.sleep)
+    res = _probe.wait_until(check, timeout=60, first_delay=0.1, max_delay=1.0, clock=clock, sleep=clock.sleep)
     assert res["ok"] and res["attempts"] == 8 and res["last_detail"] == "attempt 8"
     assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0])
 
 
 def test_wait_until_stops_at_the_deadline_with_the_last_error():
     clock = FakeClock()
-    res = svc.wait_until(lambda: (False, "refused"), timeout=3, first_delay=1, max_delay=1, clock=clock,
+    res = _probe.wait_until(lambda: (False, "refused"), timeout=3, first_delay=1, max_delay=1, clock=clock,
                          sleep=clock.sleep)
     assert not res["ok"] and res["last_detail"] == "refused"
     assert res["elapsed"] == pytest.approx(3.0) and res["attempts"] == 4
@@ -59,7 +60,7 @@ def test_wait_until_stops_at_the_deadline_with_the_last_error():
 ])
 def test_incomplete_probes_are_refused(spec, needle):
     with pytest.raises(svc.ServiceError, match=needle):
-        svc.make_probe(spec)
+        _probe.make_probe(spec)
 
 
 def test_tcp_probe_against_a_real_listener_and_a_closed_port():
@@ -67,7 +68,7 @@ def test_tcp_probe_against_a_real_listener_and_a_closed_port():
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     port = srv.getsockname()[1]
-    probe, desc = svc.make_probe(dict(type="tcp", port=port))
+    probe, desc = _probe.make_probe(dict(type="tcp", port=port))
     assert probe()[0] is True and desc == f"TCP connect 127.0.0.1:{port}"
     srv.close()
     ok, detail = probe()
@@ -88,8 +89,8 @@ def test_http_probe_wants_the_configured_status():
     t.start()
     try:
         base = f"http://127.0.0.1:{httpd.server_port}"
-        assert svc.probe_http(base + "/health") == (True, f"GET {base}/health: HTTP 200 (want 200)")
-        ok, detail = svc.probe_http(base + "/down")
+        assert _probe.probe_http(base + "/health") == (True, f"GET {base}/health: HTTP 200 (want 200)")
+        ok, detail = _probe.probe_http(base + "/down")
         assert not ok and "HTTP 503" in detail
     finally:
         httpd.shutdown()
@@ -97,12 +98,12 @@ def test_http_probe_wants_the_configured_status():
 
 
 def test_redis_probe_against_a_real_server(redis_seeded):
-    ok, detail = svc.probe_redis(redis_seeded.port, host="127.0.0.1", password=redis_seeded.srv.password)
+    ok, detail = _probe.probe_redis(redis_seeded.port, host="127.0.0.1", password=redis_seeded.srv.password)
     assert ok and detail == "PONG"
-    ok, detail = svc.probe_redis(redis_seeded.port, host="127.0.0.1", password="wrong")
+    ok, detail = _probe.probe_redis(redis_seeded.port, host="127.0.0.1", password="wrong")
     assert not ok and detail == "authentication failed (password not shown)"
     redis_seeded.kill9()
-    ok, detail = svc.probe_redis(redis_seeded.port, host="127.0.0.1", password=redis_seeded.srv.password)
+    ok, detail = _probe.probe_redis(redis_seeded.port, host="127.0.0.1", password=redis_seeded.srv.password)
     assert not ok and "ConnectionError" in detail
 
 
@@ -251,8 +252,8 @@ def test_docker_manager_without_an_engine_says_so():
 
 
 def test_no_probe_means_only_running_is_checked(tmp_path):
-    assert svc.make_probe({}) == (None, "none")
-    assert svc.make_probe(dict(type="none")) == (None, "none")
+    assert _probe.make_probe({}) == (None, "none")
+    assert _probe.make_probe(dict(type="none")) == (None, "none")
 
 
 def test_daemon_that_writes_its_pidfile_late_is_waited_for(tmp_path):
