@@ -38,7 +38,7 @@ os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.envir
 import psycopg2  # noqa: E402
 import yaml  # noqa: E402
 
-from tradeops_dr import run_playbook, seed, servers  # noqa: E402
+from tradeops_dr import builds, run_playbook, seed  # noqa: E402
 from tradeops_dr.sandbox import PostgresCluster, free_port, read_pid  # noqa: E402
 
 
@@ -50,7 +50,7 @@ class Bench:
         (self.base / "pg").mkdir()
         (self.base / "pg").chmod(0o755)
         self.pg = PostgresCluster(self.base / "pg", free_port(), "bench-" + os.urandom(6).hex(),
-                                  settings=dict(servers.TIMESCALEDB_SETTINGS))
+                                  settings=dict(builds.TIMESCALEDB_SETTINGS))
         self.pg.init()
         self.pg.start()
         self.n = 0
@@ -81,7 +81,7 @@ class Bench:
                  timescale_restore_pitr_stanza="bench", timescale_restore_pitr_config=conf,
                  timescale_restore_pitr_repo_path=repo, timescale_restore_pitr_data_dir=str(self.pg.data_dir),
                  timescale_restore_pitr_spare_port=free_port(avoid={self.pg.port}),
-                 timescale_restore_pitr_server_settings=dict(servers.TIMESCALEDB_SETTINGS),
+                 timescale_restore_pitr_server_settings=dict(builds.TIMESCALEDB_SETTINGS),
                  timescale_restore_pitr_backup_after=False)
         return v
 

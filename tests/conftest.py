@@ -47,7 +47,7 @@ if _WORKER.startswith("gw"):
 
 from tradeops_dr import run_playbook  # noqa: E402
 from tradeops_dr import seed  # noqa: E402
-from tradeops_dr import servers  # noqa: E402
+from tradeops_dr import builds  # noqa: E402
 from tradeops_dr.sandbox import PostgresCluster, QuestDBServer, RedisServer, free_port, pid_alive, read_pid  # noqa: E402
 
 import timing  # noqa: E402
@@ -78,7 +78,7 @@ def need_module(name: str, install: str):
 def need_server(name: str) -> None:
     """Skip (saying how to get it) when the real server `name` is not installed here; under
     CI=true its absence fails the test: CI installs both from ../shared/servers."""
-    why = servers.missing(name)
+    why = builds.missing(name)
     if why:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true, yet {why}")
@@ -283,7 +283,7 @@ def pg_server():
 @pytest.fixture(scope="session")
 def ts_server_session():
     need_server("timescaledb")
-    yield from _cluster(servers.TIMESCALEDB_SETTINGS)
+    yield from _cluster(builds.TIMESCALEDB_SETTINGS)
 
 
 @pytest.fixture

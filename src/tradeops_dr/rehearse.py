@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from . import errors, servers
+from . import builds, errors
 from .paths import project_root
 
 BASE_IMAGE = "tradeops-dr/debian12:bookworm"
@@ -75,14 +75,14 @@ def _layer_of(image: str) -> str | None:
 def why_not(layer: str | None) -> str | None:
     """None when this machine has what the layer is built from, else what is missing."""
     need = LAYER_NEEDS.get(layer or "")
-    return servers.missing(need) if need else None
+    return builds.missing(need) if need else None
 
 
 def _timescaledb_tar() -> bytes:
     """The TimescaleDB files installed into this machine's PostgreSQL 15, as a tar rooted at /."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for folder, pattern in ((servers.PG_LIB, "timescaledb*.so"), (servers.PG_SHARE, "timescaledb*")):
+        for folder, pattern in ((builds.PG_LIB, "timescaledb*.so"), (builds.PG_SHARE, "timescaledb*")):
             for path in sorted(folder.glob(pattern)):
                 info = tar.gettarinfo(str(path), arcname=str(path).lstrip("/"))
                 info.uid = info.gid = 0
@@ -98,7 +98,7 @@ def _context_files(layer: str) -> dict[str, bytes]:
     if layer == "postgres":
         return {"timescaledb.tar": _timescaledb_tar()}
     if layer == "questdb":
-        jar = servers.questdb_jar()
+        jar = builds.questdb_jar()
         return {"questdb.jar": jar.read_bytes()} if jar else {}
     if layer in ("gitdvc", "trading"):
         certs = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import errors, seed, servers
+from . import builds, errors, seed
 from .paths import STANDINS, project_root
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
@@ -294,7 +294,7 @@ class PostgresCluster:
 
 @dataclass
 class QuestDBServer:
-    """A real QuestDB (the jar of tradeops_dr.servers) under `root`, every port on 127.0.0.1.
+    """A real QuestDB (the jar of tradeops_dr.builds) under `root`, every port on 127.0.0.1.
     It runs in the foreground: service control's process manager starts it detached and keeps
     its pid in `pidfile`."""
 
@@ -335,9 +335,9 @@ class QuestDBServer:
         )
 
     def start_command(self) -> list[str]:
-        jar = servers.questdb_jar()
+        jar = builds.questdb_jar()
         if jar is None:
-            raise SandboxError(servers.HOW_TO_GET["questdb"])
+            raise SandboxError(builds.HOW_TO_GET["questdb"])
         return ["java", "-Xmx1g", "--add-exports", "java.base/jdk.internal.math=ALL-UNNAMED", "-jar", str(jar),
                 "-d", str(self.root)]
 
@@ -556,12 +556,12 @@ class Sandbox:
             f.chmod(0o600)
         redis_srv = RedisServer(self.state_dir / "redis", redis_port, redis_pw)
         redis_srv.write_config()
-        tsdb = servers.timescaledb_installed()
+        tsdb = builds.timescaledb_installed()
         pg = PostgresCluster(self._postgres_root(), pg_port, pg_pw,
-                             settings=dict(servers.TIMESCALEDB_SETTINGS) if tsdb else {})
+                             settings=dict(builds.TIMESCALEDB_SETTINGS) if tsdb else {})
         pg.init()
         qdb = None
-        if servers.questdb_jar() is not None:
+        if builds.questdb_jar() is not None:
             taken = {redis_port, pg_port}
             for _port in range(4):
                 taken.add(free_port(avoid=taken))
@@ -569,7 +569,7 @@ class Sandbox:
             qdb = QuestDBServer(self.state_dir / "questdb" / "root", http, health, pgw, ilp)
             qdb.write_config()
         api = None
-        missing = {name: why for name in ("timescaledb", "questdb") if (why := servers.missing(name))}
+        missing = {name: why for name in ("timescaledb", "questdb") if (why := builds.missing(name))}
         if shutil.which("dvc") and shutil.which("git"):
             api = InferenceAPI(self.state_dir / "model", free_port(avoid={redis_port, pg_port}))
             md5 = seed.seed_model_repo(api.repo, api.remote)
@@ -585,7 +585,7 @@ class Sandbox:
                           data_dir=str(pg.data_dir), socket_dir=str(pg.socket_dir), pidfile=str(pg.pidfile),
                           logfile=str(pg.logfile), start_command=pg.start_command(),
                           password_file=str(secrets_dir / "postgres_password"), database="trading",
-                          timescaledb=servers.TIMESCALEDB_VERSION if tsdb else None, settings=pg.settings),
+                          timescaledb=builds.TIMESCALEDB_VERSION if tsdb else None, settings=pg.settings),
             questdb=None if qdb is None else dict(
                 root=str(qdb.root), url=qdb.url, health_url=qdb.health_url, http_port=qdb.http_port,
                 health_port=qdb.health_port, pg_port=qdb.pg_port, ilp_port=qdb.ilp_port, pidfile=str(qdb.pidfile),

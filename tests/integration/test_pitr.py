@@ -23,7 +23,7 @@ import psycopg2
 import pytest
 
 from conftest import artifacts_text, need_server, record, write_inventory
-from tradeops_dr import servers
+from tradeops_dr import builds
 from tradeops_dr.sandbox import PostgresCluster, free_port, pid_alive, read_pid
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ class Cluster:
     def __init__(self, root: Path):
         self.root = root
         self.pg = PostgresCluster(root / "pg", free_port(), "pg-pitr-" + os.urandom(6).hex(),
-                                  settings=dict(servers.TIMESCALEDB_SETTINGS))
+                                  settings=dict(builds.TIMESCALEDB_SETTINGS))
         self.pg.root.mkdir()
         self.pg.root.chmod(0o755)
         self.pg.init()
@@ -84,7 +84,7 @@ class Cluster:
                  timescale_restore_action="restore", timescale_restore_pitr_stanza="trading",
                  timescale_restore_pitr_config=str(self.config), timescale_restore_pitr_repo_path=str(self.repo),
                  timescale_restore_pitr_data_dir=str(self.pg.data_dir), timescale_restore_pitr_spare_port=self.spare,
-                 timescale_restore_pitr_server_settings=dict(servers.TIMESCALEDB_SETTINGS),
+                 timescale_restore_pitr_server_settings=dict(builds.TIMESCALEDB_SETTINGS),
                  timescale_restore_pitr_required_tables=["public.trades", "public.positions"],
                  timescale_restore_pitr_backup_after=False)
         v.update(kw)

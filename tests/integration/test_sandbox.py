@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import need_server
-from tradeops_dr import servers
+from tradeops_dr import builds
 from tradeops_dr.sandbox import Sandbox, pid_alive, read_pid
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ STATE_KEY = {"inference": "model"}  # where sandbox.json describes a part
 def parts() -> list[str]:
     """The parts a sandbox has here: QuestDB only where its jar is installed; the inference
     stand-in wherever git and dvc are (the test extras install dvc)."""
-    return (["redis", "postgres"] + (["questdb"] if servers.questdb_jar() else [])
+    return (["redis", "postgres"] + (["questdb"] if builds.questdb_jar() else [])
             + (["inference"] if shutil.which("dvc") and shutil.which("git") else []))
 
 
@@ -74,13 +74,13 @@ def test_up_status_and_the_local_inventory(sandbox):
     assert pw_file.read_text().strip() not in (state / "sandbox.json").read_text()
     assert info["seeded"]["postgres"] == {"trades": 5000, "positions": 5}
     # the whole platform of the runbooks where its servers are installed; each part says why not otherwise
-    if servers.timescaledb_installed():
+    if builds.timescaledb_installed():
         assert info["postgres"]["timescaledb"] == "2.28.3"
         assert info["seeded"]["timescaledb"]["ticks"] == 10000 and info["seeded"]["timescaledb"]["compressed_chunks"] == 2
         assert "TimescaleDB 2.28.3, hypertable ticks with 2 compressed chunks" in up.stdout
     else:
         assert "timescaledb not part of this sandbox" in up.stdout
-    if servers.questdb_jar():
+    if builds.questdb_jar():
         assert info["seeded"]["questdb"] == {"trades": 1000}
         assert f"questdb   127.0.0.1:{info['questdb']['http_port']}" in up.stdout
     else:

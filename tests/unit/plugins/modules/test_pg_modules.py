@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.tradeops.dr.plugins.modules import pg_backup, pg_backup_catalog, pg_backup_verify, pg_restore_swap
 
 from conftest import TIMESCALE_FIXTURES, run_module
-from tradeops_dr import servers
+from tradeops_dr import builds
 
 pytestmark = pytest.mark.integration
 
@@ -319,7 +319,7 @@ def test_timescaledb_dump_detected_adopted_and_refused_on_a_server_without_it(pg
     assert m["created_at"] == "2026-11-23T07:17:03Z"
     # the test restore cannot run on this server (a plain PostgreSQL: TimescaleDB missing, or
     # installed but not preloaded), and verification says which
-    if servers.timescaledb_installed():
+    if builds.timescaledb_installed():
         why = "timescaledb 2.28.3 is installed but not in shared_preload_libraries of this server"
     else:
         why = "needs the timescaledb extension version 2.28.3"
