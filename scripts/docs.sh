@@ -15,4 +15,4 @@ ANSIBLE_COLLECTIONS_PATH="$PWD/.state/collections" "$bin/antsibull-docs" collect
   --dest-dir "$tmp" --output-format simplified-rst tradeops.dr >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
 rm -rf "$dest" && mkdir -p "$dest"
 cp "$tmp"/collections/tradeops/dr/*.rst "$dest"/
-echo "docs.sh: $(ls "$dest" | wc -l) files in $dest"
+echo "docs.sh: $(find "$dest" -name "*.rst" | wc -l) files in $dest"

@@ -58,6 +58,7 @@ EE_DRILLS=(redis kill-switch full)
 workers=${PYTEST_WORKERS:-2}
 # pytest's workers take port slices 0..workers-1 of workers+1; the drills in the image the last one
 export TRADEOPS_DR_PORT_SLICES=$(( (workers > 0 ? workers : 1) + 1 ))
+# shellcheck disable=SC2317  # called through bg_part "$@", which shellcheck cannot follow
 ee_drills() {
   local sandbox rc
   sandbox=$(mktemp -d /tmp/tradeops-ee-sandbox.XXXXXX)
@@ -67,7 +68,7 @@ ee_drills() {
   rc=$?
   TRADEOPS_DR_SANDBOX=$sandbox tradeops-dr sandbox down >/dev/null 2>&1
   rm -rf "$sandbox"
-  return $rc
+  return "$rc"
 }
 
 bg_pid=
