@@ -85,3 +85,15 @@ def test_the_generated_reference_is_current(tmp_path):
         assert f"{p.stem}_module.rst" in made
     for p in (ROOT / "roles").iterdir():
         assert f"{p.name}_role.rst" in made
+
+
+def test_the_changelog_is_built_from_the_fragments(tmp_path):
+    """CHANGELOG.rst is what antsibull-changelog makes of changelogs/fragments for the version in galaxy.yml."""
+    need(None if (Path(sys.executable).parent / "antsibull-changelog").exists() else
+         "antsibull-changelog is not installed (pip install -e .[test])")
+    subprocess.run(["bash", str(ROOT / "scripts" / "changelog.sh"), str(tmp_path / "CHANGELOG.rst")], check=True,
+                   capture_output=True, text=True, timeout=300,
+                   env=dict(os.environ, VENV=str(Path(sys.executable).parent.parent)))
+    assert (tmp_path / "CHANGELOG.rst").read_text() == (ROOT / "CHANGELOG.rst").read_text(), \
+        "CHANGELOG.rst is stale: run bash scripts/changelog.sh"
+    assert list((ROOT / "changelogs" / "fragments").glob("*.yml")), "the fragments are kept until a release"
