@@ -108,7 +108,7 @@ def restart_timescaledb_scheduler(conn, dbname, timeout=30.0):
     admin = conn.connect()
     try:
         res = _probe.wait_until(lambda: (timescaledb_scheduler(admin, dbname), 'no scheduler in pg_stat_activity'),
-                                  timeout, first_delay=0.1, max_delay=1.0)
+                                timeout, first_delay=0.1, max_delay=1.0)
     finally:
         admin.close()
     if not res['ok']:

@@ -160,8 +160,8 @@ def main():
             result['pre_restore_backup'] = pre['backup_id']
         result['written'] = _fileset.apply_restore(to_write)
     except (_fileset.FilesetError, IOError, OSError) as exc:
-        module.fail_json(exception=traceback.format_exc(), msg='%s; %s' % (exc, 'files written so far: %s' % result['written'] if result['written']
-                                         else 'nothing was changed'), restore=result)
+        module.fail_json(exception=traceback.format_exc(), restore=result, msg='%s; %s' % (
+            exc, 'files written so far: %s' % result['written'] if result['written'] else 'nothing was changed'))
     module.exit_json(changed=True, restore=result)
 
 

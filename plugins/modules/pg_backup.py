@@ -148,7 +148,7 @@ def main():
                 dump=os.path.join(directory, base + _backup.DUMP_SUFFIX),
                 manifest=os.path.join(directory, base + _backup.MANIFEST_SUFFIX), status='would be created'))
         result = _pgdump.dump_database(conn, p['database'], directory, base, kind=p['kind'],
-                                         csv_tables=p['csv_tables'], compress=p['compress'], timeout=p['timeout'])
+                                       csv_tables=p['csv_tables'], compress=p['compress'], timeout=p['timeout'])
     except (_postgres.PostgresError, _backup.BackupError) as exc:
         module.fail_json(exception=traceback.format_exc(), msg=str(exc), backup={})
     except _postgres.DB_ERRORS as exc:

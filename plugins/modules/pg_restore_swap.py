@@ -369,7 +369,7 @@ class Restore(object):
         try:
             directory, base = _backup.new_backup_paths(self.p['backup_root'], self.db, 'safety')
             done = _pgdump.dump_database(self.conn, source, directory, base, kind='safety',
-                                           compress=self.p['safety_dump_compress'])
+                                         compress=self.p['safety_dump_compress'])
             self.result['safety_dump'] = dict(dump=done['dump'], manifest=done['manifest'], source=source)
         except (_postgres.PostgresError, _backup.BackupError, IOError, OSError) + _postgres.DB_ERRORS as exc:
             self.result['safety_dump'] = dict(skipped='%s could not be dumped: %s' % (source, exc), source=source)
@@ -380,7 +380,7 @@ class Restore(object):
         _postgres.create_database(admin, self.new, owner=self.owner)
         self.created = True
         done = _pgdump.restore_dump(self.conn, self.dump, self.new, self.info, jobs=self.jobs,
-                                      no_owner=self.p['no_owner'], analyze=self.p['analyze'], timeout=self.p['timeout'])
+                                    no_owner=self.p['no_owner'], analyze=self.p['analyze'], timeout=self.p['timeout'])
         self.result.update(jobs=done['jobs'], command=done['command'])
         self.timed('restore', started)
 

@@ -46,7 +46,7 @@ def test_wait_until_backs_off_exponentially_and_caps_the_delay():
 def test_wait_until_stops_at_the_deadline_with_the_last_error():
     clock = FakeClock()
     res = _probe.wait_until(lambda: (False, "refused"), timeout=3, first_delay=1, max_delay=1, clock=clock,
-                         sleep=clock.sleep)
+                            sleep=clock.sleep)
     assert not res["ok"] and res["last_detail"] == "refused"
     assert res["elapsed"] == pytest.approx(3.0) and res["attempts"] == 4
 
