@@ -97,6 +97,7 @@ from ansible import context
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.urls import open_url
 from ansible.plugins.callback import CallbackBase
+from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
 
 # runbook 004, section 1, by what a playbook recovers
 PLAYBOOK_PRIORITY = {
@@ -310,10 +311,7 @@ class CallbackModule(CallbackBase):
                 os.makedirs(folder, 0o700)
             base = os.path.join(folder, '%s_%s' % (file_stem(rec['id']), _stamp(self.started)))
             for path, text in ((base + '.json', json.dumps(rec, indent=2, default=str)), (base + '.md', self.markdown(rec))):
-                fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, 'w') as handle:
-                    handle.write(text + '\n')
-                os.rename(path + '.tmp', path)
+                _manifest.write_text_atomic(path, text + '\n', mode=0o600)
         except (IOError, OSError) as exc:
             self._display.warning('tradeops.dr.incident: the incident record could not be written to %s: %s' % (folder, exc))
             return
@@ -327,10 +325,8 @@ class CallbackModule(CallbackBase):
         if not pointer:
             return
         try:
-            fd = os.open(os.path.expanduser(pointer) + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, 'w') as handle:
-                json.dump(dict(id=rec['id'], json=base + '.json', markdown=base + '.md'), handle)
-            os.rename(os.path.expanduser(pointer) + '.tmp', os.path.expanduser(pointer))
+            _manifest.write_text_atomic(os.path.expanduser(pointer), json.dumps(dict(
+                id=rec['id'], json=base + '.json', markdown=base + '.md')), mode=0o600)
         except (IOError, OSError) as exc:
             self._display.warning('tradeops.dr.incident: where the record is could not be written to %s: %s' % (pointer, exc))
 

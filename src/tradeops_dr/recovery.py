@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from . import catalog, errors
 from .api import Failure, RunResult, run_playbook, runs_dir
+from .paths import module_utils
 
 # exit codes of `tradeops-dr recover`, documented in the README
 EXIT_CODES = {
@@ -125,12 +126,9 @@ def result_of(run: RunResult) -> RecoveryResult:
 
 
 def _write_answer(path: str, answer: str) -> None:
-    """The answer appears at once and whole (the playbook waits for the path): a new private file, renamed."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(answer + "\n")
-    os.rename(tmp, path)
+    """The answer appears at once and whole (the playbook waits for the path): written through the collection's
+    atomic file (a private temp file in the same folder, renamed)."""
+    module_utils("_manifest").write_text_atomic(path, answer + "\n", mode=0o600)
 
 
 def _asking(ask, answer_file: str, event_handler):
