@@ -149,8 +149,8 @@ def history(lock_dir, name=None, last=20):
 
 @contextmanager
 def _guard(lock_dir, name):
-    if not os.path.isdir(lock_dir):
-        os.makedirs(lock_dir, 0o750)
+    # two hosts of one run may make it at once (local connections): another's folder is as good as ours
+    os.makedirs(lock_dir, 0o750, exist_ok=True)
     fd = os.open(os.path.join(lock_dir, '.%s.guard' % name), os.O_RDWR | os.O_CREAT, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

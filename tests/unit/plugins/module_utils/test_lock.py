@@ -116,3 +116,20 @@ def test_the_token_that_releases_a_lock_is_never_written_nor_handed_out(tmp_path
     (tmp_path / "old.lock.json").write_text(json.dumps(dict(HOLDER, name="old", token="old-run", expires=time.time() + 60,
                                                             node="x/y")))
     assert _lock.release(d, "old", "wrong") is False and _lock.release(d, "old", "old-run") is True
+
+
+def test_two_hosts_making_a_new_lock_folder_at_once_both_take_their_lock(tmp_path, monkeypatch):
+    """Seen in the suite: two local hosts of one run made the new lock folder at once and the second
+    stopped the run ('File exists'). The other host's folder is made between this one's look and its mkdir."""
+    d = str(tmp_path / "locks")
+    real_makedirs = os.makedirs
+
+    def the_other_host_was_first(path, *args, **kwargs):
+        if path == d and not os.path.isdir(d):
+            real_makedirs(d, 0o750)  # the other host's mkdir lands first
+        return real_makedirs(path, *args, **kwargs)
+
+    monkeypatch.setattr(_lock.os, "makedirs", the_other_host_was_first)
+    first = _lock.acquire(d, "db-1", "run-a", HOLDER, lease=60)
+    assert first["acquired"] and _lock.read(d, "db-2") is None
+    assert _lock.acquire(d, "db-2", "run-a", HOLDER, lease=60)["acquired"]
