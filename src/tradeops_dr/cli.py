@@ -561,7 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rehearse", help="Molecule rehearsals: inject, recover and verify inside containers",
                        description="Runs `molecule test -s <scenario>` (create, prepare = inject the failure, "
-                                   "converge = recover, idempotence, a --check converge, testinfra verify, destroy) "
+                                   "converge = recover, idempotence, a --check converge, testinfra verify; the containers "
+                                   "removed before and after) "
                                    "in the project's private Docker engine, building the images the scenarios need "
                                    "first (only when their recipe changed).")
     p.add_argument("scenario", nargs="*", default=["all"], help="scenarios under molecule/ (default: all)")

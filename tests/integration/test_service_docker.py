@@ -47,6 +47,12 @@ def _engine():
     pytest.skip(why)
 
 
+def docker_errors():
+    import docker
+
+    return docker.errors
+
+
 @pytest.fixture
 def container():
     client = _engine()
@@ -57,7 +63,10 @@ def container():
         healthcheck=dict(test=["CMD", "redis-cli", "-p", "6391", "ping"], interval=300_000_000,
                          timeout=1_000_000_000, retries=3, start_period=0))
     yield name, cont
-    cont.remove(force=True)
+    try:
+        cont.remove(force=True)
+    except docker_errors().NotFound:  # a test removed it
+        pass
     client.close()
 
 
@@ -206,3 +215,22 @@ def test_a_layer_is_rebuilt_only_when_its_recipe_changes(tmp_path, monkeypatch):
         client = _engine()
         client.images.remove(rehearse.layer_image(layer), force=True)
         client.close()
+
+
+def test_a_rehearsal_removes_its_containers_before_and_after_by_the_sdk(container):
+    """The rehearsals run `molecule test --destroy never` and remove the scenario's containers
+    themselves (src/tradeops_dr/rehearse.py): a running container named like a platform goes, its
+    absence is no error, and only the names given are touched."""
+    from tradeops_dr import rehearse
+
+    name, _cont = container
+    client = _engine()
+    other = client.containers.run(IMAGE, ["sleep", "300"], name=name + "-other", detach=True, network_mode="none")
+    try:
+        assert rehearse.remove_containers([name, "tradeops-dr-never-created"], client) == [name]
+        names = {c.name for c in client.containers.list(all=True)}
+        assert name not in names and other.name in names
+        assert rehearse.remove_containers([name], client) == []
+    finally:
+        other.remove(force=True)
+    assert rehearse.scenario_containers("redis_restart") == ["tradeops-dr-redis"]
