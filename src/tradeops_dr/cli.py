@@ -371,6 +371,33 @@ def cmd_recover(args) -> int:
     return res.exit_code
 
 
+def cmd_exporter(args) -> int:
+    from . import exporter
+    from .errors import BadInput
+
+    try:
+        conf = exporter.load_config(args.config)
+        if args.once:
+            sys.stdout.write(exporter.render(conf))
+            return 0
+        server, _thread = exporter.serve(conf, args.listen)
+    except BadInput as exc:
+        print(f"tradeops-dr: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        print(f"tradeops-dr: the exporter cannot listen on {args.listen or conf.get('listen') or exporter.DEFAULT_LISTEN}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    host, port = server.server_address[:2]
+    print(f"tradeops-dr exporter: serving http://{host}:{port}/metrics (configuration {args.config})", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0
+
+
 def cmd_lock(args) -> int:
     """The recovery lock of full_recovery.yml on every host: status, or break (recorded)."""
     import getpass
@@ -535,6 +562,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="break: even a live holder's lock (recorded as forced)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lock)
+
+    p = sub.add_parser("exporter", help="the collection's Prometheus exporter (kill switch, backups, WAL, locks, drills)",
+                       description="Serves /metrics through prometheus-client: what only tradeops.dr knows, read at "
+                                   "each scrape (extensions/monitoring/exporter.example.yml shows the configuration).")
+    p.add_argument("--config", required=True, help="the exporter's YAML configuration")
+    p.add_argument("--listen", help="HOST:PORT (default: the configuration's listen, else 127.0.0.1:9870)")
+    p.add_argument("--once", action="store_true", help="print one scrape and exit")
+    p.set_defaults(func=cmd_exporter)
 
     p = sub.add_parser("pitr", help="point-in-time recovery: find the target in the archived WAL",
                        description="find: the transactions that touched a table around a time (pg_waldump over "
