@@ -10,6 +10,10 @@ VENV=${VENV:-$ROOT/.venv}
 EXTRAS=${EXTRAS:-test}
 
 APT_PACKAGES=(redis-server redis-tools postgresql postgresql-client pgbackrest sqlite3 python3-venv git shellcheck)
+# detection and response (issue 28): Prometheus (promtool), Alertmanager, the exporters; Java for ansible-rulebook
+MONITORING_PACKAGES=(prometheus prometheus-alertmanager prometheus-redis-exporter prometheus-postgres-exporter
+                     prometheus-node-exporter)
+APT_PACKAGES+=("${MONITORING_PACKAGES[@]}" openjdk-17-jre-headless)
 if [ "${WITH_DOCKER:-1}" = 1 ]; then
   APT_PACKAGES+=(docker.io docker-compose debootstrap)
 fi
@@ -17,7 +21,7 @@ fi
 # QuestDB runs on Debian's Java 17.
 SERVERS=${TRADEOPS_DR_SERVERS:-$ROOT/../shared/servers}
 if [ -f "$SERVERS/SHA256SUMS" ]; then
-  APT_PACKAGES+=(postgresql-15 openjdk-17-jre-headless)
+  APT_PACKAGES+=(postgresql-15)  # QuestDB runs on the Java 17 installed above
 fi
 # apt_install WHY PACKAGE...: install (or upgrade to Debian's current version) as root, or say
 # what is missing and stop.
@@ -30,8 +34,17 @@ apt_install() {
   fi
   echo "setup: $why: installing $*"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # Debian starts a daemon it installs, and Prometheus, Alertmanager and the exporters listen on every
+  # address by default: the tests start their own on 127.0.0.1, so nothing is started here (policy-rc.d
+  # answers 101, "not allowed", for the install; an existing policy is left alone)
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && made_policy=1
+  fi
+  local rc=0
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+  if [ $made_policy = 1 ]; then rm -f "$policy"; fi
+  return $rc
 }
 
 missing=()

@@ -267,6 +267,7 @@ class CallbackModule(CallbackBase):
             components=components,
             data_loss=loss or ('none known' if status in ('recovered', 'healthy', 'ok') else 'unknown'),
             hosts=summary, root_cause='', prevention='', lessons_learned='',
+            trigger=custom.get('dr_trigger') or None,
             approved_by=dr.get('approved_by'), timeline=self.timeline)
 
     @staticmethod
@@ -281,7 +282,13 @@ class CallbackModule(CallbackBase):
                '| Data loss | %s |' % (
                    rec['data_loss'] if isinstance(rec['data_loss'], str)
                    else '; '.join('%s: %s' % kv for kv in rec['data_loss'].items())),
-               '| Check mode | %s |' % rec['check_mode'], '', rec['reason'], '', '## Symptoms', '']
+               '| Check mode | %s |' % rec['check_mode']]
+        trigger = rec.get('trigger')
+        if trigger:
+            keys = ('name', 'severity', 'component', 'starts_at_iso', 'detection_delay_seconds', 'reason')
+            out.append('| Trigger | alert %s (%s, %s) firing since %s, run after %s s: %s |' % tuple(
+                md_text(str(trigger.get(k, ''))) for k in keys))
+        out += ['', rec['reason'], '', '## Symptoms', '']
         out += ['- %s' % s for s in rec['symptoms']] or ['- none found']
         out += ['', '## Recovery per component', '', '| component | host | before | after | outcome | seconds | RTO |',
                 '|---|---|---|---|---|---|---|']
