@@ -328,12 +328,12 @@ def test_bad_input_is_refused_before_anything(platform, tmp_path):
     assert "no host in any group" in nothing.reason and "redis_servers" in nothing.reason
     limited = p.recover(limit="no-such-host")
     assert limited.status == "bad input" and limited.exit_code == 2, limited.reason
+    # no lock was taken by any of them
+    assert (history.read_text().count("\n") if history.exists() else 0) == lines and p.locks() == []
     # a --limit leaves the implicit localhost out of the plays on localhost:all (ansible-rulebook runs every
     # playbook with --limit all): the run's own facts, kept on localhost, must still be found
     one = p.recover(limit="sandbox-redis", tags="diagnose")
     assert one.status != "bad input" and "is undefined" not in one.reason, one.reason
-    # no lock was taken by any of them
-    assert (history.read_text().count("\n") if history.exists() else 0) == lines and p.locks() == []
 
 
 def test_diagnose_tag_is_a_read_only_report_and_the_stream_has_every_stage(fresh):
