@@ -101,7 +101,15 @@ def cmd_drill(args) -> int:
     drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     print("starting the sandbox (tradeops-dr sandbox up) ...", flush=True)
     state = sb.up()
-    drill.print_header(state.get("missing"))
+    missing = dict(state.get("missing") or {})
+    if "detect" in chosen or "all" in chosen:
+        from . import monitoring
+
+        why = monitoring.missing() or (None if args.inventory == "local" else
+                                       "the monitoring stack watches the sandbox only (-i local)")
+        if why:
+            missing["monitoring (drill detect)"] = why
+    drill.print_header(missing)
     for name, run, what in drill.DRILLS:
         if name in chosen or "all" in chosen:
             print(f"... {what}", flush=True)
@@ -488,7 +496,7 @@ def _scenarios():
 # the names of drill.DRILLS (written out: the CLI imports drill only when it drills; a unit test
 # keeps the two, and playbooks/drill.yml's list, the same)
 DRILL_NAMES = ["redis", "kill-switch", "database", "questdb", "model", "config", "fileset", "broker", "feed", "trading",
-               "full"]
+               "detect", "full"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -317,6 +317,64 @@ def print_report(steps: list[DrillStep]) -> None:
     print(f"\n{sum(s.ok for s in steps)} passed, {sum(not s.ok for s in steps)} failed")
 
 
+def detect_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Issue 28 on the sandbox: the monitoring stack beside it (src/tradeops_dr/monitoring.py: the
+    exporters, Prometheus and Alertmanager at the documented 5 s, ansible-rulebook with the
+    collection's rulebook on inventories/local); a drawdown breach and a Redis crash, answered with
+    nobody running a command. Only the sandbox's own inventory: the stack watches the sandbox."""
+    import shutil
+
+    from . import monitoring
+
+    if monitoring.missing() or inventory != "local":
+        return []
+    steps = Steps(on_step)
+    state = sandbox.up()
+    expected = state["seeded"]["redis"]["streams"]
+    root = sandbox.state_dir / "monitoring"
+    shutil.rmtree(root, ignore_errors=True)
+    # the guard's count of automatic runs is the sandbox's own state: each drill starts it afresh (a
+    # fourth drill within the hour would otherwise be refused, rightly, as a flapping component)
+    (sandbox.state_dir / "alerts" / "runs.jsonl").unlink(missing_ok=True)
+    mon = monitoring.MonitoringStack(root, sandbox.state_dir, interval=5.0)
+    try:
+        mon.start()
+        try:
+            got = monitoring.drawdown_breach(sandbox, mon)
+            switch, rec = got["switch"], got["record"] or {}
+            ok = switch.get("actor") == "ansible-rulebook" and (rec.get("trigger") or {}).get("admitted") is True
+            steps.append(DrillStep("detect drawdown", "risk:drawdown set to 20 %",
+                                   "TradeopsDrDrawdownBreach fires, the rulebook engages the kill switch",
+                                   ok and operator_resets_the_switch(sandbox).ok, got["engaged"],
+                                   [f"alert firing after {got['firing']:.1f}s", f"switch: {switch.get('reason')}",
+                                    f"incident {rec.get('id')}"]))
+        except errors.SandboxError as exc:
+            steps.append(DrillStep("detect drawdown", "risk:drawdown set to 20 %", "the switch engaged", False, 0.0,
+                                   [str(exc)[-600:]]))
+        srv = Sandbox.redis_server(state)
+        before = _lengths(srv, expected)
+        try:
+            got = monitoring.redis_crash(sandbox, mon)
+            rec = got["record"] or {}
+            lengths = _lengths(srv, expected) if got["answering"] else {}
+            steps.append(DrillStep("detect redis", "kill -9 redis-server",
+                                   "TradeopsDrRedisDown fires, the guarded recovery restarts it, every stream back",
+                                   rec.get("status") == "recovered" and lengths == before
+                                   and operator_resets_the_switch(sandbox).ok, got["healthy"],
+                                   [f"alert firing after {got['firing']:.1f}s, recovery admitted after "
+                                    f"{got['started']:.1f}s", f"record {rec.get('id')}: {rec.get('status')}",
+                                    f"streams={lengths}"]))
+        except errors.SandboxError as exc:
+            steps.append(DrillStep("detect redis", "kill -9 redis-server", "recovered by the rulebook's run", False,
+                                   0.0, [str(exc)[-600:]]))
+    except errors.SandboxError as exc:  # the stack itself did not start: neither scenario could run
+        for name in ("detect drawdown", "detect redis"):
+            steps.append(DrillStep(name, "-", "the monitoring stack starts", False, 0.0, [str(exc)[-600:]]))
+    finally:
+        mon.stop()
+    return steps
+
+
 def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """The front door: every failure the sandbox can have at once (Redis killed, a table dropped,
     a WAL table suspended with writes waiting, the model file corrupted), recovered by
@@ -942,4 +1000,6 @@ DRILLS = [("redis", redis_drill, "Redis: crash, data loss, damaged AOF"),
           ("feed", feed_drill, "feed failover: the primary feed down, the backup made primary"),
           ("trading", trading_drill, "trading side: strategy crash, exchange disconnect, position mismatch, "
            "release rollback, risk breach"),
+          ("detect", detect_drill, "from alert to recovery: a drawdown breach and a Redis crash answered by "
+           "Prometheus, Alertmanager and ansible-rulebook, nobody running a command"),
           ("full", full_drill, "everything at once through full_recovery.yml, then a second run")]

@@ -8,8 +8,10 @@ extensions/monitoring and extensions/eda for real.
     ansible-rulebook                 extensions/eda/rulebooks/tradeops_dr_alerts.yml, -i inventories/local
 
 Every server binds 127.0.0.1 on a free port; Prometheus scrapes and evaluates every
-`interval` seconds (1 s here; the documented production interval is 5 s). Used by the tests
-(tests/integration/test_alerts.py) and meant for `tradeops-dr drill detect`."""
+`interval` seconds (the documented production interval is 5 s; the tests use 1 s). The two
+scenarios below - a drawdown breach, a Redis crash - are what `tradeops-dr drill detect`,
+bench/detect.py and tests/integration/test_alerts.py inject and time: nobody runs a command,
+the stack must protect or recover the system by itself."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import yaml
 
 from .errors import SandboxError
 from .paths import project_root
-from .sandbox import free_port, wait_for
+from .sandbox import Sandbox, free_port, wait_for
 
 BINARIES = {
     "prometheus": "prometheus",
@@ -212,3 +214,72 @@ class MonitoringStack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+# ---- the scenarios: a fault injected, then only waiting for the system to answer it ---------------
+def _until(check, timeout: float, what: str, mon: "MonitoringStack") -> float:
+    """Seconds (monotonic clock) at which check() first held; SandboxError naming what never came."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return time.monotonic()
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    firing = []
+    try:
+        firing = [a["labels"]["alertname"] for a in mon.firing()]
+    except (OSError, ValueError):
+        pass
+    raise SandboxError(f"{what} not seen within {timeout:g} s (firing: {firing}); the rulebook's log ends: "
+                       f"{mon.log('rulebook')[-1500:]}")
+
+
+def _alert_firing(mon: "MonitoringStack", name: str) -> bool:
+    return any(a["labels"]["alertname"] == name for a in mon.firing())
+
+
+def _record_of(mon: "MonitoringStack", name: str, statuses=None) -> dict | None:
+    for rec in mon.records():
+        if (rec.get("trigger") or {}).get("name") == name and (statuses is None or rec["status"] in statuses):
+            return rec
+    return None
+
+
+def drawdown_breach(sb: Sandbox, mon: "MonitoringStack", timeout: float = 120) -> dict:
+    """risk:drawdown written at 20 % (where the risk engine writes it); the seconds to the alert
+    firing and to the switch engaged by the rulebook's run, the switch as it holds then, the record.
+    The switch stays engaged (a person resets it); risk:drawdown is put back."""
+    with Sandbox.redis_server(sb.load()).client() as r:
+        t0 = time.monotonic()
+        r.set("risk:drawdown", "0.2")
+        try:
+            firing = _until(lambda: _alert_firing(mon, "TradeopsDrDrawdownBreach"), timeout,
+                            "TradeopsDrDrawdownBreach firing", mon)
+            engaged = _until(lambda: r.hget("policy:kill_switch", "enabled") == "true", timeout,
+                             "the kill switch engaged", mon)
+            switch = r.hgetall("policy:kill_switch")
+        finally:
+            r.set("risk:drawdown", "0.01")
+    _until(lambda: _record_of(mon, "TradeopsDrDrawdownBreach"), 60, "the run's incident record", mon)
+    return dict(firing=firing - t0, engaged=engaged - t0, switch=switch,
+                record=_record_of(mon, "TradeopsDrDrawdownBreach"))
+
+
+def redis_crash(sb: Sandbox, mon: "MonitoringStack", timeout: float = 300) -> dict:
+    """kill -9 of the sandbox's Redis; the seconds to the alert firing, to the guarded recovery
+    admitted and to its record saying recovered (or another final status), and the record."""
+    from . import faults
+
+    runs = sb.state_dir / "alerts" / "runs.jsonl"
+    t0 = time.monotonic()
+    faults.kill_redis(sb, sb.load())
+    firing = _until(lambda: _alert_firing(mon, "TradeopsDrRedisDown"), timeout, "TradeopsDrRedisDown firing", mon)
+    started = _until(lambda: runs.exists() and "TradeopsDrRedisDown" in runs.read_text(), timeout,
+                     "the recovery admitted by the guard", mon)
+    done = _until(lambda: _record_of(mon, "TradeopsDrRedisDown", ("recovered", "failed", "approval needed",
+                                                                  "not admitted", "bad input")),
+                  timeout, "the recovery's incident record", mon)
+    return dict(firing=firing - t0, started=started - t0, healthy=done - t0,
+                record=_record_of(mon, "TradeopsDrRedisDown"), answering=Sandbox.redis_server(sb.load()).ping()[0])

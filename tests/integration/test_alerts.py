@@ -45,17 +45,6 @@ def _redis(sb):
     return Sandbox.redis_server(sb.load()).client()
 
 
-def _wait(check, timeout, what, mon):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout} s; firing: {[a['labels']['alertname'] for a in mon.firing()]}; "
-                         f"rulebook log:\n{mon.log('rulebook')[-4000:]}")
-
-
 def _records_of(mon, alertname):
     return [r for r in mon.records() if (r.get("trigger") or {}).get("name") == alertname]
 
@@ -77,15 +66,11 @@ def test_a_drawdown_breach_engages_the_switch_with_nobody_running_a_command(stac
     sb, mon = stack
     with _redis(sb) as r:
         assert r.hget("policy:kill_switch", "enabled") != "true"
-        r.set("risk:drawdown", "0.2")  # where the risk engine writes it (runbook 003: 15 % engages the switch)
-        written = time.monotonic()
-        _wait(lambda: r.hget("policy:kill_switch", "enabled") == "true", 60, "the switch engaged", mon)
-        engaged_after = time.monotonic() - written
-        switch = r.hgetall("policy:kill_switch")
+    got = monitoring.drawdown_breach(sb, mon, timeout=60)
+    switch, rec = got["switch"], got["record"]
+    print(f"kill switch engaged {got['engaged']:.1f} s after the drawdown was written (1 s scrape and evaluation)")
     assert switch["actor"] == "ansible-rulebook" and "TradeopsDrDrawdownBreach" in switch["reason"], switch
     assert switch["incident"].startswith("ALERT-"), switch
-    print(f"kill switch engaged {engaged_after:.1f} s after the drawdown was written (1 s scrape and evaluation)")
-    rec = _wait(lambda: _records_of(mon, "TradeopsDrDrawdownBreach"), 30, "the incident record", mon)[0]
     assert rec["trigger"]["admitted"] and rec["trigger"]["response"] == "kill_switch"
     assert rec["trigger"]["detection_delay_seconds"] >= 0 and rec["id"] == switch["incident"]
     markdown = next(mon.incidents.rglob(rec["id"] + "*.json")).with_suffix(".md").read_text()
@@ -95,22 +80,18 @@ def test_a_drawdown_breach_engages_the_switch_with_nobody_running_a_command(stac
     _repeat(mon, rec)
     time.sleep(4)
     assert len(_records_of(mon, "TradeopsDrDrawdownBreach")) == 1
-    with _redis(sb) as r:
-        r.set("risk:drawdown", "0.01")
     assert operator_resets_the_switch(sb).ok
 
 
 def test_a_crashed_redis_is_recovered_with_nobody_running_a_command(stack):
     sb, mon = stack
     before = faults.fingerprint(sb)
-    faults.kill_redis(sb, sb.load())
-    killed = time.monotonic()
-    rec = _wait(lambda: [r for r in _records_of(mon, "TradeopsDrRedisDown") if r["status"] in ("recovered", "failed",
-                                                                                               "approval needed")],
-                180, "a recovery record for TradeopsDrRedisDown", mon)[0]
-    healthy_after = time.monotonic() - killed
-    print(f"Redis healthy again {healthy_after:.1f} s after kill -9 (record {rec['id']}: {rec['status']})")
+    got = monitoring.redis_crash(sb, mon, timeout=180)
+    rec = got["record"]
+    print(f"Redis recovered {got['healthy']:.1f} s after kill -9 (alert firing after {got['firing']:.1f} s, "
+          f"recovery admitted after {got['started']:.1f} s; record {rec['id']}: {rec['status']})")
     assert rec["status"] == "recovered", (rec["status"], rec["reason"])
+    assert got["answering"]
     assert rec["playbook"] == "alert_response.yml" and rec["trigger"]["component"] == "redis"
     assert rec["components"]["redis"]["sandbox-redis"]["after"] == "healthy", rec["components"]
     after = faults.fingerprint(sb)
