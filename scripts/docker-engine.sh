@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # A private Docker engine for Molecule: its own socket, data-root and exec-root under
-# .state/docker, no bridge and no iptables (containers use network mode none and are reached
-# by docker exec), and the base image built locally with debootstrap (no registry is
-# reachable here).  Usage: docker-engine.sh start|stop|status|image|env
+# .state/docker (or $TRADEOPS_DR_DOCKER_STATE: .ci/run keeps it in /var/cache/tradeops-dr/docker,
+# so that one CI run's images - the base, the rehearsals' layers, the execution environment and
+# its build cache - serve the next clean clone; each is rebuilt when its recipe changes), no
+# bridge and no iptables (containers use network mode none and are reached by docker exec), and
+# the base image built locally with debootstrap (no registry is reachable here).
+# Usage: docker-engine.sh start|stop|status|image|env
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
-STATE=$ROOT/.state/docker
+STATE=${TRADEOPS_DR_DOCKER_STATE:-$ROOT/.state/docker}
 SOCK=$STATE/docker.sock
 export DOCKER_HOST=unix://$SOCK
 IMAGE=${TRADEOPS_DR_IMAGE:-tradeops-dr/debian12:bookworm}
@@ -50,19 +53,23 @@ recipe() { echo "$IMAGE_PACKAGES $MIRROR" | sha256sum | cut -c1-16; }
 
 image() {
   start
+  # an engine kept between runs keeps what replaced images left: untagged images, and build cache
+  # older than a week
+  docker image prune -f >/dev/null 2>&1 || true
+  docker builder prune -f --filter until=168h >/dev/null 2>&1 || true
   want=$(recipe)
   have=$(docker image inspect -f '{{ index .Config.Labels "recipe" }}' "$IMAGE" 2>/dev/null || true)
   if [ "$have" = "$want" ]; then return 0; fi
-  tarball=$ROOT/.state/images/debian12-bookworm-$want.tar
+  tarball=$STATE/images/debian12-bookworm-$want.tar
   if [ ! -s "$tarball" ]; then
-    rootfs=$ROOT/.state/images/rootfs
+    rootfs=$STATE/images/rootfs
     rm -rf "$rootfs" && mkdir -p "$rootfs"
     echo "docker-engine: debootstrap bookworm ($IMAGE_PACKAGES)"
     debootstrap --variant=minbase --include="$IMAGE_PACKAGES" bookworm "$rootfs" "$MIRROR" \
-      >"$ROOT/.state/images/debootstrap.log" 2>&1 || {
-      tail -20 "$ROOT/.state/images/debootstrap.log" >&2; exit 1; }
+      >"$STATE/images/debootstrap.log" 2>&1 || {
+      tail -20 "$STATE/images/debootstrap.log" >&2; exit 1; }
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    rm -f "$ROOT"/.state/images/debian12-bookworm*.tar
+    rm -f "$STATE"/images/debian12-bookworm*.tar
     tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
   fi
