@@ -105,8 +105,10 @@ def test_the_summary_times_and_classifies_by_the_catalog():
         hv = {"h": dict(dr_before=[dict(component=name, state=state, evidence="e", destructive=[])])}
         s = recovery_summary(["h"], hv, CATALOG, "", False, False, time.time())
         assert s["components"][name]["h"]["rto_seconds"] == entry["rto"]
-        # the capital stage is control state: reported, never counted broken
-        assert s["classification"] == ("none" if entry["stage"] == "capital" else f"P{entry['priority']}")
+        # the capital stage is control state: reported, never counted broken - yet an engaged switch is what
+        # happened to trading, classified by its priority (runbook 004: P1, kill switch engaged)
+        assert s["status"] == ("diagnosed" if entry["stage"] == "capital" else "broken")
+        assert s["classification"] == f"P{entry['priority']}"
 
 
 def test_the_awx_survey_offers_the_catalogs_components():

@@ -17,7 +17,8 @@ description:
     the playbook, the timeline of every task (host, start, end, status, changed, message), the symptoms the
     diagnosis found, the actions taken (every task that changed something), the recovery time per component
     next to its runbook objective and overall, the data-loss window where a role reported one, the classification
-    P1-P4 of runbook 004, and the template fields a person fills in (root cause, prevention, lessons learned).
+    P1-P4 of runbook 004 by what happened (an engaged switch, a store down, the exchange down...), and the
+    template fields a person fills in (root cause, prevention, lessons learned).
   - The incident id is C(dr_incident_id), else C(TRADEOPS_DR_INCIDENT_ID) from the environment,
     else a new one (C(INC-<UTC stamp>)). The plugin puts it into C(TRADEOPS_DR_INCIDENT_ID) for the run, so that
     the playbook and the record name the same incident.
@@ -97,14 +98,9 @@ from ansible import context
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.urls import open_url
 from ansible.plugins.callback import CallbackBase
-from ansible_collections.tradeops.dr.plugins.module_utils import _manifest
+from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _severity
 
 # runbook 004, section 1, by what a playbook recovers
-PLAYBOOK_PRIORITY = {
-    'redis_failure.yml': 1, 'database_failure.yml': 1, 'kill_switch.yml': 1, 'broker_failover.yml': 1,
-    'feed_failover.yml': 2, 'questdb_repair.yml': 2, 'model_rollback.yml': 2, 'config_rollback.yml': 3,
-    'fileset_recovery.yml': 3, 'backup.yml': 4,
-}
 HIDDEN = 'hidden (no_log)'
 
 
@@ -249,12 +245,12 @@ class CallbackModule(CallbackBase):
             aof = isinstance(r, dict) and r.get('aof') or {}
             if isinstance(aof, dict) and aof.get('bytes_lost'):
                 loss['redis on %s' % host] = '%s bytes cut from the AOF (copy kept aside)' % aof['bytes_lost']
-        if dr.get('classification'):
-            classification = dr['classification']
-        elif failed or changed:
-            classification = 'P%d' % PLAYBOOK_PRIORITY.get(self.playbook, 4)
-        else:
-            classification = 'none'
+        # what happened, not which playbook ran (runbook 004 section 1); full_recovery.yml's own
+        # classification is a floor this never lowers
+        classification, severity_reasons = _severity.classify(_severity.signals(custom, self.timeline),
+                                                              floor=dr.get('classification'))
+        if classification == 'none' and failed and status not in ('bad input', 'not admitted'):
+            classification, severity_reasons = 'P4', ['the run failed; what it means for trading is not known']
         actions = ['%s on %s: %s' % (e['task'], e['host'], e['msg'] or 'changed') for e in self.timeline if e['changed']]
         inventory = context.CLIARGS.get('inventory') or []
         return dict(
@@ -262,7 +258,8 @@ class CallbackModule(CallbackBase):
             playbook=self.playbook, plays=self.plays, user=getpass.getuser(), control_node=socket.gethostname(),
             inventory=list(inventory), limit=context.CLIARGS.get('subset'), check_mode=bool(context.CLIARGS.get('check')),
             started=_iso(self.started), ended=_iso(ended), duration_seconds=round(ended - self.started, 2),
-            status=status, reason=dr.get('reason', ''), classification=classification, symptoms=symptoms,
+            status=status, reason=dr.get('reason', ''), classification=classification,
+            classification_reasons=severity_reasons, symptoms=symptoms,
             actions=actions, recovery_seconds=dr.get('recovery_seconds', round(ended - self.started, 2)),
             components=components,
             data_loss=loss or ('none known' if status in ('recovered', 'healthy', 'ok') else 'unknown'),
@@ -277,7 +274,8 @@ class CallbackModule(CallbackBase):
                '| Date | %s |' % rec['started'], '| Playbook | %s |' % rec['playbook'],
                '| Run by | %s on %s |' % (rec['user'], rec['control_node']),
                '| Inventory | %s |' % ', '.join(rec['inventory']),
-               '| Classification | %s (runbook 004) |' % rec['classification'],
+               '| Classification | %s (runbook 004)%s |' % (rec['classification'], (': ' + md_text(
+                   ', '.join(rec.get('classification_reasons') or []))) if rec.get('classification_reasons') else ''),
                '| Recovery time | %s s |' % rec['recovery_seconds'],
                '| Data loss | %s |' % (
                    rec['data_loss'] if isinstance(rec['data_loss'], str)

@@ -91,7 +91,12 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
             if recovering and not check_mode and not stop and entry['after'] not in OK_STATES:
                 unhealthy_after.append('%s is %s after recovery (%s)' % (
                     label, entry['after'] or 'not diagnosed', entry['evidence_after'] or 'no diagnosis'))
-    priority = min([int(_entry(catalog, name).get('priority', 4)) for name, _label in broken_before] or [0])
+    # runbook 004 section 1: an engaged kill switch is P1 by itself - control state is never counted broken,
+    # but it is what happened to trading
+    engaged_controls = [name for name, per_host in components.items() if _entry(catalog, name).get('stage') == 'capital'
+                        and any((e['after'] or e['before']) == 'engaged' for e in per_host.values())]
+    priority = min([int(_entry(catalog, name).get('priority', 4)) for name, _label in broken_before]
+                   + [int(_entry(catalog, name).get('priority', 1)) for name in engaged_controls] or [0])
     if stop:
         status = 'refused' if stop.startswith('REFUSED') else 'stopped'
         reason = stop

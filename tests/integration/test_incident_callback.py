@@ -90,6 +90,37 @@ def test_record_of_a_run_honours_no_log(tmp_path):
                for line in (proc.stdout + proc.stderr).splitlines() if SECRET in line)
 
 
+ENGAGED = """
+- name: What risk_breach.yml exports once the switch holds
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Export the kill-switch record (engaged)
+      ansible.builtin.set_stats:
+        data:
+          kill_switch: {localhost: {outcome: engaged, switch: {enabled: true}}}
+        aggregate: false
+"""
+
+
+def test_the_record_is_classified_by_what_happened_not_by_the_playbook(tmp_path):
+    """Runbook 004 section 1: an engaged switch is P1 whatever playbook engaged it (before: P4, by the
+    playbook's name, for every playbook but a few)."""
+    pb = tmp_path / "some_playbook.yml"
+    pb.write_text(ENGAGED)
+    incidents = tmp_path / "incidents"
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb),
+                           "-e", "ansible_python_interpreter=" + sys.executable, "-e", "dr_incident_id=INC-CB-2"],
+                          env=dict(os.environ, TRADEOPS_DR_INCIDENTS_DIR=str(incidents),
+                                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    record = sorted(incidents.glob("INC-CB-2_*.json"))[-1]
+    rec = json.loads(record.read_text())
+    assert rec["classification"] == "P1" and rec["classification_reasons"] == ["kill switch engaged"]
+    assert "| Classification | P1 (runbook 004): kill switch engaged |" in record.with_suffix(".md").read_text()
+
+
 class _Catch(BaseHTTPRequestHandler):
     got: list = []
 
