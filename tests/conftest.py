@@ -141,6 +141,7 @@ class SeededRedis:
             redis_restart_keys=self.expected["keys"],
             redis_restart_ledger_path=str(self.ledger),
             redis_restart_aof_backup_dir=str(self.backup_dir),
+            redis_restart_snapshot_dir=str(self.backup_dir.parent / "snapshots"),
         )
         v.update(overrides)
         return v

@@ -30,11 +30,17 @@ def test_healthy_redis_changes_nothing(redis_seeded, run):
     assert redis_seeded.snapshot() == before
 
 
+def _files(folder: Path) -> dict:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
 def test_kill9_restart_brings_back_every_entry(redis_seeded, run):
     before = redis_seeded.snapshot()
     old_pid = redis_seeded.srv.pidfile.read_text().strip()
     redis_seeded.kill9()
     assert not redis_seeded.running()
+    aof_dir = redis_seeded.srv.data_dir / "appendonlydir"
+    on_disk = _files(aof_dir)  # what the crash left: the snapshot must keep exactly these bytes
 
     res = run(PLAYBOOK, redis_seeded.role_vars())
     assert res.ok, res.failures
@@ -46,6 +52,15 @@ def test_kill9_restart_brings_back_every_entry(redis_seeded, run):
     assert redis_seeded.srv.pidfile.read_text().strip() != old_pid
     assert redis_seeded.snapshot() == before
     assert float(rec["recovery_seconds"]) > 0
+    # preserve state first (runbook 004): the AOF as the crash left it, and the ledger, kept before the restart
+    kept = Path(rec["snapshot"])
+    assert kept.parent == redis_seeded.backup_dir.parent / "snapshots"
+    assert _files(kept / "redis" / "appendonlydir") == on_disk
+    ledger = sqlite3.connect(kept / "redis" / "ledger" / redis_seeded.ledger.name)
+    assert ledger.execute("SELECT count(*) FROM ledger").fetchone()[0] > 0
+    ledger.close()
+    manifest = json.loads((kept / "MANIFEST.json").read_text())
+    assert set(manifest["files"]) >= {f"appendonlydir/{n}" for n in on_disk} | {"ledger/ledger.db"}
 
     again = run(PLAYBOOK, redis_seeded.role_vars())
     assert again.ok and again.changed == 0
@@ -69,6 +84,9 @@ def test_flushed_redis_is_refilled_from_the_ledger_exactly_once(redis_seeded, ru
     # so the run fails closed naming every control key the ledger knows, listed or not, with its last value
     res = run(PLAYBOOK, redis_seeded.role_vars())
     assert not res.ok
+    # Redis answered: a BGSAVE first, so the kept RDB is the emptied dataset the replay then filled
+    kept = Path(record(res)["snapshot"])
+    assert (kept / "redis" / "dump.rdb").stat().st_size > 0
     msg = " ".join(f.msg for f in res.failures)
     assert "key policy:kill_switch is missing" in msg and "Control state missing: policy:kill_switch" in msg
     # issue 31: risk:drawdown was lost silently (only listed keys were checked)

@@ -65,3 +65,15 @@ def test_the_role_started_a_new_redis_after_the_crash(host):
 def test_the_password_is_not_in_the_log(host):
     log = host.file("/var/log/redis-dr.log").content_string
     assert json.dumps(_vars(host)["redis_restart_password"]).strip('"') not in log
+
+
+def test_the_state_was_preserved_before_the_restart(host):
+    # runbook 004, "preserve state": the AOF folder as the crash left it and the ledger, kept with their checksums
+    root = "/var/backups/tradeops-dr/redis-snapshots"
+    found = host.run("ls -1 %s" % root)
+    assert found.rc == 0 and found.stdout.split(), found.stderr
+    snap = "%s/%s" % (root, sorted(found.stdout.split())[-1])
+    manifest = json.loads(host.file(snap + "/MANIFEST.json").content_string)
+    assert any(name.startswith("appendonlydir/") for name in manifest["files"]), manifest["files"]
+    assert "ledger/ledger.db" in manifest["files"]
+    assert host.file(snap + "/redis/ledger/ledger.db").size == manifest["files"]["ledger/ledger.db"]["size"]
