@@ -82,6 +82,6 @@ case "${1:-}" in
   stop) stop ;;
   status) if up; then docker info --format 'up: {{.ServerVersion}}, {{.Containers}} containers'; else echo down; exit 1; fi ;;
   image) image ;;
-  env) echo "export DOCKER_HOST=$DOCKER_HOST" ;;
+  env) echo "export DOCKER_HOST=$DOCKER_HOST TRADEOPS_DR_DOCKER_SOCK=$SOCK" ;;
   *) echo "usage: $0 start|stop|status|image|env" >&2; exit 2 ;;
 esac

@@ -199,8 +199,12 @@ def _env(root: Path) -> dict:
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
     env.setdefault("ANSIBLE_CONFIG", str(root / "ansible.cfg"))
-    env["DOCKER_HOST"] = subprocess.run(["bash", str(root / "scripts" / "docker-engine.sh"), "env"],
-                                        capture_output=True, text=True, check=True).stdout.split("=", 1)[1].strip()
+    exported = subprocess.run(["bash", str(root / "scripts" / "docker-engine.sh"), "env"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    for pair in exported[1:]:  # export DOCKER_HOST=unix://... TRADEOPS_DR_DOCKER_SOCK=/...
+        name, _eq, value = pair.partition("=")
+        env[name] = value
+    env["TRADEOPS_DR_DOCKER_SOCK"] = env["DOCKER_HOST"][len("unix://"):]  # what service_docker mounts
     env["PY_COLORS"] = "0"
     env["ANSIBLE_FORCE_COLOR"] = "0"
     return env
