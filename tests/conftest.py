@@ -11,6 +11,8 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -388,3 +390,35 @@ def exchange():
         yield ex
     finally:
         ex.stop()
+
+
+# --------------------------------------------------------------------------- an HTTP catcher on loopback
+
+class _Catch(BaseHTTPRequestHandler):
+    """What a notification service or the Decision Journal would receive: every POST, kept."""
+
+    got: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).got.append((self.path, dict(self.headers), json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def catcher():
+    """(port, posts) of an HTTP server on 127.0.0.1 that answers every POST with {}."""
+    _Catch.got = []
+    server = HTTPServer(("127.0.0.1", 0), _Catch)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], _Catch.got
+    server.shutdown()
+    server.server_close()
+    thread.join()

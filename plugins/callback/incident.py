@@ -74,10 +74,12 @@ options:
     env:
       - name: TRADEOPS_DR_RECORD_POINTER
   notify_on:
-    description: The run statuses that notify.
+    description: >-
+      The run statuses that notify (V(not admitted): an automatic response to an alert that its guardrails refused -
+      maintenance, the hourly limit - which people must then handle).
     type: list
     elements: str
-    default: [failed, approval needed, refused, stopped, recovered, broken]
+    default: [failed, approval needed, refused, stopped, recovered, broken, not admitted]
     env:
       - name: TRADEOPS_DR_NOTIFY_ON
     ini:

@@ -26,7 +26,7 @@ def alert(**labels):
                 labels=dict(base, **labels), annotations=dict(summary="stale", runbook="003 line 9"))
 
 
-def respond(tmp_path, extra: dict):
+def respond(tmp_path, extra: dict, **env):
     inv = tmp_path / "hosts.yml"
     # a strategy host that nothing may reach: a response that got past the guard would fail on it, loudly
     inv.write_text(yaml.safe_dump({"all": {"vars": {"ansible_python_interpreter": sys.executable},
@@ -38,7 +38,7 @@ def respond(tmp_path, extra: dict):
     res = subprocess.run([str(BIN / "ansible-playbook"), "playbooks/alert_response.yml", "-i", str(inv),
                           "-e", f"@{extravars}", "-e", f"dr_alert_state_dir={tmp_path / 'alerts'}"], cwd=ROOT,
                          env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-                                  TRADEOPS_DR_INCIDENTS_DIR=str(incidents)),
+                                  TRADEOPS_DR_INCIDENTS_DIR=str(incidents), **env),
                          capture_output=True, text=True, timeout=180, check=False)
     records = [json.loads(p.read_text()) for p in sorted(incidents.glob("*.json"))]
     return res, records
@@ -63,12 +63,18 @@ def test_an_alert_for_people_runs_nothing_and_says_so_in_the_record(tmp_path):
     assert rec["trigger"]["admitted"] is False and rec["classification"] == "none"
 
 
-def test_maintenance_stops_a_recovery_and_the_record_names_the_flag(tmp_path):
+def test_maintenance_stops_a_recovery_the_record_names_the_flag_and_people_are_told(tmp_path, catcher):
+    pytest.importorskip("apprise")
+    port, got = catcher
     flag = tmp_path / "alerts" / "maintenance"
     flag.parent.mkdir(mode=0o750)
     flag.write_text("exchange migration by bob\n")
     res, records = respond(tmp_path, dict(dr_alert=alert(), dr_alert_playbook="strategy_crash.yml",
-                                          tradeops_strategy_hosts="momentum-1:&strategies"))
+                                          tradeops_strategy_hosts="momentum-1:&strategies"),
+                           TRADEOPS_DR_NOTIFY_URLS=f"json://127.0.0.1:{port}/notify")
     assert res.returncode != 0 and "exchange migration by bob" in res.stdout
     assert "PLAY [Strategy crash]" not in res.stdout
     assert records[0]["status"] == "not admitted" and "maintenance flag" in records[0]["trigger"]["reason"]
+    # nothing ran by itself: people must know (the default notify_on includes "not admitted")
+    (note,) = [body for path, _headers, body in got if path == "/notify"]
+    assert "not admitted" in note["title"] and "exchange migration by bob" in note["message"]

@@ -8,8 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -119,33 +117,6 @@ def test_the_record_is_classified_by_what_happened_not_by_the_playbook(tmp_path)
     rec = json.loads(record.read_text())
     assert rec["classification"] == "P1" and rec["classification_reasons"] == ["kill switch engaged"]
     assert "| Classification | P1 (runbook 004): kill switch engaged |" in record.with_suffix(".md").read_text()
-
-
-class _Catch(BaseHTTPRequestHandler):
-    got: list = []
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        type(self).got.append((self.path, dict(self.headers), json.loads(body)))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def catcher():
-    _Catch.got = []
-    server = HTTPServer(("127.0.0.1", 0), _Catch)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], _Catch.got
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 def test_decision_journal_and_apprise_get_the_record(tmp_path, catcher):
