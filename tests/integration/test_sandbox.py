@@ -106,7 +106,9 @@ def test_local_inventory_recovers_a_killed_sandbox_redis(sandbox):
     os.kill(pid, signal.SIGKILL)
     run = _cli(env, "run", "redis_failure.yml", "-i", "inventories/local")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "successful (rc=0)" in run.stdout and "changed=1" in run.stdout
+    # two changes: the state kept aside first (runbook 004: preserve state), then the restart
+    assert "successful (rc=0)" in run.stdout and "changed=2" in run.stdout
+    assert len(list((state / "backups" / "redis-snapshots").glob("redis-*/MANIFEST.json"))) == 1
     new_pid = read_pid(Path(info["redis"]["pidfile"]))
     assert new_pid != pid and pid_alive(new_pid)
 
