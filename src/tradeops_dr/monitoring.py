@@ -119,16 +119,14 @@ class MonitoringStack:
                                      f"--storage.path={self.root / 'am-data'}",
                                      f"--web.listen-address=127.0.0.1:{am}", "--cluster.listen-address="])
         rules = project_root() / "extensions" / "monitoring" / "prometheus" / "tradeops_dr.rules.yml"
-        prom_conf = dict(
-            global_=None,
-            rule_files=[str(rules)],
-            alerting=dict(alertmanagers=[dict(static_configs=[dict(targets=[f"127.0.0.1:{am}"])])]),
-            scrape_configs=[
+        prom_conf = {
+            "global": dict(scrape_interval=f"{self.interval:g}s", evaluation_interval=f"{self.interval:g}s"),
+            "rule_files": [str(rules)],
+            "alerting": dict(alertmanagers=[dict(static_configs=[dict(targets=[f"127.0.0.1:{am}"])])]),
+            "scrape_configs": [
                 dict(job_name="redis", static_configs=[dict(targets=[f"127.0.0.1:{self.ports['redis_exporter']}"])]),
                 dict(job_name="tradeops_dr", static_configs=[dict(targets=[f"127.0.0.1:{self.ports['exporter']}"])]),
-            ])
-        prom_conf.pop("global_")
-        prom_conf["global"] = dict(scrape_interval=f"{self.interval:g}s", evaluation_interval=f"{self.interval:g}s")
+            ]}
         (self.root / "prometheus.yml").write_text(yaml.safe_dump(prom_conf))
         self._start("prometheus", ["prometheus", f"--config.file={self.root / 'prometheus.yml'}",
                                    f"--storage.tsdb.path={self.root / 'prom-data'}",
