@@ -333,10 +333,8 @@ def detect_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> li
     expected = state["seeded"]["redis"]["streams"]
     root = sandbox.state_dir / "monitoring"
     shutil.rmtree(root, ignore_errors=True)
-    # the guard's count of automatic runs is the sandbox's own state: each drill starts it afresh (a
-    # fourth drill within the hour would otherwise be refused, rightly, as a flapping component)
-    (sandbox.state_dir / "alerts" / "runs.jsonl").unlink(missing_ok=True)
     mon = monitoring.MonitoringStack(root, sandbox.state_dir, interval=5.0)
+    mon.forget_automatic_runs()  # the sandbox's own state: each drill starts the guard's count afresh
     try:
         mon.start()
         try:

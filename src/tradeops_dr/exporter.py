@@ -62,10 +62,9 @@ def load_config(path: str | Path) -> dict:
     if ("kill_switch" in conf or "risk" in conf) and "redis" not in conf and not (conf.get("kill_switch") or {}).get(
             "flag_file"):
         raise BadInput("kill_switch and risk are read from Redis: give redis (host, port, password_file)")
-    for name in ("risk",):
-        extra = sorted(set((conf.get(name) or {})) - set(RISK_MEASURES))
-        if extra:
-            raise BadInput(f"risk: unknown measures {', '.join(extra)} (known: {', '.join(RISK_MEASURES)})")
+    extra = sorted(set(conf.get("risk") or {}) - set(RISK_MEASURES))
+    if extra:
+        raise BadInput(f"risk: unknown measures {', '.join(extra)} (known: {', '.join(RISK_MEASURES)})")
     return conf
 
 
@@ -87,18 +86,14 @@ class Collector:
 
     # ---- sources ----------------------------------------------------------------------------
     def _redis(self):
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
+        """A client proven by PING, through the collection's own connect (no retries: redis-py's default
+        retries of a refused connection made a scrape outlast Prometheus's timeout while Redis was down,
+        and the whole exporter looked down exactly when it had something to say)."""
+        _redis = module_utils("_redis")
         r = self.conf["redis"]
-        # no retries: redis-py retries a refused connection three times with growing pauses by default,
-        # which made a scrape outlast Prometheus's timeout while Redis was down - and the whole exporter
-        # looked down (TradeopsDrExporterDown) exactly when it had something to say
-        return redis.Redis(host=r.get("host", "127.0.0.1"), port=int(r.get("port", 6379)), db=int(r.get("db", 0)),
-                           password=_read_secret(r.get("password_file")), socket_timeout=float(r.get("timeout", 1)),
-                           socket_connect_timeout=float(r.get("timeout", 1)), decode_responses=True,
-                           retry=Retry(NoBackoff(), 0))
+        return _redis.connect(dict(login_host=r.get("host", "127.0.0.1"), login_port=int(r.get("port", 6379)),
+                                   db=int(r.get("db", 0)), login_password=_read_secret(r.get("password_file")),
+                                   connect_timeout=float(r.get("timeout", 1))))
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
@@ -109,7 +104,6 @@ class Collector:
         if "redis" in self.conf:
             try:
                 client = self._redis()
-                client.ping()
                 up.add_metric(["redis"], 1)
             except Exception:  # noqa: BLE001 - any failure of the source is its metric, never a failed scrape
                 client = None
@@ -201,16 +195,15 @@ class Collector:
         pending = GaugeMetricFamily("tradeops_dr_questdb_wal_pending_transactions",
                                     "WAL transactions written but not yet applied", labels=["table"])
         conf = self.conf["questdb"]
-        url = conf.get("url", "http://127.0.0.1:9000").rstrip("/") + "/exec?query=" + urllib.request.quote(
-            "SELECT name, suspended, writerTxn, sequencerTxn FROM wal_tables()")
+        _questdb = module_utils("_questdb")
+        url = conf.get("url", "http://127.0.0.1:9000")
+        client = _questdb.QuestDBClient(dict(url=url, health_url=url, request_timeout=float(conf.get("timeout", 2))))
         try:
-            with urllib.request.urlopen(url, timeout=float(conf.get("timeout", 2))) as resp:
-                data = json.loads(resp.read())
-            for name, is_suspended, writer, sequencer in data.get("dataset") or []:
-                suspended.add_metric([name], 1 if is_suspended else 0)
-                pending.add_metric([name], max(0, int(sequencer or 0) - int(writer or 0)))
+            for t in client.wal_tables():
+                suspended.add_metric([t["name"]], 1 if t.get("suspended") else 0)
+                pending.add_metric([t["name"]], max(0, int(t.get("sequencerTxn") or 0) - int(t.get("writerTxn") or 0)))
             up.add_metric(["questdb"], 1)
-        except (OSError, ValueError, urllib.error.URLError):
+        except (_questdb.QuestDBUnreachable, _questdb.QuestDBError, ValueError):
             up.add_metric(["questdb"], 0)
         return [suspended, pending]
 

@@ -73,8 +73,9 @@ def collections_base(root: Path) -> Path:
 
 
 def module_utils(name: str):
-    """A module_utils file of the collection (those that import nothing from Ansible), from the
-    checkout's .state/collections link or from the installed collection."""
+    """A module_utils file of the collection, from the checkout's .state/collections link or from
+    the installed collection. The kill-switch fast path takes only those that import nothing from
+    Ansible; others (_redis, _questdb) import ansible-core's module_utils, a dependency of the package."""
     import importlib
 
     base = str(collections_base(project_root()))

@@ -60,10 +60,14 @@ def scenarios(root: Path | None = None) -> list[str]:
     return sorted(p.parent.name for p in (root / "molecule").glob("*/molecule.yml"))
 
 
-def scenario_images(name: str, root: Path | None = None) -> list[str]:
+def _platforms(name: str, root: Path | None = None) -> list[dict]:
+    """The platforms (containers) of a scenario's molecule.yml."""
     root = root or project_root()
-    conf = yaml.safe_load((root / "molecule" / name / "molecule.yml").read_text())
-    return sorted({p["image"] for p in conf.get("platforms", [])})
+    return yaml.safe_load((root / "molecule" / name / "molecule.yml").read_text()).get("platforms", [])
+
+
+def scenario_images(name: str, root: Path | None = None) -> list[str]:
+    return sorted({p["image"] for p in _platforms(name, root)})
 
 
 def _layer_of(image: str) -> str | None:
@@ -201,10 +205,10 @@ def _env(root: Path) -> dict:
     env.setdefault("ANSIBLE_CONFIG", str(root / "ansible.cfg"))
     exported = subprocess.run(["bash", str(root / "scripts" / "docker-engine.sh"), "env"],
                               capture_output=True, text=True, check=True).stdout.split()
-    for pair in exported[1:]:  # export DOCKER_HOST=unix://... TRADEOPS_DR_DOCKER_SOCK=/...
+    # export DOCKER_HOST=unix://... TRADEOPS_DR_DOCKER_SOCK=/... (the socket service_docker mounts)
+    for pair in exported[1:]:
         name, _eq, value = pair.partition("=")
         env[name] = value
-    env["TRADEOPS_DR_DOCKER_SOCK"] = env["DOCKER_HOST"][len("unix://"):]  # what service_docker mounts
     env["PY_COLORS"] = "0"
     env["ANSIBLE_FORCE_COLOR"] = "0"
     return env
@@ -212,9 +216,7 @@ def _env(root: Path) -> dict:
 
 def scenario_containers(name: str, root: Path | None = None) -> list[str]:
     """The containers a scenario's molecule.yml creates (its platforms' names)."""
-    root = root or project_root()
-    conf = yaml.safe_load((root / "molecule" / name / "molecule.yml").read_text())
-    return [p["name"] for p in conf.get("platforms", [])]
+    return [p["name"] for p in _platforms(name, root)]
 
 
 def remove_containers(names: list[str], client=None) -> list[str]:

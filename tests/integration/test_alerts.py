@@ -49,8 +49,8 @@ def _records_of(mon, alertname):
     return [r for r in mon.records() if (r.get("trigger") or {}).get("name") == alertname]
 
 
-def _runs(sb):
-    path = sb.state_dir / "alerts" / "runs.jsonl"
+def _runs(mon):
+    path = mon.guard_history
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -96,11 +96,11 @@ def test_a_crashed_redis_is_recovered_with_nobody_running_a_command(stack):
     assert rec["components"]["redis"]["sandbox-redis"]["after"] == "healthy", rec["components"]
     after = faults.fingerprint(sb)
     assert after["redis_data"] == before["redis_data"], "every key and stream back as it was"
-    assert [r["name"] for r in _runs(sb)].count("TradeopsDrRedisDown") == 1
+    assert [r["name"] for r in _runs(mon)].count("TradeopsDrRedisDown") == 1
     # the flapping alert: re-sent twice, still one run
     _repeat(mon, rec)
     _repeat(mon, rec)
     time.sleep(4)
-    assert [r["name"] for r in _runs(sb)].count("TradeopsDrRedisDown") == 1
+    assert [r["name"] for r in _runs(mon)].count("TradeopsDrRedisDown") == 1
     assert len(_records_of(mon, "TradeopsDrRedisDown")) == 1
     assert operator_resets_the_switch(sb).ok  # the recovery engaged it first (Redis is what trading depends on)

@@ -112,3 +112,27 @@ def test_the_cli_prints_one_scrape(conf, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "# TYPE tradeops_dr_kill_switch_engaged gauge" in out and 'tradeops_dr_source_up{source="redis"} 1.0' in out
     assert conf["redis"]["password_file"] not in out and "pw-" not in out  # no secret, not even its path
+
+
+def test_questdb_wal_tables_through_the_collections_client(questdb_real):
+    """The WAL state as `wal_tables()` reports it (through module_utils _questdb, as questdb_wal reads it): a
+    suspended table with transactions waiting, and the source down once QuestDB is gone."""
+    q = questdb_real
+    q.sql("create table trades (ts timestamp, price double) timestamp(ts) partition by DAY WAL")
+    q.sql("create table quotes (ts timestamp, price double) timestamp(ts) partition by DAY WAL")
+    q.sql("alter table trades suspend wal")
+    q.sql("insert into trades select timestamp_sequence(now(), 1000), rnd_double() from long_sequence(5)")
+    conf = dict(questdb=dict(url=q.url, timeout=2))
+    deadline = time.monotonic() + 15
+    while True:
+        m = scrape(conf)
+        if m.get(("tradeops_dr_questdb_wal_pending_transactions", (("table", "trades"),)), 0) >= 1 \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert m[("tradeops_dr_questdb_wal_table_suspended", (("table", "trades"),))] == 1
+    assert m[("tradeops_dr_questdb_wal_table_suspended", (("table", "quotes"),))] == 0
+    assert m[("tradeops_dr_questdb_wal_pending_transactions", (("table", "trades"),))] >= 1
+    assert m[("tradeops_dr_source_up", (("source", "questdb"),))] == 1
+    q.kill()
+    assert scrape(conf)[("tradeops_dr_source_up", (("source", "questdb"),))] == 0
