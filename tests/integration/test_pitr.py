@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from conftest import artifacts_text, need_server, record, write_inventory
+from conftest import Runner, artifacts_text, need_server, record, write_inventory
 from tradeops_dr import builds
 from tradeops_dr.sandbox import PostgresCluster, free_port, pid_alive, read_pid
 
@@ -101,12 +101,24 @@ class Cluster:
         raise AssertionError(f"{seg} not archived")
 
 
-@pytest.fixture
-def cluster(run):
+def _kill_servers(c: Cluster) -> None:
+    """The live server and any restored copy a test left running on the spare port."""
+    for d in [c.pg.data_dir, *c.root.glob("pg/data.p*")]:
+        pid = read_pid(Path(d) / "postmaster.pid") if Path(d).is_dir() else None
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    """Once per file: the cluster with its database, archiving set up by the pgbackrest role and a
+    first backup (18-20 s), then stopped cleanly and copied aside whole (data directory, pgBackRest
+    configuration, repository, archive) as `<root>.golden`."""
     need_server("timescaledb")
     need_pgbackrest()
     root = Path(tempfile.mkdtemp(prefix="tradeops-pitr-", dir="/var/tmp"))
     root.chmod(0o755)
+    golden = root.with_name(root.name + ".golden")
     c = Cluster(root)
     try:
         c.sql("CREATE DATABASE trading", db="postgres")
@@ -116,17 +128,32 @@ def cluster(run):
               "CREATE TABLE positions (symbol text PRIMARY KEY, qty int); "
               "INSERT INTO positions VALUES ('USDCOP', 10), ('EURUSD', -3); "
               "INSERT INTO trades (ts, qty) SELECT now() - g * interval '1 second', g FROM generate_series(1, 3000) g")
+        run = Runner(tmp_path_factory.mktemp("pitr-golden"))
         res = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(pgbackrest_action="configure"), group="postgres_servers")
         assert res.ok, artifacts_text(res)[-3000:]
         res = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(), group="postgres_servers")
         assert res.ok, artifacts_text(res)[-3000:]
-        yield c
+        c.pg.stop()
+        subprocess.run(["cp", "-a", str(root), str(golden)], check=True)  # owners (postgres) and modes kept
+        yield c, golden
     finally:
-        for d in [c.pg.data_dir, *root.glob("pg/data.p*")]:
-            pid = read_pid(Path(d) / "postmaster.pid") if Path(d).is_dir() else None
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_servers(c)
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(golden, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(golden):
+    """Every test gets the golden cluster as it was after its first backup, at the same paths and
+    ports (pgBackRest's configuration and the archive command name them), whatever the test
+    before it did: its servers killed, the whole tree put back from the copy, the server started."""
+    c, copy = golden
+    _kill_servers(c)
+    shutil.rmtree(c.root, ignore_errors=True)
+    subprocess.run(["cp", "-a", str(copy), str(c.root)], check=True)
+    c.pg.start()
+    yield c
+    _kill_servers(c)
 
 
 class Writer(threading.Thread):
