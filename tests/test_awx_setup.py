@@ -18,11 +18,35 @@ BIN = Path(sys.executable).parent
 SURVEYS = yaml.safe_load((ROOT / "playbooks" / "awx" / "surveys.yml").read_text())["awx_setup_surveys"]
 
 
-def known_options() -> dict:
+def _launched() -> dict:
+    """Survey name -> the playbook its job template launches, as awx_setup.yml maps them."""
+    play = yaml.safe_load((ROOT / "playbooks" / "awx_setup.yml").read_text())[0]
+    task = next(t for t in play["tasks"] if t["name"] == "Job templates with their surveys")
+    return task["vars"]["__awx_setup_playbooks"]
+
+
+def _roles_of(playbook: str) -> list[str]:
+    """The roles a playbook runs: its plays' `roles:`, or for full_recovery.yml the catalog's."""
+    if playbook == "full_recovery.yml":
+        catalog = yaml.safe_load((ROOT / "playbooks" / "full_recovery" / "components.yml").read_text())["dr_catalog"]
+        return sorted({r for entry in catalog.values() for r in [entry["role"], *entry["roles"]]})
+    roles = []
+    for play in yaml.safe_load((ROOT / "playbooks" / playbook).read_text()):
+        for r in play.get("roles") or []:
+            roles.append((r["role"] if isinstance(r, dict) else r).removeprefix("tradeops.dr."))
+    return roles
+
+
+def known_options(playbook: str = "full_recovery.yml") -> dict:
+    """The options the launched playbook understands: its roles' argument specs, and for
+    full_recovery.yml its own variables."""
     opts = {}
-    for spec in sorted((ROOT / "roles").glob("*/meta/argument_specs.yml")):
+    for role in _roles_of(playbook):
+        spec = ROOT / "roles" / role / "meta" / "argument_specs.yml"
         for entry in yaml.safe_load(spec.read_text())["argument_specs"].values():
             opts.update(entry.get("options") or {})
+    if playbook != "full_recovery.yml":
+        return opts
     components = yaml.safe_load((ROOT / "playbooks" / "full_recovery" / "components.yml").read_text())
     opts.update(components["dr_variables"])
     # dr_components' choices are the catalog's components (a template over dr_catalog in the playbook)
@@ -60,7 +84,20 @@ def survey_problems(spec: list[dict], options: dict) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(SURVEYS))
 def test_survey_variables_match_the_argument_specs(name):
-    assert survey_problems(SURVEYS[name]["spec"], known_options()) == []
+    launched = _launched()
+    assert set(launched) == set(SURVEYS)
+    assert survey_problems(SURVEYS[name]["spec"], known_options(launched[name])) == []
+
+
+def test_a_survey_variable_of_another_playbook_is_caught():
+    """Issue 31: the check read the union of every role's options, so a kill-switch survey asking for
+    pg_backup_action passed; it reads the launched playbook's roles now."""
+    assert known_options("kill_switch.yml").get("kill_switch_action") is not None
+    problems = survey_problems([dict(variable="pg_backup_action", type="multiplechoice", choices=["backup"])],
+                               known_options("kill_switch.yml"))
+    assert [p.split(":")[0] for p in problems] == ["pg_backup_action"]
+    assert survey_problems([dict(variable="pg_backup_action", type="multiplechoice", choices=["backup"])],
+                           known_options("backup.yml")) == []
 
 
 def test_the_survey_check_catches_what_it_must():
