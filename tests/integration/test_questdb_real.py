@@ -5,7 +5,9 @@ shapes that are hard to provoke; this file is the main test of the role."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -220,10 +222,42 @@ def test_restore_refuses_a_backup_of_another_major_before_stopping_anything(qdb,
     assert not list(qdb.root.parent.glob("root.before-restore-*"))
 
 
+def _listening(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket the process listens on, from /proc: the sockets its file
+    descriptors hold, looked up in /proc/net/tcp and tcp6 (state 0A = LISTEN)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    found = set()
+    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] != "0A" or cols[9] not in inodes:
+                continue
+            addr, port = cols[1].split(":")
+            raw = bytes.fromhex(addr)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add((str(ipaddress.ip_address(raw) if v6 else ipaddress.ip_address(raw)), int(port, 16)))
+    return found
+
+
 def test_sandbox_questdb_uses_only_loopback(questdb_real):
-    conf = (questdb_real.root / "conf" / "server.conf").read_text()
-    binds = [line.split("=", 1)[1] for line in conf.splitlines() if "bind.to=" in line]
-    assert binds and all(b.startswith("127.0.0.1:") for b in binds)
+    """Issue 31: what QuestDB listens on, read from the sockets of its process (not from the
+    configuration the harness wrote): every one on loopback, the four the harness chose among them."""
+    pid = read_pid(questdb_real.pidfile)
+    sockets = _listening(pid)
+    assert {questdb_real.http_port, questdb_real.health_port, questdb_real.pg_port, questdb_real.ilp_port} <= \
+        {port for _addr, port in sockets}, sockets
+    for addr, port in sockets:
+        ip = ipaddress.ip_address(addr)
+        ip = ip.ipv4_mapped or ip if ip.version == 6 else ip
+        assert ip.is_loopback, f"QuestDB listens on {addr}:{port}"
 
 
 def test_a_backup_whose_copy_fails_still_releases_the_checkpoint(qdb, run, tmp_path):
