@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tradeops_dr.sandbox import _port_slice, free_port
+from tradeops_dr.sandbox import free_port, port_slice
 
 
 @pytest.mark.parametrize("spec", ["0/2", "1/2", "0/3", "1/3", "2/3"])
@@ -19,7 +19,7 @@ def test_a_process_picks_only_ports_of_its_slice(spec, monkeypatch):
 @pytest.mark.parametrize("spec", ["", "x", "3/3", "-1/2", "1/0", "1/2/3"])
 def test_an_unset_or_malformed_slice_means_every_port(spec, monkeypatch):
     monkeypatch.setenv("TRADEOPS_DR_PORT_SLICE", spec)
-    assert _port_slice() == (0, 1)
+    assert port_slice() == (0, 1)
     assert 0 < free_port() < 65536
 
 

@@ -1,0 +1,110 @@
+"""Drills of the front door: everything broken at once through full_recovery.yml, and the alerts
+that start a recovery with nobody running a command (issue 28)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from .. import errors, faults, monitoring
+from ..api import run_playbook
+from ..recovery import recover, recover_and_approve
+from ..sandbox import Sandbox
+from .steps import DrillStep, Steps, operator_resets_the_switch, stream_lengths
+
+
+def detect_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """Issue 28 on the sandbox: the monitoring stack beside it (src/tradeops_dr/monitoring.py: the
+    exporters, Prometheus and Alertmanager at the documented 5 s, ansible-rulebook with the
+    collection's rulebook on inventories/local); a drawdown breach and a Redis crash, answered with
+    nobody running a command. Only the sandbox's own inventory: the stack watches the sandbox."""
+    if monitoring.missing() or inventory != "local":
+        return []
+    steps = Steps(on_step)
+    state = sandbox.up()
+    expected = state["seeded"]["redis"]["streams"]
+    root = sandbox.state_dir / "monitoring"
+    shutil.rmtree(root, ignore_errors=True)
+    mon = monitoring.MonitoringStack(root, sandbox.state_dir, interval=5.0)
+    mon.forget_automatic_runs()  # the sandbox's own state: each drill starts the guard's count afresh
+    try:
+        mon.start()
+        try:
+            got = monitoring.drawdown_breach(sandbox, mon)
+            switch, rec = got["switch"], got["record"] or {}
+            ok = switch.get("actor") == "ansible-rulebook" and (rec.get("trigger") or {}).get("admitted") is True
+            steps.append(DrillStep("detect drawdown", "risk:drawdown set to 20 %",
+                                   "TradeopsDrDrawdownBreach fires, the rulebook engages the kill switch",
+                                   ok and operator_resets_the_switch(sandbox).ok, got["engaged"],
+                                   [f"alert firing after {got['firing']:.1f}s", f"switch: {switch.get('reason')}",
+                                    f"incident {rec.get('id')}"]))
+        except errors.SandboxError as exc:
+            steps.append(DrillStep("detect drawdown", "risk:drawdown set to 20 %", "the switch engaged", False, 0.0,
+                                   [str(exc)[-600:]]))
+        srv = Sandbox.redis_server(state)
+        before = stream_lengths(srv, expected)
+        try:
+            got = monitoring.redis_crash(sandbox, mon)
+            rec = got["record"] or {}
+            lengths = stream_lengths(srv, expected) if got["answering"] else {}
+            steps.append(DrillStep("detect redis", "kill -9 redis-server",
+                                   "TradeopsDrRedisDown fires, the guarded recovery restarts it, every stream back",
+                                   rec.get("status") == "recovered" and lengths == before
+                                   and operator_resets_the_switch(sandbox).ok, got["healthy"],
+                                   [f"alert firing after {got['firing']:.1f}s, recovery admitted after "
+                                    f"{got['started']:.1f}s", f"record {rec.get('id')}: {rec.get('status')}",
+                                    f"streams={lengths}"]))
+        except errors.SandboxError as exc:
+            steps.append(DrillStep("detect redis", "kill -9 redis-server", "recovered by the rulebook's run", False,
+                                   0.0, [str(exc)[-600:]]))
+    except errors.SandboxError as exc:  # the stack itself did not start: neither scenario could run
+        for name in ("detect drawdown", "detect redis"):
+            steps.append(DrillStep(name, "-", "the monitoring stack starts", False, 0.0, [str(exc)[-600:]]))
+    finally:
+        mon.stop()
+    return steps
+
+
+def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
+    """The front door: every failure the sandbox can have at once (Redis killed, a table dropped,
+    a WAL table suspended with writes waiting, the model file corrupted), recovered by
+    playbooks/full_recovery.yml - a run, then the approval of the code it printed for what waits
+    (the database restore); a second run must change nothing; then the operator resets the
+    kill switch the recovery left engaged."""
+
+    state = sandbox.up()
+    env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
+    steps = Steps(on_step)
+    backup = run_playbook("backup.yml", inventory=inventory, envvars=env)  # what a restore needs: a verified backup
+    names = [n for n in faults.FAULTS if n not in ("questdb", "model", "config") or state.get(n)]
+    done = faults.inject(sandbox, names)
+    incident = time.strftime("DRILL-%Y%m%dT%H%M%SZ", time.gmtime())
+    t0 = time.monotonic()
+    # a person's flow: the run protects capital and recovers what needs no approval, then the approval of
+    # exactly what it said still waits (its code) runs the destructive steps
+    first, res = recover_and_approve("full", inventory=inventory, incident=incident, envvars=env)
+    secs = time.monotonic() - t0
+    # each component's outcome from the run that recovered it (the first, or the approved one)
+    by = {c.component: c for c in first.components}
+    by.update({c.component: c for c in res.components if res is not first and c.before != "healthy"})
+    ok = backup.ok and res.status == "recovered" and all(
+        by.get(n) and (by[n].before, by[n].after, by[n].outcome) == ("broken", "healthy", "recovered") for n in names)
+    details = [f"{n}: {by[n].outcome} in {by[n].seconds:.1f}s (runbook RTO {by[n].rto_seconds}s)" for n in names if n in by]
+    if "kill_switch" in by:
+        details.append(f"kill switch: {by['kill_switch'].outcome} ({by['kill_switch'].message})")
+    details += [f"incident record {res.incident_record}"] + ([res.reason] if not ok else [])
+    steps.append(DrillStep("full", "; ".join(done.values()),
+                           "full_recovery.yml: kill switch first, every component recovered, record written", ok, secs,
+                           details))
+    t0 = time.monotonic()
+    again = recover("full", inventory=inventory, envvars=env)
+    secs = time.monotonic() - t0
+    steps.append(DrillStep("full again", "nothing", "a second run finds everything healthy and changes nothing",
+                           again.status == "healthy" and again.run is not None and again.run.changed == 0, secs,
+                           [] if again.status == "healthy" else [again.reason]))
+    # the recovery leaves the switch engaged: the operator lifts it once the platform is verified
+    reset = operator_resets_the_switch(sandbox, inventory)
+    if not reset.ok:
+        steps.append(DrillStep("switch reset", "-", "the operator resets the kill switch", False, reset.duration,
+                               [f.msg for f in reset.failures]))
+    return steps
