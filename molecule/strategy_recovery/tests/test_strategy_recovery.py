@@ -22,9 +22,16 @@ def test_the_strategy_runs_again_with_a_fresh_heartbeat_and_price(host):
 def test_it_trades_again_and_no_client_order_id_was_sent_twice(host, get_json):
     before = json.loads(host.file("/srv/strategy/before.json").content_string)["orders"]
     first = len(get_json(STATE)["orders"])
-    time.sleep(1.5)
+    # trading again: a new order after this moment, waited for with a deadline (issue 31: the old
+    # max(before, first - 1) passed with no new order at all)
+    deadline = time.time() + 15
     orders = get_json(STATE)["orders"]
-    assert len(orders) > max(before, first - 1)
+    while len(orders) <= first:
+        assert time.time() < deadline, "no new order within 15 s of the recovery (%d orders, %d before the crash)" % (
+            len(orders), before)
+        time.sleep(0.2)
+        orders = get_json(STATE)["orders"]
+    assert len(orders) > before
     ids = [o["clientOrderId"] for o in orders]
     assert len(ids) == len(set(ids))
 
