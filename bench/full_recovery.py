@@ -8,8 +8,8 @@ In one run, repeated N times (interleaved, so that machine noise hits all figure
       component's own recovery time (from the run's record) is compared with its runbook RTO
       (Redis 300 s from runbook 000; database 1800 s and model 600 s from 001; QuestDB 900 s);
       and when the kill switch was engaged, from the call to recover() to the switch's flag on disk
-      (Redis is down: the switch fails closed to the flag file) - the protective probe engages it
-      before the full diagnosis (runbook 004: protect capital first);
+      (Redis is down: the switch fails closed to the flag file) - the front door's probe engages it
+      before ansible-playbook starts (runbook 004: protect capital first);
   (c) the fast path on the same outage (Redis killed): `tradeops-dr kill-switch engage`, from its
       start to the flag on disk, then Redis recovered and the switch reset.
 Wall times are ansible-runner's whole run, ansible-playbook start-up included. The machines are
@@ -41,7 +41,8 @@ from tradeops_dr.drill import operator_resets_the_switch  # noqa: E402
 from tradeops_dr.recovery import recover_and_approve  # noqa: E402
 from tradeops_dr.sandbox import Sandbox  # noqa: E402
 
-TARGETS = dict(no_fault_s=15.0, outage_s=60.0, rto_fraction=1 / 20, switch_engaged_s=1.0)
+# issue 27's targets: a healthy run (what an hourly cron pays) 5 s, the combined outage 20 s, the switch 1 s
+TARGETS = dict(no_fault_s=5.0, outage_s=20.0, rto_fraction=1 / 20, switch_engaged_s=1.0)
 BIN = Path(sys.executable).parent
 
 
@@ -138,9 +139,9 @@ def main() -> int:
         ok &= frac <= TARGETS["rto_fraction"]
         print(f"{name}_recovery_s {secs:.2f} (max {max(per_component[name]):.2f}; runbook RTO {rto[name]} s)")
         print(f"{name}_rto_fraction {frac:.4f} (target <= {TARGETS['rto_fraction']:.2f})")
-    ok &= b < TARGETS["outage_s"] and a < TARGETS["no_fault_s"]
-    print(f"combined_outage_recovery_s {b:.2f} (max {max(outage):.2f}; target < {TARGETS['outage_s']:.0f})")
-    print(f"no_fault_run_s {a:.2f} (max {max(no_fault):.2f}; target < {TARGETS['no_fault_s']:.0f})")
+    ok &= b <= TARGETS["outage_s"] and a <= TARGETS["no_fault_s"]
+    print(f"combined_outage_recovery_s {b:.2f} (max {max(outage):.2f}; target <= {TARGETS['outage_s']:.0f})")
+    print(f"no_fault_run_s {a:.2f} (max {max(no_fault):.2f}; target <= {TARGETS['no_fault_s']:.0f})")
     front, fastp = statistics.median(switch_front_door), statistics.median(switch_fast_path)
     ok &= front <= TARGETS["switch_engaged_s"]
     print(f"fast_path_to_switch_engaged_s {fastp:.3f} (max {max(switch_fast_path):.3f}; Redis down: the flag file)")

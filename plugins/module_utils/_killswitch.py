@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import time
 
@@ -138,14 +139,37 @@ def reset(client, key, events, actor, reason, confirm, approver=None, require_se
     return True, status(client, key)
 
 
+def read_flag_file(path):
+    """The local flag as written (a dict), or None when there is none or it is not one (never through a link)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd) as handle:
+        try:
+            data = json.load(handle)
+        except ValueError:
+            return None
+    return data if isinstance(data, dict) else None
+
+
 def write_flag_file(path, reason, actor, incident, state, error):
-    """Fail closed: when Redis cannot be reached, leave a local flag the engines can read."""
+    """Fail closed: when Redis cannot be reached, leave a local flag the engines can read. A flag already
+    engaged keeps its first engagement (reason, actor, incident, time - as Redis's engage does): only a
+    stricter state, the latest Redis error and the last engagement asked are added."""
     _ms, iso = now()
     directory = os.path.dirname(path)
     if directory and not os.path.isdir(directory):
         os.makedirs(directory, mode=0o755)
-    _manifest.write_json_atomic(path, dict(enabled=True, state=state, reason=reason, actor=actor, incident=incident,
-                                           engaged_at=iso, redis_error=error), 0o644)
+    first = read_flag_file(path)
+    if first and first.get('enabled') is True:
+        kept = first.get('state') if STRICTNESS.get(first.get('state'), -1) >= STRICTNESS.get(state, 0) else state
+        data = dict(first, state=kept, redis_error=error,
+                    last_engage=dict(at=iso, reason=reason, actor=actor, incident=incident))
+    else:
+        data = dict(enabled=True, state=state, reason=reason, actor=actor, incident=incident, engaged_at=iso,
+                    redis_error=error)
+    _manifest.write_json_atomic(path, data, 0o644)
     return path
 
 

@@ -64,6 +64,12 @@ def _resolve(path: str | os.PathLike, base: Path, subdir: str) -> str:
     return str(cand if cand.exists() else base / p)
 
 
+def inventory_path(inventory: str | os.PathLike | None) -> str:
+    """The inventory a run uses: a path, a name under inventories/ ("local", "prod"), default inventories/local."""
+    root = project_root()
+    return _resolve(inventory, root, "inventories") if inventory else str(root / "inventories" / "local")
+
+
 def _host_stats(stats_event: dict) -> dict:
     out: dict = {}
     for key in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored"):
@@ -154,7 +160,7 @@ def run_playbook(playbook: str, inventory: str | os.PathLike | None = None, extr
         private_data_dir=pdd,
         project_dir=str(root),
         playbook=_resolve(playbook, root, "playbooks"),
-        inventory=_resolve(inventory, root, "inventories") if inventory else str(root / "inventories" / "local"),
+        inventory=inventory_path(inventory),
         extravars=extravars or {},
         limit=limit,
         tags=tags,

@@ -193,22 +193,57 @@ def _host_vars(tree: dict, host: str) -> dict:
     return {}
 
 
-def connection_via_ansible(inventory: str, limit: str | None = None) -> dict:
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.plugins.loader import init_plugin_loader
-    from ansible.template import Templar
-    from ansible.vars.manager import VariableManager
-
+def init_plugins() -> None:
+    """Ansible's plugin loader, once per process (a second init warns: AnsibleCollectionFinder already configured)."""
     global _PLUGINS_READY  # pylint: disable=global-statement
-    if not _PLUGINS_READY:  # once per process: a second init warns (AnsibleCollectionFinder already configured)
+    if not _PLUGINS_READY:
         import warnings
+
+        from ansible.plugins.loader import init_plugin_loader
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="AnsibleCollectionFinder has already been configured")
             init_plugin_loader([])
         _PLUGINS_READY = True
-    loader = DataLoader()
+
+
+def recording_loader(read: set):
+    """Ansible's DataLoader, noting in `read` every file it reads (a template's file lookup included): what a
+    cache of what Ansible resolved must be invalidated by, beside the inventory's own files."""
+    from ansible.parsing.dataloader import DataLoader
+
+    class Recording(DataLoader):
+        def get_text_file_contents(self, file_name, encoding=None):
+            read.add(os.path.abspath(file_name))
+            return super().get_text_file_contents(file_name, encoding=encoding)
+
+        def load_from_file(self, file_name, *args, **kwargs):
+            read.add(os.path.abspath(file_name))
+            return super().load_from_file(file_name, *args, **kwargs)
+
+    return Recording()
+
+
+def files_state(paths) -> list:
+    """[path, mtime_ns, size] of each file (None, None when it is gone)."""
+    out = []
+    for path in sorted(set(paths)):
+        try:
+            st = os.stat(path)
+            out.append([path, st.st_mtime_ns, st.st_size])
+        except OSError:
+            out.append([path, None, None])
+    return out
+
+
+def connection_via_ansible(inventory: str, limit: str | None = None) -> dict:
+    from ansible.inventory.manager import InventoryManager
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+
+    init_plugins()
+    read: set = set()
+    loader = recording_loader(read)
     inv = InventoryManager(loader=loader, sources=[inventory])
     hosts = inv.get_hosts(limit or "kill_switch")
     if not hosts:
@@ -219,7 +254,7 @@ def connection_via_ansible(inventory: str, limit: str | None = None) -> dict:
     return dict(host=hosts[0].name, login_host=val["kill_switch_redis_host"], login_port=int(val["kill_switch_redis_port"]),
                 login_user=val["kill_switch_redis_user"] or None,
                 login_password=val["kill_switch_redis_password"] or None,
-                flag_file=val["kill_switch_flag_file"], via="ansible")
+                flag_file=val["kill_switch_flag_file"], via="ansible", read=sorted(read))
 
 
 def _cache_path(inventory: str, limit: str | None) -> Path:
@@ -233,7 +268,7 @@ def _cache_path(inventory: str, limit: str | None) -> Path:
 _ENV_LOOKUP = re.compile(r"""env['"]\s*,\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 
 
-def _fingerprint(inventory: str) -> list:
+def inventory_fingerprint(inventory: str) -> list:
     """(path, mtime_ns, size) of every file of the inventory, and the value of every environment
     variable its templates look up (inventories/local reads TRADEOPS_DR_SANDBOX): a change of
     either invalidates the cache, so that it never names the Redis of another setting."""
@@ -249,39 +284,52 @@ def _fingerprint(inventory: str) -> list:
     return out
 
 
-def _read_cache(inventory: str, limit: str | None) -> dict | None:
+def read_private(path: Path, fingerprint) -> dict | None:
+    """The payload of a private cache file (0600, ours) whose fingerprint is still the given one (a
+    list, or a function of the payload giving it), else None."""
     import json
 
-    path = _cache_path(inventory, limit)
     try:
         if path.stat().st_mode & 0o077 or path.stat().st_uid != os.getuid():
             return None  # not private (or not ours): never trusted
         data = json.loads(path.read_text())
-        if data.get("fingerprint") != _fingerprint(inventory):
+        payload = data.get("payload")
+        expected = fingerprint(payload) if callable(fingerprint) else fingerprint
+        if not isinstance(payload, dict) or data.get("fingerprint") != expected:
             return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError, KeyError):
         return None
-    conn = data["connection"]
-    conn["via"] = "cache"
-    return conn
+    return payload
 
 
-def _write_cache(inventory: str, limit: str | None, conn: dict) -> None:
+def write_private(path: Path, fingerprint: list, payload) -> None:
+    """Keep payload in a private cache file (folder 0700, file 0600: it may hold a password), with the
+    fingerprint that invalidates it; a failure only costs the next call its time."""
     import json
 
-    path = _cache_path(inventory, limit)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump(dict(fingerprint=_fingerprint(inventory), connection={k: v for k, v in conn.items()
-                                                                            if k not in ("via", "why_ansible")}),
-                      handle)
+            json.dump(dict(fingerprint=fingerprint, payload=payload), handle)
         os.replace(tmp, path)
     except OSError:
-        pass  # the cache only saves time; the engage itself does not depend on it
+        pass
+
+
+def _read_cache(inventory: str, limit: str | None) -> dict | None:
+    base = inventory_fingerprint(inventory)
+    conn = read_private(_cache_path(inventory, limit), lambda payload: base + files_state(payload.get("read") or []))
+    if conn:
+        conn["via"] = "cache"
+    return conn
+
+
+def _write_cache(inventory: str, limit: str | None, conn: dict) -> None:
+    write_private(_cache_path(inventory, limit), inventory_fingerprint(inventory) + files_state(conn.get("read") or []),
+                  {k: v for k, v in conn.items() if k not in ("via", "why_ansible")})
 
 
 def resolve(inventory: str, limit: str | None = None, use_cache: bool = True) -> dict:

@@ -15,6 +15,7 @@ as one object, and the same run as a stream of progress events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -22,8 +23,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import catalog, errors
-from .api import Failure, RunResult, run_playbook, runs_dir
+from . import capital, catalog, errors
+from .api import Failure, RunResult, inventory_path, run_playbook, runs_dir
 from .paths import module_utils
 
 # exit codes of `tradeops-dr recover`, documented in the README
@@ -168,7 +169,10 @@ def recover(scenario: str = "full", inventory=None, check: bool = False, limit: 
     the run, when its plan has destructive steps and no approval was given; request is {incident,
     steps, code}. What it returns is the approval: the run checks it as it checks approve= (this plan's
     code, not spent, a second approver where required) and goes on - one run, one lock, one diagnosis."""
-    extra = _extravars(scenario, approve, incident, extravars, approver)
+    started, extra = time.perf_counter(), _extravars(scenario, approve, incident, extravars, approver)
+    extra.setdefault("dr_command_started", time.time())  # the run's seconds count from the command's start
+    if not check and _recovers(tags):
+        _front_door(extra, inventory, limit, incident, envvars, started)
     answer_dir = None
     if ask is not None and not approve and not check:
         answer_dir = tempfile.mkdtemp(prefix="answer-", dir=runs_dir())
@@ -181,6 +185,43 @@ def recover(scenario: str = "full", inventory=None, check: bool = False, limit: 
         if answer_dir:
             shutil.rmtree(answer_dir, ignore_errors=True)
     return result_of(run)
+
+
+def _recovers(tags: str | None) -> bool:
+    """Whether a run with these tags may change anything (--tags diagnose only reads)."""
+    return not tags or bool({"recover", "all"} & {t.strip() for t in str(tags).split(",")})
+
+
+@contextlib.contextmanager
+def _environment(envvars: dict | None):
+    """os.environ with the run's environment variables for the while (the inventory's templates read them,
+    e.g. TRADEOPS_DR_SANDBOX), as ansible-playbook will see them."""
+    saved = {k: os.environ.get(k) for k in (envvars or {})}
+    os.environ.update({k: str(v) for k, v in (envvars or {}).items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _front_door(extra: dict, inventory, limit: str | None, incident: str | None, envvars: dict | None,
+                started: float) -> None:
+    """Protect capital before ansible-playbook starts (capital.protect): what it probed and did goes to the
+    playbook as dr_front_door; when it engaged the switch, under the incident the run then carries."""
+    env = dict(envvars or {})
+    incident = incident or env.get("TRADEOPS_DR_INCIDENT_ID") or os.environ.get("TRADEOPS_DR_INCIDENT_ID") \
+        or time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
+    with _environment(env):
+        front = capital.protect(inventory_path(inventory), limit, extra, incident, started=started)
+    if front is None:
+        return
+    extra["dr_front_door"] = front
+    if front.get("engaged"):
+        extra["dr_incident_id"] = incident
 
 
 def recover_and_approve(scenario: str = "full", inventory=None, incident: str | None = None, **kwargs):

@@ -5,6 +5,7 @@ the Python API (ansible-runner) and the CLI."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import re
@@ -111,6 +112,10 @@ def _record(res) -> dict:
     return json.loads(Path(res.incident_record).with_suffix(".json").read_text())
 
 
+def _when(iso: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
 def _by_component(res) -> dict:
     return {c.component: c for c in res.components}
 
@@ -152,6 +157,12 @@ def test_four_failures_at_once_planned_recovered_then_nothing_to_do(fresh):
     first_probe = next(i for i, e in enumerate(timeline) if e["role"] and not e["role"].endswith("kill_switch"))
     assert engaged_at < first_probe, [(e["role"], e["task"]) for e in timeline[:40]]
     assert 0 < switch.seconds < first.recovery_seconds
+    # ... and before ansible-playbook even started (issue 27): the front door (recover()) probed the ports and set
+    # the flag file through the fast path; the playbook's own engage then kept that first engagement
+    flag = json.loads((p.state / "kill_switch.flag").read_text())
+    assert "(the front door, before the playbook)" in flag["reason"] and flag["incident"] == "INC-T-MULTI", flag
+    assert _when(flag["engaged_at"]) <= min(_when(e["start"]) for e in timeline)
+    assert "first set by the front door" in switch.message, switch.message
     after = p.fingerprint()
     # every table as it was (issue 31: trades was not compared), Redis's every key and stream as it was - judged
     # by the evidence, not by the run's own verdict - and the switch engaged

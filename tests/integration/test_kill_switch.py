@@ -338,7 +338,7 @@ def test_a_stale_cached_connection_is_resolved_again(desk):
     assert first.returncode == 0
     (cache,) = (desk["tmp"] / "xdg-cache" / "tradeops-dr" / "kill-switch").iterdir()
     data = json.loads(cache.read_text())
-    data["connection"]["login_port"] = free_port()  # as if Redis had moved since
+    data["payload"]["login_port"] = free_port()  # as if Redis had moved since
     cache.write_text(json.dumps(data))
     with desk["redis"].client() as c:
         c.delete("policy:kill_switch")
