@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -83,6 +84,22 @@ def _parent_inventory(tmp_path):
     (tmp_path / "group_vars" / "all.yml").write_text("kill_switch_redis_port: 16392\n")
     (tmp_path / "group_vars" / "prod.yml").write_text("kill_switch_redis_port: 16391\n")
     return tmp_path
+
+
+def test_the_cache_of_what_ansible_resolved_ends_when_a_file_a_template_read_changes(tmp_path, monkeypatch):
+    """The port comes from a file a template looks up (inventories/local reads sandbox.json): a sandbox made again on
+    other ports changed that file, not the inventory's, and the cache named the earlier Redis."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "ports.json").write_text('{"redis": 16394}')
+    inv = tmp_path / "inv"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "hosts.yml").write_text("all:\n  children:\n    kill_switch:\n      hosts:\n        risk-1:\n")
+    (inv / "group_vars" / "kill_switch.yml").write_text(
+        f"kill_switch_redis_port: \"{{{{ (lookup('ansible.builtin.file', '{tmp_path}/ports.json') | from_json).redis }}}}\"\n")
+    assert (_child("resolve", str(inv))["login_port"], _child("resolve", str(inv))["via"]) == (16394, "cache")
+    time.sleep(0.01)
+    (tmp_path / "ports.json").write_text('{"redis": 16395}')
+    assert _child("resolve", str(inv))["login_port"] == 16395
 
 
 def test_a_parent_groups_vars_are_resolved_as_ansible_does(tmp_path, monkeypatch):
