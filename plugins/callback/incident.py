@@ -56,7 +56,15 @@ options:
     env:
       - name: TRADEOPS_DR_JOURNAL_TOKEN
   notify_urls:
-    description: apprise URLs (comma or space separated) notified with the record's summary; empty to skip.
+    description:
+      - apprise URLs of the people to tell (runbook 004 section 6), separated by spaces; C(tags=URL) gives a URL to
+        audiences - V(ops) (the technical detail), V(risk) (the kill switch, positions, P&L, exposure), V(stakeholders)
+        (a summary only) - and to the escalation levels of runbook 002 (V(level2), V(level3), V(level4)); an
+        untagged URL serves ops (commas may separate untagged URLs). Empty to skip.
+      - During a run of C(full_recovery.yml) (and any playbook that engages the kill switch), stages that change
+        trading are told at once, without waiting for the recovery - V(opened) (a P1/P2 incident found broken),
+        V(kill switch engaged), V(approval needed) (the plan and its approval code) - and the end, per
+        O(notify_on). Each notification and escalation is a line of the record's timeline.
     type: str
     default: ''
     env:
@@ -73,6 +81,22 @@ options:
     default: ''
     env:
       - name: TRADEOPS_DR_RECORD_POINTER
+  escalate_after:
+    description:
+      - Runbook 002's escalation ladder - an incident not resolved this fraction of the RTO of what broke after it
+        opened is escalated to the V(level2) contacts, after twice that to V(level3), three times to V(level4)
+        (the same for each level); a failed recovery escalates to V(level2) at the end. Only with level contacts
+        in O(notify_urls).
+    type: float
+    default: 0.5
+    env:
+      - name: TRADEOPS_DR_ESCALATE_AFTER
+  escalate_seconds:
+    description: Each escalation level's time in seconds, instead of O(escalate_after) x the RTO (0 - use the RTO).
+    type: float
+    default: 0
+    env:
+      - name: TRADEOPS_DR_ESCALATE_SECONDS
   notify_on:
     description: >-
       The run statuses that notify (V(not admitted): an automatic response to an alert that its guardrails refused -
@@ -93,14 +117,16 @@ import hashlib
 import json
 import os
 import re
+import queue
 import socket
+import threading
 import time
 
 from ansible import context
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.urls import open_url
 from ansible.plugins.callback import CallbackBase
-from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _severity
+from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _notify, _severity
 
 # runbook 004, section 1, by what a playbook recovers
 HIDDEN = 'hidden (no_log)'
@@ -162,6 +188,16 @@ class CallbackModule(CallbackBase):
         self.task_started = {}
         self.host_started = {}
         self.plays = []
+        # who is told what, and when (module_utils/_notify): the incident as known so far, the stages told,
+        # notifications in flight, the escalation timer
+        self.lock = threading.Lock()
+        self.event = {}
+        self.stages = set()
+        self.notified = []
+        self.escalations = []
+        self.outbox = None  # one sender, in order: a person reads the stages as they happened
+        self.done = threading.Event()
+        self.targets = None
 
     # ---- collecting ----------------------------------------------------------------------------
     def v2_playbook_on_start(self, playbook):
@@ -198,10 +234,131 @@ class CallbackModule(CallbackBase):
             msg = to_text(msg if isinstance(msg, (str, bytes)) else json.dumps(msg, default=str))[:2000]
         changed = bool(res.get('changed'))
         role = task._role.get_name() if getattr(task, '_role', None) else ''
+        if status == 'ok':
+            self._watch(res, host)
         self.timeline.append(dict(
             host=host, task=to_text(task.name or task.action), role=role, action=task.action, start=_iso(start), end=_iso(end),
             seconds=round(end - start, 3), status=('changed' if changed and status == 'ok' else status), changed=changed,
             ignored=bool(getattr(task, 'ignore_errors', False)) and status == 'failed', msg=msg))
+
+    # ---- stages, as data the run sets (facts and stats), never task names ----------------------------
+    def _watch(self, res, host):
+        facts = res.get('ansible_facts') or {}
+        stats = (res.get('ansible_stats') or {}).get('data') or {}
+        opened = facts.get('dr_incident')
+        if isinstance(opened, dict) and opened.get('classification'):
+            self.event.update(classification=opened['classification'], broken=opened.get('broken') or [],
+                              rto_seconds=opened.get('rto_seconds'))
+            if opened['classification'] in ('P1', 'P2'):
+                self._stage('opened')
+        if facts.get('dr_destructive'):
+            self.event.update(steps=facts['dr_destructive'], code=facts.get('dr_approval_code'))
+        if facts.get('dr_approved') is False and self.event.get('steps') and 'diagnose' not in self._tags():
+            self._stage('approval needed')
+        switch = ((facts.get('dr_outcomes') or {}).get('kill_switch') or {}) if isinstance(
+            facts.get('dr_outcomes'), dict) else {}
+        for per_host in (stats.get('kill_switch') or {}).values():
+            if isinstance(per_host, dict) and per_host.get('outcome') in ('engaged', 'escalated'):
+                switch = dict(outcome='engaged', message='on %s' % host)
+        if str(switch.get('outcome', '')).startswith('engaged'):
+            self.event['switch'] = dict(outcome=switch['outcome'], message=to_text(switch.get('message', ''))[:600])
+            self._stage('kill switch engaged')
+
+    @staticmethod
+    def _tags():
+        return context.CLIARGS.get('tags') or ()
+
+    def _targets(self):
+        if self.targets is None:
+            try:
+                self.targets = _notify.parse_targets(self.get_option('notify_urls'))
+            except _notify.NotifyError as exc:
+                self._display.warning('tradeops.dr.incident: %s; nobody is notified' % exc)
+                self.targets = []
+        return self.targets
+
+    def _stage(self, stage):
+        """Tell the stage's audiences at once (in the background: the recovery does not wait for it)."""
+        if stage in self.stages or context.CLIARGS.get('check') or not self._targets():
+            return
+        self.stages.add(stage)
+        self.event.setdefault('incident', self.incident)
+        self.event.setdefault('playbook', self.playbook)
+        self._send(stage, _notify.STAGE_AUDIENCES[stage], dict(self.event, stage=stage))
+        if stage == 'opened':
+            self._arm_escalation()
+
+    def _send(self, what, audiences, event):
+        """Queue the notifications of a stage for the sender thread (the run does not wait for them)."""
+        with self.lock:
+            if self.outbox is None:
+                self.outbox = queue.Queue()
+                self.sender = threading.Thread(target=self._sender, daemon=True)
+                self.sender.start()
+            for audience in audiences:
+                urls = [url for tags, url in self._targets() if audience in tags]
+                if urls:
+                    title, body = _notify.compose('ops' if audience in _notify.LEVELS else audience, event)
+                    self.outbox.put((what, audience, urls, title, body))
+
+    def _sender(self):
+        while True:
+            job = self.outbox.get()
+            if job is None:
+                return
+            self._deliver(*job)
+
+    def _deliver(self, what, audience, urls, title, body):
+        start = time.time()
+        try:
+            import apprise  # pylint: disable=import-outside-toplevel
+            sender = apprise.Apprise()
+            for url in urls:
+                sender.add(url)
+            ok = bool(sender.notify(title=title, body=body))
+        except ImportError:
+            ok = False
+            self._display.warning('tradeops.dr.incident: notify_urls is set but apprise is not installed (pip install apprise)')
+        except Exception as exc:  # pylint: disable=broad-except  # a notification never fails the run
+            ok = False
+            self._display.warning('tradeops.dr.incident: notifying %s failed: %s' % (audience, redact_url(exc)))
+        if not ok:
+            self._display.warning('tradeops.dr.incident: not every notification was delivered (%s, %s, %d URL(s))'
+                                  % (what, audience, len(urls)))
+        end = time.time()
+        with self.lock:
+            self.notified.append(dict(stage=what, audience=audience, at=_iso(start), delivered=ok))
+            self.timeline.append(dict(host='localhost', task='Notified %s: %s' % (audience, what), role='',
+                                      action='tradeops.dr.incident', start=_iso(start), end=_iso(end),
+                                      seconds=round(end - start, 3), status='ok' if ok else 'failed', changed=False,
+                                      ignored=False, msg=title))
+
+    def _levels(self):
+        return [lvl for lvl in _notify.LEVELS if any(lvl in tags for tags, _url in self._targets())]
+
+    def _arm_escalation(self):
+        ladder = _notify.schedule(self.event.get('rto_seconds'), self.get_option('escalate_after'),
+                                  self.get_option('escalate_seconds'))
+        if not ladder or not self._levels():
+            return
+        opened = time.time()
+
+        def climb():
+            for after, level in ladder:
+                if self.done.wait(max(0.0, opened + after - time.time())):
+                    return
+                self._escalate(level, round(after, 1))
+
+        threading.Thread(target=climb, daemon=True).start()
+
+    def _escalate(self, level, after, why=None):
+        with self.lock:
+            if any(e['level'] == level for e in self.escalations):
+                return
+            self.escalations.append(dict(level=level, at=_iso(time.time()), after_seconds=after,
+                                         why=why or 'not resolved %s s after it opened' % after))
+        self._send('escalated to %s' % level, [level], dict(self.event, stage='escalated', level=level,
+                                                            after_seconds=after))
 
     def v2_runner_on_ok(self, result):
         self._add(result, 'ok')
@@ -255,6 +412,7 @@ class CallbackModule(CallbackBase):
             classification, severity_reasons = 'P4', ['the run failed; what it means for trading is not known']
         actions = ['%s on %s: %s' % (e['task'], e['host'], e['msg'] or 'changed') for e in self.timeline if e['changed']]
         inventory = context.CLIARGS.get('inventory') or []
+        impact, postmortem = self._aftermath(dr, custom, status, classification, severity_reasons, symptoms, loss)
         return dict(
             id=self.incident or incident_id({}, os.environ, self.started), entry_type='incident',
             playbook=self.playbook, plays=self.plays, user=getpass.getuser(), control_node=socket.gethostname(),
@@ -266,8 +424,33 @@ class CallbackModule(CallbackBase):
             components=components,
             data_loss=loss or ('none known' if status in ('recovered', 'healthy', 'ok') else 'unknown'),
             hosts=summary, root_cause='', prevention='', lessons_learned='',
-            trigger=custom.get('dr_trigger') or None,
+            trigger=custom.get('dr_trigger') or None, impact=impact, postmortem=postmortem,
             approved_by=dr.get('approved_by'), timeline=self.timeline)
+
+    @staticmethod
+    def _aftermath(dr, custom, status, classification, reasons, symptoms, loss):
+        """The incident report's impact (runbook 003) and the postmortem's times (trigger, detection, time to
+        detect / mitigate / resolve, action items): what the run knows, the rest left for a person (None)."""
+        trigger = custom.get('dr_trigger') or {}
+        engaged = [e.get('seconds') for e in ((dr.get('components') or {}).get('kill_switch') or {}).values()
+                   if str(e.get('outcome', '')).startswith('engaged') and e.get('seconds') is not None]
+        resolved = status in ('recovered', 'healthy')
+        if engaged:
+            trading = 'halted by the kill switch %s s after the run started; halted until the operator resets it' % (
+                min(engaged))
+        elif classification in ('P1', 'P2'):
+            trading = 'affected (%s)' % ', '.join(reasons)
+        else:
+            trading = 'not known to be affected'
+        impact = dict(trading=trading, financial=None, data='; '.join('%s: %s' % kv for kv in sorted(loss.items())) or None,
+                      downtime_seconds=(dr.get('recovery_seconds') if symptoms and resolved else None))
+        postmortem = dict(
+            trigger=('alert %s (%s)' % (trigger.get('name'), trigger.get('component'))) if trigger else 'a person started the run',
+            detected=trigger.get('starts_at_iso'), time_to_detect_seconds=trigger.get('detection_delay_seconds'),
+            time_to_mitigate_seconds=min(engaged) if engaged else None,
+            time_to_resolve_seconds=dr.get('recovery_seconds') if resolved and dr else None,
+            action_items=[dict(item=None, owner=None)])
+        return impact, postmortem
 
     @staticmethod
     def markdown(rec):
@@ -289,6 +472,7 @@ class CallbackModule(CallbackBase):
             out.append('| Trigger | alert %s (%s, %s) firing since %s, run after %s s: %s |' % tuple(
                 md_text(str(trigger.get(k, ''))) for k in keys))
         out += ['', rec['reason'], '', '## Symptoms', '']
+        out_impact = CallbackModule._impact_markdown(rec)
         out += ['- %s' % s for s in rec['symptoms']] or ['- none found']
         out += ['', '## Recovery per component', '', '| component | host | before | after | outcome | seconds | RTO |',
                 '|---|---|---|---|---|---|---|']
@@ -296,6 +480,7 @@ class CallbackModule(CallbackBase):
             for host, e in sorted(per_host.items()):
                 out.append('| %s | %s | %s | %s | %s | %s | %s |' % (name, host, e['before'], e['after'], e['outcome'],
                                                                      e['seconds'], e['rto_seconds'] or '-'))
+        out += out_impact
         out += ['', '## Actions taken', '']
         out += ['- %s' % a for a in rec['actions']] or ['- nothing was changed']
         out += ['', '## Timeline (tasks that ran; skipped ones are in the JSON record)', '',
@@ -306,17 +491,52 @@ class CallbackModule(CallbackBase):
                 msg = e['msg'].replace('|', '\\|').replace('\n', ' ')[:300]
                 out.append('| %s | %s | %s | %s | %s | %s |' % (e['start'][11:], e['end'][11:], e['host'], task,
                                                                 e['status'], msg))
+        if rec.get('notifications') or rec.get('escalations'):
+            out += ['', '## Who was told', '']
+            out += ['- %s %s: %s%s' % (n['at'], n['audience'], md_text(n['stage']), '' if n['delivered'] else ' (NOT delivered)')
+                    for n in rec.get('notifications') or []]
+            out += ['- %s escalated to %s: %s' % (e['at'], e['level'], md_text(e['why'])) for e in rec.get('escalations') or []]
         out += ['', '## Root cause', '', '_(for a person to fill in)_', '', '## Prevention', '', '- [ ] _(action item)_', '',
                 '## Lessons learned', '', '_(for a person to fill in)_', '']
         return '\n'.join(out)
 
+    @staticmethod
+    def _impact_markdown(rec):
+        person = '_(for a person to fill in)_'
+        impact, pm = rec.get('impact') or {}, rec.get('postmortem') or {}
+
+        def secs(value, none=person):
+            return none if value is None else '%s s' % value
+        out = ['', '## Impact (runbook 003 incident report)', '', '| | |', '|---|---|',
+               '| Trading | %s |' % md_text(impact.get('trading') or person),
+               '| Downtime | %s |' % (('at least %s s (from the run\'s start until every component held)'
+                                       % impact['downtime_seconds']) if impact.get('downtime_seconds') is not None
+                                      else person),
+               '| Financial | %s |' % (impact.get('financial') or person),
+               '| Data | %s |' % md_text(impact.get('data') or 'none known'),
+               '', '## Postmortem', '', '| | |', '|---|---|',
+               '| Trigger | %s |' % md_text(pm.get('trigger') or person),
+               '| Detected | %s |' % (pm.get('detected') or person),
+               '| Time to detect | %s |' % secs(pm.get('time_to_detect_seconds')),
+               '| Time to mitigate | %s |' % secs(pm.get('time_to_mitigate_seconds'), 'nothing mitigated by this run'),
+               '| Time to resolve | %s |' % secs(pm.get('time_to_resolve_seconds'), 'not resolved by this run'),
+               '', '| Action item | Owner |', '|---|---|']
+        out += ['| %s | %s |' % (md_text(a.get('item') or person), md_text(a.get('owner') or person))
+                for a in pm.get('action_items') or [{}]]
+        return out
+
     def v2_playbook_on_stats(self, stats):
         rec = self._record(stats)
         folder = os.path.expanduser(self.get_option('incidents_dir'))
+        base = os.path.join(folder, '%s_%s' % (file_stem(rec['id']), _stamp(self.started)))
+        # people first (the end, a failed recovery's escalation); the record then holds what they were told
+        self._notify(rec, base + '.md')
+        with self.lock:
+            rec.update(notifications=list(self.notified), escalations=list(self.escalations),
+                       timeline=list(self.timeline))
         try:
             if not os.path.isdir(folder):
                 os.makedirs(folder, 0o700)
-            base = os.path.join(folder, '%s_%s' % (file_stem(rec['id']), _stamp(self.started)))
             for path, text in ((base + '.json', json.dumps(rec, indent=2, default=str)), (base + '.md', self.markdown(rec))):
                 _manifest.write_text_atomic(path, text + '\n', mode=0o600)
         except (IOError, OSError) as exc:
@@ -325,7 +545,6 @@ class CallbackModule(CallbackBase):
         self._display.display('incident record: %s.md (and .json)' % base)
         self._point(rec, base)
         self._post(rec)
-        self._notify(rec, base + '.md')
 
     def _point(self, rec, base):
         pointer = self.get_option('record_pointer')
@@ -344,7 +563,9 @@ class CallbackModule(CallbackBase):
         headers = {'Content-Type': 'application/json'}
         if self.get_option('journal_token'):
             headers['Authorization'] = 'Bearer %s' % self.get_option('journal_token')
-        body = dict(rec, title='Incident %s: %s' % (rec['id'], rec['status']), body=self.markdown(rec))
+        # the Decision Journal's own shape (runbook 000: entry_type, content), the record's fields beside it
+        body = dict(rec, title='Incident %s: %s' % (rec['id'], rec['status']), content=self.markdown(rec),
+                    body=self.markdown(rec))
         try:
             open_url(url, data=json.dumps(body, default=str), headers=headers, method='POST', timeout=10)
         except Exception as exc:  # pylint: disable=broad-except
@@ -352,20 +573,19 @@ class CallbackModule(CallbackBase):
                                   % (redact_url(url), redact_url(exc)))
 
     def _notify(self, rec, md_path):
-        urls = [u for u in self.get_option('notify_urls').replace(',', ' ').split() if u]
-        if not urls or rec['status'] not in self.get_option('notify_on'):
-            return
-        try:
-            import apprise  # pylint: disable=import-outside-toplevel
-        except ImportError:
-            self._display.warning('tradeops.dr.incident: notify_urls is set but apprise is not installed (pip install apprise)')
-            return
-        sender = apprise.Apprise()
-        for url in urls:
-            sender.add(url)
-        body = '%s\n%s %s, %s s, run by %s on %s\nrecord: %s' % (
-            rec['reason'], rec['playbook'], rec['classification'], rec['recovery_seconds'], rec['user'], rec['control_node'],
-            md_path)
-        if not sender.notify(title='[%s] incident %s: %s' % (rec['classification'], md_text(rec['id'])[:120], rec['status']),
-                             body=body):
-            self._display.warning('tradeops.dr.incident: not every notification was delivered (%d URL(s))' % len(urls))
+        self.done.set()  # the ladder stops: the run ended
+        self.event.update(incident=rec['id'], playbook=rec['playbook'],
+                          classification=self.event.get('classification') or rec['classification'])
+        if rec['status'] == 'failed' and 'level2' in self._levels() and not context.CLIARGS.get('check'):
+            self._escalate('level2', rec['duration_seconds'], why='the recovery failed (runbook 002 level 2)')
+        if self._targets() and rec['status'] in self.get_option('notify_on'):
+            event = dict(self.event, stage='end', incident=rec['id'], classification=rec['classification'],
+                         playbook=rec['playbook'], status=rec['status'], reason=rec['reason'],
+                         recovery_seconds=rec['recovery_seconds'], components=rec['components'], record=md_path,
+                         halted='switch' in self.event)
+            self._send(rec['status'], _notify.AUDIENCES, event)
+        with self.lock:
+            outbox = self.outbox
+        if outbox is not None:
+            outbox.put(None)  # after everything queued: the sender ends once it is delivered
+            self.sender.join(120)

@@ -58,6 +58,21 @@ def _entry(catalog, name):
     return entry
 
 
+def incident_opened(diagnosis, catalog):
+    """What the incident is as soon as the diagnosis is known (the incident callback tells people at once):
+    {classification (runbook 004's priority of the worst component found broken), rto_seconds (the shortest
+    RTO among them: the escalation ladder counts from it), broken [{component, host, evidence}]}; {} when
+    nothing is broken. The kill switch is control state, never counted broken."""
+    broken = [r for r in diagnosis or [] if r.get('state') == 'broken'
+              and _entry(catalog, r.get('component')).get('stage') != 'capital']
+    if not broken:
+        return {}
+    entries = [_entry(catalog, r['component']) for r in broken]
+    return dict(classification='P%d' % min(int(e.get('priority', 4)) for e in entries),
+                rto_seconds=min(int(e.get('rto') or 0) for e in entries) or None,
+                broken=[dict(component=r['component'], host=r.get('host'), evidence=r.get('evidence', '')) for r in broken])
+
+
 def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, started):
     """The run's outcome from every host's diagnosis before and after and its outcomes. The catalog
     (dr_catalog) gives each component's RTO, its priority (runbook 004's P1-P4 when broken) and its
@@ -134,4 +149,4 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
 class FilterModule(object):
     def filters(self):
         return dict(table_row=table_row, recovery_summary=recovery_summary, destructive_plan=destructive_plan,
-                    approval_code=approval_code)
+                    approval_code=approval_code, incident_opened=incident_opened)

@@ -137,6 +137,95 @@ def test_decision_journal_and_apprise_get_the_record(tmp_path, catcher):
         assert "tok-journal-91" not in f.read_text()
 
 
+STAGES = """
+- name: An incident that opens, engages the switch, waits for approval and takes its time
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The diagnosis names the incident (what full_recovery.yml's plan sets)
+      ansible.builtin.set_fact:
+        dr_incident:
+          classification: P1
+          rto_seconds: 300
+          broken: [{component: redis, host: cache-1, evidence: "connection refused on 127.0.0.1:6390"}]
+    - name: The kill switch is engaged (what full_recovery/engage.yml records)
+      ansible.builtin.set_fact:
+        dr_outcomes: {kill_switch: {outcome: engaged, seconds: 0.4, message: held by the flag file}}
+    - name: The plan has a destructive step
+      ansible.builtin.set_fact:
+        dr_destructive: ["db-1: restore of trading into a new database and swap (current kept aside)"]
+        dr_approval_code: 1f3a-9c0d-77e2
+    - name: Nobody approved it
+      ansible.builtin.set_fact:
+        dr_approved: false
+    - name: The recovery takes its time, past the first escalation level (4 s), not the second (8 s)
+      ansible.builtin.wait_for:
+        timeout: 5
+"""
+
+
+def test_people_are_told_at_each_stage_per_audience_and_escalated_after_the_level_time(tmp_path, catcher):
+    """Issue 30 (runbook 004 section 6, runbook 002 escalation): the audiences hear of the stages as they happen -
+    opened, the switch engaged, a destructive step waiting (with its code) - the stakeholders a summary only; the
+    level-2 contacts are told once the level's time passed without the incident resolved, before the run ended;
+    every notification and the escalation are in the record."""
+    need_module("apprise", "pip install -e .[test]")
+    port, got = catcher
+    pb = tmp_path / "stages.yml"
+    pb.write_text(STAGES)
+    incidents = tmp_path / "incidents"
+    base = f"json://127.0.0.1:{port}"
+    urls = f"ops={base}/ops risk={base}/risk stakeholders={base}/st level2={base}/l2 level3={base}/l3"
+    env = dict(os.environ, TRADEOPS_DR_INCIDENTS_DIR=str(incidents), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               TRADEOPS_DR_NOTIFY_URLS=urls, TRADEOPS_DR_NOTIFY_ON="ok,changed,failed", TRADEOPS_DR_ESCALATE_SECONDS="4")
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb), "-e",
+                           "ansible_python_interpreter=" + sys.executable, "-e", "dr_incident_id=INC-CB-9"],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    heard = {}
+    for path, _headers, body in got:
+        heard.setdefault(path, []).append(body)
+    titles = {path: [b["title"].split(": ", 1)[1] for b in bodies] for path, bodies in heard.items()}
+    for who in ("/ops", "/risk"):
+        assert titles[who] == ["opened", "kill switch engaged", "approval needed", "ok"], titles
+    assert titles["/st"] == ["opened", "ok"], titles
+    assert titles["/l2"] == ["escalated to level2"] and "/l3" not in titles, titles  # level 3 at 8 s: the run ended
+    ops = {b["title"].split(": ", 1)[1]: b["message"] for b in heard["/ops"]}
+    assert "cache-1" in ops["opened"] and "connection refused" in ops["opened"]
+    assert "1f3a-9c0d-77e2" in ops["approval needed"] and "db-1: restore of trading" in ops["approval needed"]
+    for body in heard["/st"]:
+        assert "cache-1" not in body["message"] and "refused" not in body["message"]
+    # the escalation came while the run still ran: before the end was told
+    first_end = next(i for i, g in enumerate(got) if g[2]["title"].endswith(": ok"))
+    assert next(i for i, g in enumerate(got) if g[0] == "/l2") < first_end
+    rec = json.loads(sorted(incidents.glob("INC-CB-9_*.json"))[-1].read_text())
+    assert [e["level"] for e in rec["escalations"]] == ["level2"]
+    assert {(n["audience"], n["stage"]) for n in rec["notifications"]} >= {
+        ("ops", "opened"), ("risk", "kill switch engaged"), ("stakeholders", "opened"), ("level2", "escalated to level2")}
+    assert all(n["delivered"] for n in rec["notifications"])
+    assert any(e["task"] == "Notified level2: escalated to level2" for e in rec["timeline"])
+    md = sorted(incidents.glob("INC-CB-9_*.md"))[-1].read_text()
+    assert "## Who was told" in md and "escalated to level2" in md and "## Postmortem" in md
+
+
+def test_a_failed_recovery_is_escalated_at_once(tmp_path, catcher):
+    """Runbook 002 level 2: "recovery procedures fail" - the level-2 contacts are told at the end of a failed run."""
+    need_module("apprise", "pip install -e .[test]")
+    port, got = catcher
+    pb = tmp_path / "fails.yml"
+    pb.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ansible.builtin.fail:\n"
+                  "        msg: the restore failed\n")
+    env = dict(os.environ, TRADEOPS_DR_INCIDENTS_DIR=str(tmp_path / "incidents"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               TRADEOPS_DR_NOTIFY_URLS=f"level2=json://127.0.0.1:{port}/l2")
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb), "-e",
+                           "ansible_python_interpreter=" + sys.executable, "-e", "dr_incident_id=INC-CB-10"],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    assert [(path, body["title"]) for path, _h, body in got] == [("/l2", "[P4] incident INC-CB-10: escalated to level2")]
+    rec = json.loads(sorted((tmp_path / "incidents").glob("INC-CB-10_*.json"))[-1].read_text())
+    assert rec["escalations"][0]["why"] == "the recovery failed (runbook 002 level 2)"
+
+
 def test_a_journal_that_cannot_be_reached_never_fails_the_run(tmp_path, catcher):
     port, got = catcher
     proc, _rec, _md = run(tmp_path, TRADEOPS_DR_JOURNAL_URL=f"http://127.0.0.1:{port}/missing-then-closed",

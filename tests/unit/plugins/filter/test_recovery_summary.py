@@ -83,3 +83,22 @@ def test_the_approval_code_names_incident_steps_and_hosts():
     assert approval_code("INC-1", rows + [dict(rows[1], state="broken")]) != code  # one more step
     with pytest.raises(AnsibleFilterError, match="needs the incident id"):
         approval_code("", rows)
+
+
+def test_the_incident_is_named_as_soon_as_the_diagnosis_is_known():
+    """Issue 30: incident_opened gives the callback what to tell at once - the worst priority among what broke
+    (runbook 004), the shortest RTO (the escalation ladder counts from it), and the broken rows; the kill switch,
+    control state, never counts."""
+    from ansible_collections.tradeops.dr.plugins.filter.recovery import incident_opened
+
+    rows = [dict(row("model", "broken", "md5 differs"), host="m1"), dict(row("redis", "broken", "refused"), host="r1"),
+            dict(row("kill_switch", "unreadable"), host="k1"), dict(row("postgres", "healthy"), host="p1")]
+    opened = incident_opened(rows, CATALOG)
+    assert opened["classification"] == "P1" and opened["rto_seconds"] == 300  # Redis: P1, 300 s (runbook 000)
+    assert opened["broken"] == [dict(component="model", host="m1", evidence="md5 differs"),
+                                dict(component="redis", host="r1", evidence="refused")]
+    assert incident_opened([dict(row("model", "broken"), host="m1")], CATALOG)["classification"] == "P2"
+    assert incident_opened([dict(row("kill_switch", "engaged"), host="k1"), dict(row("redis", "healthy"), host="r")],
+                           CATALOG) == {}
+    with pytest.raises(AnsibleFilterError, match="mongodb"):
+        incident_opened([dict(row("mongodb", "broken"), host="x")], CATALOG)
