@@ -145,8 +145,23 @@ def test_fileset_broker_and_feed_drills_leave_the_evidence_behind(drill_env):
     assert len(list(Path(state["trading"]["feed_backup_dir"]).iterdir())) == 1
     with Sandbox.redis_server(state).client() as c:
         assert c.get("broker:active") == "paper"
-        events = [(e["from"], e["to"]) for _i, e in c.xrange("broker:events")]
+        moves = c.xrange("broker:events")
+        events = [(e["from"], e["to"]) for _i, e in moves]
+        switch = [(i, e["event"], e.get("reason", "")) for i, e in c.xrange("policy:kill_switch:events")]
+        released = c.hget("policy:kill_switch", "enabled")
     assert events == [("ibkr", "zerodha"), ("zerodha", "ibkr"), ("ibkr", "paper")]
+    # issue 30 (runbook 004 3.1): each failover engaged the kill switch before the adapter moved; the operator
+    # reset it after the drill
+    engages = [i for i, ev, why in switch if ev == "engage" and "broker failover" in why]
+    assert engages and key(engages[0]) < key(moves[0][0]), switch
+    # held through the rollback and the second failover (no reset before the last move), reset after it
+    resets = [i for i, ev, _why in switch if ev == "reset" and key(i) > key(engages[0])]
+    assert resets and key(resets[0]) > key(moves[2][0]) and released == "false", switch
+
+
+def key(stream_id: str) -> tuple:
+    """A Redis stream id as a number to compare (ms, sequence)."""
+    return tuple(map(int, stream_id.split("-")))
 
 
 def test_the_trading_drill_leaves_the_evidence_behind(drill_env):

@@ -59,6 +59,32 @@ def test_failover_to_the_next_adapter_with_verified_order_flow(redis_seeded, rou
     assert [(e["event"], e["from"], e["to"]) for e in _events(redis_seeded)] == [("switch", "ibkr", "zerodha")]
 
 
+def test_the_failover_engages_the_kill_switch_before_the_adapter_moves(redis_seeded, router, run, tmp_path):
+    """Issue 30 (runbook 004 3.1: "Trigger Kill Switch", then reroute): asked, the failover engages the switch
+    itself, before broker:active changes - the switch's event comes first in Redis - and leaves it engaged."""
+    router("zerodha", "paper")
+    switch = dict(kill_switch_redis_port=redis_seeded.port, kill_switch_redis_password=redis_seeded.srv.password,
+                  kill_switch_flag_file=str(tmp_path / "kill_switch.flag"))
+    res = run("broker_failover.yml", _vars(redis_seeded, broker_failover_kill_switch=switch,
+                                           broker_failover_incident="INC-BROKER", broker_failover_actor="ops"),
+              group="brokers")
+    assert res.ok, res.failures
+    with redis_seeded.client() as c:
+        ks = c.hgetall("policy:kill_switch")
+        engaged = [i for i, e in c.xrange("policy:kill_switch:events") if e.get("event") == "engage"]
+        moved = [i for i, e in c.xrange("broker:events") if e.get("event") == "switch"]
+        assert c.get("broker:active") == "zerodha"
+    assert ks["enabled"] == "true" and ks["incident"] == "INC-BROKER" and "broker failover" in ks["reason"]
+    assert len(engaged) == 1 and len(moved) == 1
+    assert tuple(map(int, engaged[0].split("-"))) < tuple(map(int, moved[0].split("-"))), (engaged, moved)
+    # nothing to move (already on the target): nothing engaged again, nothing changed
+    again = run("broker_failover.yml", _vars(redis_seeded, broker_failover_kill_switch=switch,
+                                             broker_failover_target="zerodha"), group="brokers")
+    assert again.ok and again.changed == 0, again.failures
+    with redis_seeded.client() as c:
+        assert len([1 for _i, e in c.xrange("policy:kill_switch:events") if e.get("event") == "engage"]) == 1
+
+
 def test_failover_whose_orders_are_not_filled_is_rolled_back(redis_seeded, router, run):
     router("paper")  # zerodha is down too
     res = run("broker_failover.yml", _vars(redis_seeded), group="brokers")

@@ -75,6 +75,7 @@ def broker_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> li
     router = STANDINS / "paper_broker.py"
     with srv.client() as c:
         c.set("broker:active", "ibkr")  # the router's adapter before the outage
+        since = (c.xrevrange("policy:kill_switch:events", count=1) or [("0-0", {})])[0][0]
     proc = subprocess.Popen([sys.executable, str(router), "--port", str(srv.port), "--fills-for", "paper",
                              "--max-seconds", "120"], env=dict(os.environ, REDISCLI_AUTH=srv.password))
     steps = Steps(on_step)
@@ -99,16 +100,25 @@ def broker_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> li
         with srv.client() as c:
             active = c.get("broker:active")
             fills = [f for _i, f in c.xrevrange("orders.fills", count=5) if f.get("broker") == "paper"]
-            event = (c.xrevrange("broker:events", count=1) or [(None, {})])[0][1]
+            moved, event = (c.xrevrange("broker:events", count=1) or [("0-0", {})])[0]
+            engaged = [i for i, e in c.xrange("policy:kill_switch:events", min=f"({since}")
+                       if e.get("event") == "engage" and "broker failover" in e.get("reason", "")]
+            switch = c.hget("policy:kill_switch", "enabled")
     finally:
         proc.kill()
         proc.wait()
+    # runbook 004 3.1: the kill switch first, then the reroute - its engagement precedes the move in Redis
+    first = bool(engaged) and tuple(map(int, engaged[0].split("-"))) < tuple(map(int, moved.split("-")))
     steps.append(DrillStep("broker failover", "IBKR down (the runbook's quarterly drill: IBKR -> Paper)",
-                           "broker:active set to paper, a test order filled by it, the switch recorded",
-                           res.ok and active == "paper" and bool(fills) and event.get("to") == "paper", secs,
+                           "kill switch engaged first, broker:active set to paper, a test order filled by it, the "
+                           "switch recorded",
+                           res.ok and active == "paper" and bool(fills) and event.get("to") == "paper"
+                           and switch == "true" and first, secs,
                            [f"active={active}", f"test fill by paper={bool(fills)}",
+                            f"kill switch engaged before the move={first} (enabled={switch})",
                             f"event {event.get('from')} -> {event.get('to')}: {event.get('reason')}",
                             *[f.msg for f in res.failures]]))
+    reset_or_say(sandbox, inventory, steps)
     return steps
 
 
