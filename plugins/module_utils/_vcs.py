@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import pwd
 import re
@@ -182,3 +183,23 @@ def dvc_restore(repo, target, pull=True, timeout=1800):
     dvc(repo, 'pull', '--force', target, timeout=timeout)
     ran.append('dvc pull --force %s' % target)
     return ran
+
+
+def dvc_cloud_status(repo, target, remote=None):
+    """What the DVC remote lacks of target's outputs, {path: state} from `dvc status --cloud --json`
+    ({}: the remote holds every output the .dvc file records)."""
+    args = ['status', '--cloud', '--json'] + (['--remote', remote] if remote else []) + [target]
+    out = dvc(repo, *args).strip()
+    start = out.find('{')
+    try:
+        data = json.loads(out[start:]) if start >= 0 else {}
+    except ValueError:
+        raise VcsError('dvc status --cloud of %s printed what is not JSON: %s' % (target, out[-300:]))
+    return data if isinstance(data, dict) else {}
+
+
+def dvc_push(repo, target, remote=None, timeout=1800):
+    """dvc push of target's outputs (to remote, or the repository's default remote); the command run."""
+    args = ['push'] + (['--remote', remote] if remote else []) + [target]
+    dvc(repo, *args, timeout=timeout)
+    return 'dvc %s' % ' '.join(args)

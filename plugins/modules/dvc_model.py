@@ -21,6 +21,10 @@ description:
     history), with C(git checkout <rev> -- <target>), then checks the data out as above. Refused on a work tree
     with uncommitted changes to tracked files unless O(force=true).
   - After either, every output must match the md5 the C(.dvc) file records (C(dvc status) for folders).
+  - O(state=pushed) (runbook 001, model backup) - backs the verified model up to the DVC remote - C(dvc push) of
+    O(target) when C(dvc status --cloud) says the remote lacks an output, then C(dvc status --cloud) again, which
+    must say it holds them all. Refused, nothing pushed, when the workspace copy differs from what the C(.dvc)
+    file records (only a verified model is backed up).
 options:
   repo:
     description: The git + DVC repository (its top folder).
@@ -31,9 +35,9 @@ options:
     type: str
     required: true
   state:
-    description: V(restored) or V(rollback).
+    description: V(restored), V(rollback) or V(pushed).
     type: str
-    choices: [restored, rollback]
+    choices: [restored, rollback, pushed]
     default: restored
   revision:
     description: For O(state=rollback) - V(previous), or a commit, tag or branch.
@@ -51,6 +55,9 @@ options:
     description: Folder for the copies of the current outputs taken before they are replaced.
     type: path
     required: true
+  remote:
+    description: For O(state=pushed) - the DVC remote to push to; empty, the repository's default remote.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -70,6 +77,13 @@ EXAMPLES = r'''
   tradeops.dr.dvc_model:
     repo: /srv/trading
     target: models/ppo_production.dvc
+    backup_dir: /var/backups/tradeops-dr/models
+
+- name: Back the verified model up to the DVC remote (after a recovery, or on a schedule)
+  tradeops.dr.dvc_model:
+    repo: /srv/trading
+    target: models/ppo_production.dvc
+    state: pushed
     backup_dir: /var/backups/tradeops-dr/models
 
 - name: Roll back to the previous model version
@@ -107,6 +121,10 @@ model:
       description: The git and DVC commands that ran.
       type: list
       elements: str
+    remote_lacked:
+      description: For O(state=pushed) - the outputs the remote lacked before the push (empty, nothing to push).
+      type: list
+      elements: str
 '''
 
 import os
@@ -141,15 +159,37 @@ def keep_aside(states, backup_dir, reason):
     return None
 
 
+def push(module, repo, target, result):
+    """state=pushed: a verified model backed up to the DVC remote, then the remote checked again."""
+    states = outputs_state(repo, target)
+    bad = [pa for pa, _o, m in states if not m]
+    if bad:
+        raise _vcs.VcsError('%s differ(s) from what %s records: only a verified model is backed up - restore it first '
+                            '(state=restored); nothing was pushed' % (', '.join(bad), target))
+    remote = module.params['remote'] or None
+    lacked = _vcs.dvc_cloud_status(repo, target, remote)
+    result['remote_lacked'] = sorted(lacked)
+    if lacked and module.check_mode:
+        result['would'] = ['dvc push %s' % target]
+    elif lacked:
+        result['commands'].append(_vcs.dvc_push(repo, target, remote))
+        still = _vcs.dvc_cloud_status(repo, target, remote)
+        if still:
+            raise _vcs.VcsError('after dvc push the remote still lacks %s' % ', '.join(sorted(still)))
+    result['outputs'] = [dict(path=pa, md5=o['md5'], matches=m) for pa, o, m in states]
+    module.exit_json(changed=bool(lacked), model=result)
+
+
 def main():
     module = AnsibleModule(argument_spec=dict(
         repo=dict(type='path', required=True),
         target=dict(type='str', required=True),
-        state=dict(type='str', choices=['restored', 'rollback'], default='restored'),
+        state=dict(type='str', choices=['restored', 'rollback', 'pushed'], default='restored'),
         revision=dict(type='str', default='previous'),
         force=dict(type='bool', default=False),
         pull=dict(type='bool', default=True),
         backup_dir=dict(type='path', required=True),
+        remote=dict(type='str'),
     ), supports_check_mode=True)
     p = module.params
     result = dict(commands=[])
@@ -159,6 +199,8 @@ def main():
         target = _manifest.safe_relpath(p['target'])
         if not target.endswith('.dvc') or not os.path.isfile(os.path.join(repo, target)):
             raise _vcs.VcsError('%s is not a .dvc file in %s' % (target, repo))
+        if p['state'] == 'pushed':
+            push(module, repo, target, result)
         if p['state'] == 'rollback':
             dirty = _vcs.dirty(repo)
             if dirty and not p['force']:

@@ -126,6 +126,35 @@ def test_corrupted_model_is_detected_restored_from_dvc_and_reloaded(run, models)
     assert kept and kept[0].read_bytes() == b"PK\x03\x04 truncated garbage"  # the bad file, kept aside
 
 
+def test_the_verified_model_is_backed_up_to_the_dvc_remote(run, models, capsys):
+    """Issue 30 (runbook 001, model backup): after a verified recovery, dvc push to the remote, then checked: the
+    remote holds the model's bytes under their md5 again; a second run pushes nothing; an unverified model is
+    never pushed."""
+    models.start_api()
+    shutil.rmtree(models.remote / "files")  # a remote that lost its copies
+    (models.repo / MODEL).write_bytes(b"PK\x03\x04 truncated garbage")
+    models.reload()
+    res = play(run, models, model_rollback_push=True)
+    assert res.status == "successful", artifacts_text(res)[-3000:]
+    backup = record(res, "model_backup")
+    assert "models/ppo_production/final_model.zip" in backup["remote_lacked"], backup  # the folder DVC tracks
+    assert any(c.startswith("dvc push") for c in backup["commands"])
+    stored = models.remote / "files" / "md5" / models.md5["v2"][:2] / models.md5["v2"][2:]
+    assert hashlib.md5(stored.read_bytes()).hexdigest() == models.md5["v2"] == models.file_md5()
+    again = play(run, models, model_rollback_push=True)
+    assert again.status == "successful" and record(again, "model_backup")["remote_lacked"] == []
+    assert again.changed == 0, again.stats
+    # a model that does not match its .dvc file is never pushed
+    from ansible_collections.tradeops.dr.plugins.modules import dvc_model
+    from conftest import run_module
+
+    (models.repo / MODEL).write_bytes(b"not the model")
+    out, failed = run_module(dvc_model, dict(repo=str(models.repo), target="models/ppo_production.dvc", state="pushed",
+                                             backup_dir=str(models.tmp / "kept")), capsys)
+    assert failed and "only a verified model is backed up" in out["msg"] and "nothing was pushed" in out["msg"], out
+    assert hashlib.md5(stored.read_bytes()).hexdigest() == models.md5["v2"]
+
+
 def test_reload_failing_leads_to_a_restart(run, models):
     models.start_api(reload_broken=True)
     (models.repo / MODEL).write_bytes(b"garbage")
