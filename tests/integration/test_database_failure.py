@@ -5,11 +5,20 @@ server started without a restore, refusals that change nothing."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import artifacts_text, record
+from conftest import artifacts_text, free_port, record
+from tradeops_dr.paths import STANDINS
+from tradeops_dr.sandbox import pid_alive, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +94,58 @@ def test_dropped_table_and_deleted_rows_are_restored_and_the_damage_kept_aside(p
     again = run("playbooks/database_failure.yml", restore_vars(pg, backed_up), group="postgres_servers")
     assert again.status == "successful" and record(again, "database_recovery")["restored"] is False
     assert pg.databases() == before and aside in before
+
+
+def test_the_applications_that_use_the_database_are_stopped_first_and_healthy_after(pg, run, backed_up, tmp_path):
+    """Issue 30 (runbook 000 scenario 1): stop the application services that use the database, restore, start them,
+    GET /health. The application (a stand-in holding a session, as a pool does) is stopped before the swap and
+    answers 200 on the restored database after it; its pids are the evidence."""
+    pw = tmp_path / "pg-password"
+    pw.write_text(pg.password)
+    pw.chmod(0o600)
+    port = free_port()
+    pidfile = tmp_path / "db_app.pid"
+    service = dict(name="db-app", manager="process", foreground=True, pidfile=str(pidfile), stop_timeout=5,
+                   log_file=str(tmp_path / "db_app.log"),
+                   start_command=[sys.executable, str(STANDINS / "db_app.py"), "--port", str(port), "--pidfile",
+                                  str(pidfile), "--pg-port", str(pg.port), "--pg-user", pg.user, "--pg-password-file",
+                                  str(pw), "--database", "trading", "--max-seconds", "600"])
+    health = f"http://127.0.0.1:{port}/health"
+    app = subprocess.Popen(service["start_command"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    try:
+        wait_for(lambda: (_get(health)[0] == 200, _get(health)), 20, "the application's health")
+        first = app.pid
+        pg.sql("trading", "DROP TABLE positions")
+        assert _get(health)[0] == 503  # the application sees the damage
+        ran_at = time.time()
+        res = run("playbooks/database_failure.yml", restore_vars(pg, backed_up, timescale_restore_dependants=[
+            dict(service=service, health_url=health)], timescale_restore_dependants_timeout=20),
+            group="postgres_servers")
+        assert res.status == "successful", artifacts_text(res)[-3000:]
+        rec = record(res, "database_recovery")
+        assert rec["restored"] is True and rec["dependants"] == ["db-app"]
+        assert app.wait(timeout=10) is not None  # the first process was stopped (SIGTERM), not left holding a session
+        second = int(pidfile.read_text())
+        code, body = _get(health)
+        assert second != first and pid_alive(second) and code == 200, (code, body)
+        assert body["pid"] == second and body["positions"] == SEEDED["public.positions"]
+        assert body["started"] > ran_at  # started by the run, after the restore
+    finally:
+        for pid in {app.pid, *([int(pidfile.read_text())] if pidfile.exists() else [])}:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        app.wait(timeout=10)
+
+
+def _get(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+    except OSError as exc:
+        return 0, str(exc)
 
 
 def test_corrupted_rows_check_mode_predicts_and_changes_nothing(pg, run, backed_up):
