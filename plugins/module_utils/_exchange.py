@@ -156,6 +156,13 @@ def call(ex, params, method, *args, **kwargs):
                                       % (where, attempt + 1, scrub(exc, params)))
             time.sleep(delay)
             delay = min(delay * 2, 8)
+        except ccxt.OperationFailed as exc:
+            # the venue is overloaded (Binance futures -1008 SERVER_BUSY on its real hosts): retried, then unreachable
+            if attempt >= retries:
+                raise ExchangeFailure('unreachable', '%s: the exchange is overloaded after %d attempts: %s'
+                                      % (where, attempt + 1, scrub(exc, params)))
+            time.sleep(delay)
+            delay = min(delay * 2, 8)
         except (ccxt.BadRequest, ccxt.InvalidOrder, ccxt.ArgumentsRequired) as exc:
             raise ExchangeFailure('bad_request', '%s: the exchange refused the request: %s' % (where, scrub(exc, params)))
         except ccxt.NotSupported as exc:

@@ -16,9 +16,14 @@ with the secret, as Binance checks them: a wrong key answers -2015, a wrong sign
 
 Test controls (no authentication, loopback only), under /_standin/:
   GET  state                                   positions, orders, countdowns, faults, request log
-  POST fault {"mode": "drop"|"maintenance"|"error"|"ratelimit"|"none", "count": n, "paths": [prefix]}
+  POST fault {"mode": "drop"|"maintenance"|"error"|"ratelimit"|"sticky"|"none", "count": n, "paths": [prefix],
+             "keep": n}
        drop: the connection is closed without an answer (n times, or until "none"); maintenance:
-       system status 1 and 503 on /fapi; error: 500; ratelimit: 429 with Retry-After
+       system status 1, and on /fapi 503 {"code": 1, "msg": "System is under maintenance."} (what ccxt
+       reads as OnMaintenance); error: 500; ratelimit: 429 with Retry-After; sticky: cancel-all answers
+       as usual but leaves the first `keep` open orders of the symbol open
+A new order whose newClientOrderId an open order carries is refused with -4116 (DUPLICATED_CLIENT_ORDER_ID),
+as Binance does; the id of a filled or cancelled order may be sent again.
   POST positions {"BTCUSDT": {"amt": "0.5", "entry": "60000"}}   set the exchange's positions
   POST price {"BTCUSDT": "61000"}                                  set mark prices
   POST orders {"symbol": ..., "count": n, "side": "BUY", "price": ...} resting orders (setup)
@@ -103,6 +108,11 @@ class Exchange:
             return 400, {"code": -1102, "msg": "Mandatory parameter was not sent, was empty/null, or malformed."}
         reduce_only = str(p.get("reduceOnly", "false")).lower() == "true"
         with self.lock:
+            client_id = p.get("newClientOrderId")
+            if client_id and any(o["clientOrderId"] == client_id for o in self.open_orders()):
+                # Binance refuses a client order id that an open order carries (DUPLICATED_CLIENT_ORDER_ID); a
+                # filled or cancelled order's id may be sent again - and then the same id is in the book twice
+                return 400, {"code": -4116, "msg": "ClientOrderId is duplicated."}
             order = self._order(symbol, side, otype, qty, p.get("price"), p.get("newClientOrderId"), reduce_only)
             if otype == "MARKET":
                 mark = self.prices[symbol]
@@ -133,7 +143,10 @@ class Exchange:
 
     def cancel_all(self, symbol):
         with self.lock:
-            for o in self.open_orders(symbol):
+            # the "sticky" fault: the venue answers the cancel-all and leaves some orders open (an order being
+            # matched, a venue that cancels asynchronously) - what the module's read-back must catch
+            keep = int(self.fault.get("keep", 0)) if self.fault["mode"] == "sticky" else 0
+            for o in self.open_orders(symbol)[keep:]:
                 o["status"], o["updateTime"] = "CANCELED", _ms()
 
     def _countdown_loop(self):
@@ -216,11 +229,14 @@ class Handler(BaseHTTPRequestHandler):
         if f["paths"] and not any(path.startswith(p) for p in f["paths"]):
             return False
         mode = f["mode"]
+        if mode == "sticky":
+            return False  # answered as usual; cancel_all leaves orders open
         if mode == "maintenance":
             if path == "/sapi/v1/system/status":
                 self._send(200, {"status": 1, "msg": "system_maintenance"})
             else:
-                self._send(503, {"code": -1008, "msg": "Service Unavailable."})
+                # the shape ccxt's binance knows as maintenance (OnMaintenance), not -1008 (server busy)
+                self._send(503, {"code": 1, "msg": "System is under maintenance."})
             return True
         with self.ex.lock:
             if f["count"] > 0:
@@ -372,7 +388,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, ex.state())
             if what == "fault":
                 ex.fault = {"mode": data.get("mode", "none"), "count": int(data.get("count", 0)),
-                            "paths": list(data.get("paths", []))}
+                            "paths": list(data.get("paths", [])), "keep": int(data.get("keep", 0))}
             elif what == "positions":
                 for s, v in data.items():
                     ex.positions[s] = {"amt": Decimal(str(v["amt"])), "entry": Decimal(str(v["entry"])), "time": _ms()}

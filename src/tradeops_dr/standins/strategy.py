@@ -3,12 +3,13 @@
 What a strategy process does that the trading-side recoveries look at, reduced to that: it
 reads the price of --symbol from the exchange (through ccxt, --exchange-base pointing at the
 stand-in exchange) and writes a heartbeat file {"ts", "price_ts", "price", "connected"};
-every --order-every loops it places a resting LIMIT order with client order id
-<name>-<sequence> (the sequence kept in --state); it logs to stdout. On a lost connection it
+every --order-every loops it places a resting LIMIT order (--order-type market: one that fills at
+once) with client order id <name>-<sequence> (the sequence kept in --state); it logs to stdout. On a lost connection it
 tries to reconnect 3 times ("reconnect attempt i/3"), then logs "reconnect failed ... giving
 up" and stays up without prices (runbook 003 section 3: then a restart is needed). Faults a
 test can ask for: --crash-after S (an exception ends it, traceback in the log),
---duplicate-on-start (a buggy restart re-sends its last client order id). With --health-port
+--duplicate-on-start (a buggy restart re-sends its last client order id: refused by the exchange
+while that order is open, -4116, which it logs; taken once it filled). With --health-port
 it answers GET /health with {"status", "version"} (version: the VERSION file of --release-dir).
 With --redis-port it honours the kill switch (policy:kill_switch enabled: no new order).
 
@@ -66,6 +67,13 @@ def serve_health(port, version):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
 
 
+def place(ex, args, price, client_id):
+    """A resting LIMIT buy at price (--order-type limit), or a MARKET buy that fills at once."""
+    if args.order_type == "market":
+        return ex.create_order(args.symbol, "market", "buy", 0.001, params={"newClientOrderId": client_id})
+    return ex.create_order(args.symbol, "limit", "buy", 0.001, price, params={"newClientOrderId": client_id})
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", required=True)
@@ -79,6 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--order-every", type=int, default=5)
     ap.add_argument("--crash-after", type=float)
     ap.add_argument("--duplicate-on-start", action="store_true")
+    ap.add_argument("--order-type", choices=["limit", "market"], default="limit")
     ap.add_argument("--health-port", type=int)
     ap.add_argument("--release-dir", type=Path)
     ap.add_argument("--redis-port", type=int)
@@ -101,9 +110,17 @@ def main(argv=None) -> int:
     loops = 0
     connected = True
     if args.duplicate_on_start and state["seq"]:
-        # the bug a restart must not hide: the last order sent again under the same client id
-        ex.create_order(args.symbol, "limit", "buy", 0.001, 1000, params={"newClientOrderId": f"{args.name}-{state['seq']}"})
-        log(f"re-sent {args.name}-{state['seq']}")
+        # the bug a restart must not hide: the last order sent again under the same client id. The exchange
+        # refuses it while the first is still open (-4116, DUPLICATED_CLIENT_ORDER_ID); once that one filled,
+        # it takes it - and the same order is in the book twice
+        last = f"{args.name}-{state['seq']}"
+        try:
+            place(ex, args, 1000, last)
+            log(f"re-sent {last}")
+        except ccxt.ExchangeError as exc:
+            if "-4116" not in str(exc):
+                raise
+            log(f"re-sent {last}: refused by the exchange as a duplicate (-4116): the order is already open")
     price, price_ts = None, None
     while time.monotonic() - started < args.max_seconds:
         if args.crash_after is not None and time.monotonic() - started > args.crash_after:
@@ -117,8 +134,7 @@ def main(argv=None) -> int:
                 if loops % args.order_every == 0 and not halted:
                     state["seq"] += 1
                     write_json(args.state, state)
-                    ex.create_order(args.symbol, "limit", "buy", 0.001, round(price * 0.5, 2),
-                                    params={"newClientOrderId": f"{args.name}-{state['seq']}"})
+                    place(ex, args, round(price * 0.5, 2), f"{args.name}-{state['seq']}")
             except ccxt.NetworkError as exc:
                 log(f"connection lost: {type(exc).__name__}")
                 connected = False
