@@ -176,6 +176,16 @@ class Writer(threading.Thread):
         finally:
             conn.close()
 
+    def wait_for(self, condition, what: str, timeout: float = 30.0) -> None:
+        """Wait until condition(rows committed so far) holds - the writes a test needs, not a fixed sleep."""
+        deadline = time.monotonic() + timeout
+        while not condition(list(self.rows)):
+            assert self.is_alive() and time.monotonic() < deadline, f"the writer never had {what}"
+            time.sleep(0.05)
+
+    def after(self, moment) -> int:
+        return sum(1 for _i, ts in list(self.rows) if ts > moment)
+
 
 def _tree_digest(path: Path) -> str:
     h = hashlib.sha256()
@@ -189,10 +199,12 @@ def test_recover_to_one_second_before_a_bad_delete(cluster, run):
     c = cluster
     writer = Writer(c)
     writer.start()
-    time.sleep(2.5)
+    # more than ten trades over a second before the DELETE (the target is one second before it)
+    writer.wait_for(lambda rows: sum(ts <= rows[-1][1] - datetime.timedelta(seconds=1.2) for _i, ts in rows) > 12,
+                    "twelve trades 1.2 s before its newest")
     t_delete = c.sql("SELECT clock_timestamp()")[0][0]
     c.sql("DELETE FROM trades WHERE qty % 2 = 0")  # the bad DELETE at T
-    time.sleep(2.0)
+    writer.wait_for(lambda rows: writer.after(t_delete) > 12, "twelve trades after the DELETE")
     writer.stop.set()
     writer.join()
     target = t_delete - datetime.timedelta(seconds=1)
@@ -231,7 +243,7 @@ def test_recover_latest_after_the_data_directory_is_lost(cluster, run):
     c = cluster
     writer = Writer(c)
     writer.start()
-    time.sleep(1.5)
+    writer.wait_for(lambda rows: len(rows) >= 20, "twenty trades")
     writer.stop.set()
     writer.join()
     c.archived_now()  # everything so far is in the archive: a lost server loses nothing of it
@@ -329,14 +341,15 @@ def test_the_bad_delete_is_found_in_the_wal_with_a_target_just_before_it(cluster
     c = cluster
     writer = Writer(c, every=0.1)
     writer.start()
-    time.sleep(1.5)
+    writer.wait_for(lambda rows: len(rows) >= 12, "twelve trades")
     deleted = c.sql("SELECT count(*) FROM trades WHERE qty % 3 = 0")[0][0]
     conn = c.connect()
     with conn.cursor() as cur:
         cur.execute("DELETE FROM trades WHERE qty % 3 = 0 RETURNING txid_current()")
         xid = cur.fetchone()[0]
     conn.close()
-    time.sleep(1.5)
+    n = len(writer.rows)
+    writer.wait_for(lambda rows: len(rows) >= n + 12, "twelve trades after the DELETE")
     writer.stop.set()
     writer.join()
     c.archived_now()
