@@ -1,9 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) tradeops.dr contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE to the tradeops.dr collection. It may change without notice.
 """Who is told what, and when: runbook 004 section 6 (notify the ops team, the risk officer and the
-stakeholders - summary only) and runbook 002's escalation levels. Private to the collection (the
-incident callback sends what this composes, through apprise).
+stakeholders - summary only) and runbook 002's escalation levels (the incident callback sends what this
+composes, through apprise).
 
 Targets are apprise URLs with the audiences they serve - ``ops=json://... risk,stakeholders=mailto://...``
 (entries separated by spaces; an untagged URL serves ops; commas may separate untagged URLs) - and
