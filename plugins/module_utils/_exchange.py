@@ -150,17 +150,13 @@ def call(ex, params, method, *args, **kwargs):
         except ccxt.ExchangeNotAvailable as exc:
             raise ExchangeFailure('unreachable', '%s: the exchange does not answer or is unavailable: %s'
                                   % (where, scrub(exc, params)))
-        except ccxt.NetworkError as exc:
+        except (ccxt.NetworkError, ccxt.OperationFailed) as exc:
+            # a network error, or the venue overloaded (Binance futures -1008 SERVER_BUSY on its real hosts, which
+            # ccxt raises as OperationFailed): retried, then unreachable
             if attempt >= retries:
-                raise ExchangeFailure('unreachable', '%s: cannot reach the exchange after %d attempts: %s'
-                                      % (where, attempt + 1, scrub(exc, params)))
-            time.sleep(delay)
-            delay = min(delay * 2, 8)
-        except ccxt.OperationFailed as exc:
-            # the venue is overloaded (Binance futures -1008 SERVER_BUSY on its real hosts): retried, then unreachable
-            if attempt >= retries:
-                raise ExchangeFailure('unreachable', '%s: the exchange is overloaded after %d attempts: %s'
-                                      % (where, attempt + 1, scrub(exc, params)))
+                why = 'cannot reach the exchange' if isinstance(exc, ccxt.NetworkError) else 'the exchange is overloaded'
+                raise ExchangeFailure('unreachable', '%s: %s after %d attempts: %s'
+                                      % (where, why, attempt + 1, scrub(exc, params)))
             time.sleep(delay)
             delay = min(delay * 2, 8)
         except (ccxt.BadRequest, ccxt.InvalidOrder, ccxt.ArgumentsRequired) as exc:

@@ -307,7 +307,6 @@ class InferenceAPI(Server):
         wait_for(self.ready, timeout, f"inference API stand-in on 127.0.0.1:{self.port}")
 
     def ready(self):
-        import urllib.error
         try:
             with urllib.request.urlopen(self.url + "/v1/health", timeout=2) as resp:
                 body = json.loads(resp.read())
