@@ -19,7 +19,7 @@ from pathlib import Path
 
 import ansible_runner
 
-from .paths import collections_base, is_checkout, project_root
+from .paths import cache_dir, collections_base, is_checkout, project_root
 
 
 @dataclass
@@ -118,8 +118,7 @@ def runs_dir() -> str:
     """Where runs keep ansible-runner's folders (artifacts hold the run's environment and its
     events): private to the user (0700), and only the newest KEEP_RUNS are kept
     ($TRADEOPS_DR_RUNS_DIR, default ~/.cache/tradeops-dr/runs)."""
-    base = Path(os.environ.get("TRADEOPS_DR_RUNS_DIR") or
-                Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tradeops-dr" / "runs")
+    base = Path(os.environ.get("TRADEOPS_DR_RUNS_DIR") or cache_dir("runs"))
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o700)
     runs = sorted((p for p in base.glob("run-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)

@@ -20,12 +20,9 @@ already engaged keeps its first engagement)."""
 from __future__ import annotations
 
 import getpass
-import hashlib
-import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from . import catalog, fastpath
 
@@ -40,12 +37,6 @@ def selected(extravars: dict) -> list[str]:
     if isinstance(comps, str):
         return [c.strip() for c in comps.split(",") if c.strip()]
     return [str(c) for c in comps]
-
-
-def _cache_path(inventory: str, limit: str | None, components: list[str]) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tradeops-dr" / "front-door"
-    key = hashlib.sha256(f"{Path(inventory).resolve()}|{limit or ''}|{','.join(components)}".encode()).hexdigest()[:20]
-    return base / f"{key}.json"
 
 
 def resolve_via_ansible(inventory: str, limit: str | None, components: list[str]) -> tuple[dict, list[str]]:
@@ -78,13 +69,12 @@ def resolve_via_ansible(inventory: str, limit: str | None, components: list[str]
 def probe_targets(inventory: str, limit: str | None, components: list[str]) -> dict:
     """What to probe and which hosts hold the switch: from the private cache while nothing it was
     resolved from changed, else through Ansible (then cached)."""
-    path = _cache_path(inventory, limit, components)
-    base = fastpath.inventory_fingerprint(inventory)
-    cached = fastpath.read_private(path, lambda payload: base + fastpath.files_state(payload["read"]))
+    path = fastpath.cache_file("front-door", inventory, limit or "", ",".join(components))
+    cached = fastpath.read_resolved(path, inventory)
     if cached is not None:
         return dict(cached["resolved"], via="cache")
     resolved, read = resolve_via_ansible(inventory, limit, components)
-    fastpath.write_private(path, base + fastpath.files_state(read), dict(resolved=resolved, read=read))
+    fastpath.write_resolved(path, inventory, dict(resolved=resolved, read=read))
     return dict(resolved, via="ansible")
 
 
@@ -105,7 +95,7 @@ def probe(targets: list[dict], timeout: float) -> list[dict]:
     return [t for t, ok in zip(targets, answers) if not ok]
 
 
-def protect(inventory: str | None, limit: str | None, extravars: dict, incident: str,
+def protect(inventory: str, limit: str | None, extravars: dict, incident: str,
             started: float | None = None) -> dict | None:
     """The front door's protective step. None when it does not apply (the kill switch is not part of
     the run); else what it found and did: {probed, down, engaged: fastpath.engage's result or None,
@@ -118,7 +108,6 @@ def protect(inventory: str | None, limit: str | None, extravars: dict, incident:
     asked = str(extravars.get("dr_engage_kill_switch", "")).strip().lower() in TRUE
     timeout = float(extravars.get("dr_probe_timeout", 2) or 2)
     out = dict(probed=[], down=[], engaged=None, skipped=None)
-    inventory = inventory or "inventories/local"
     try:
         resolved = probe_targets(inventory, limit, capital)
     except Exception as exc:  # pylint: disable=broad-except  # the playbook probes and says why

@@ -22,7 +22,7 @@ import re
 import time
 from pathlib import Path
 
-from tradeops_dr.paths import module_utils
+from tradeops_dr.paths import cache_dir, module_utils
 
 KEYS = ("kill_switch_redis_host", "kill_switch_redis_port", "kill_switch_redis_user", "kill_switch_redis_password",
         "kill_switch_flag_file")
@@ -257,12 +257,12 @@ def connection_via_ansible(inventory: str, limit: str | None = None) -> dict:
                 flag_file=val["kill_switch_flag_file"], via="ansible", read=sorted(read))
 
 
-def _cache_path(inventory: str, limit: str | None) -> Path:
+def cache_file(kind: str, inventory: str, *key: str) -> Path:
+    """The private cache file of what `kind` resolved from an inventory (and the rest of its key)."""
     import hashlib
 
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tradeops-dr" / "kill-switch"
-    key = hashlib.sha256(f"{Path(inventory).resolve()}|{limit or ''}".encode()).hexdigest()[:20]
-    return base / f"{key}.json"
+    digest = hashlib.sha256("|".join([str(Path(inventory).resolve()), *key]).encode()).hexdigest()[:20]
+    return cache_dir(kind) / f"{digest}.json"
 
 
 _ENV_LOOKUP = re.compile(r"""env['"]\s*,\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
@@ -319,17 +319,29 @@ def write_private(path: Path, fingerprint: list, payload) -> None:
         pass
 
 
-def _read_cache(inventory: str, limit: str | None) -> dict | None:
+def read_resolved(path: Path, inventory: str) -> dict | None:
+    """What was resolved from the inventory and cached at path (a payload naming the files the resolution
+    read, under "read"), while none of the inventory's files, the environment its templates read, nor
+    those files changed; else None."""
     base = inventory_fingerprint(inventory)
-    conn = read_private(_cache_path(inventory, limit), lambda payload: base + files_state(payload.get("read") or []))
+    return read_private(path, lambda payload: base + files_state(payload.get("read") or []))
+
+
+def write_resolved(path: Path, inventory: str, payload: dict) -> None:
+    """Cache what was resolved from the inventory (payload["read"]: the files the resolution read)."""
+    write_private(path, inventory_fingerprint(inventory) + files_state(payload.get("read") or []), payload)
+
+
+def _read_cache(inventory: str, limit: str | None) -> dict | None:
+    conn = read_resolved(cache_file("kill-switch", inventory, limit or ""), inventory)
     if conn:
         conn["via"] = "cache"
     return conn
 
 
 def _write_cache(inventory: str, limit: str | None, conn: dict) -> None:
-    write_private(_cache_path(inventory, limit), inventory_fingerprint(inventory) + files_state(conn.get("read") or []),
-                  {k: v for k, v in conn.items() if k not in ("via", "why_ansible")})
+    write_resolved(cache_file("kill-switch", inventory, limit or ""), inventory,
+                   {k: v for k, v in conn.items() if k not in ("via", "why_ansible")})
 
 
 def resolve(inventory: str, limit: str | None = None, use_cache: bool = True) -> dict:

@@ -16,6 +16,11 @@ COLLECTION = Path("ansible_collections") / "tradeops" / "dr"
 STANDINS = Path(__file__).resolve().parent / "standins"
 
 
+def cache_dir(*parts: str) -> Path:
+    """The package's folder under the user's cache ($XDG_CACHE_HOME, default ~/.cache): tradeops-dr/<parts>."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "tradeops-dr", *parts)
+
+
 def _is_root(path: Path) -> bool:
     """A checkout (galaxy.yml) or an installed collection (MANIFEST.json), with its playbooks."""
     return ((path / "galaxy.yml").is_file() or (path / "MANIFEST.json").is_file()) and (path / "playbooks").is_dir()
