@@ -26,12 +26,36 @@ from .processes import kill_pidfile, pg_bin, pid_alive, read_pid, start_detached
 
 class Server:
     """What every server of the sandbox has: a folder (`root`), its pid and log files in `home`
-    (named after `FILES`), and kill/stop by its pid file, waiting `STOP_TIMEOUT` seconds."""
+    (named after `FILES`), a start that waits until it is `ready()` (`START_TIMEOUT` seconds), and
+    kill/stop by its pid file, waiting `STOP_TIMEOUT` seconds. A `FOREGROUND` server is started
+    detached and its pid written to its pid file; the others daemonize themselves."""
 
     root: Path
+    port: int
     NAME = "server"  # in messages
     FILES = "server"  # the stem of its pid, log and conf files
+    START_TIMEOUT = 20.0
     STOP_TIMEOUT = 10
+    FOREGROUND = False
+
+    def start_command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float | None = None) -> None:
+        """Start it unless its pid lives, then wait until it is ready (never a fixed sleep)."""
+        if pid_alive(read_pid(self.pidfile)):
+            return
+        if self.FOREGROUND:
+            proc = start_detached(self.start_command(), self.logfile)
+            self.pidfile.write_text(f"{proc.pid}\n")
+        else:
+            proc = subprocess.run(self.start_command(), capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise SandboxError(f"{self.NAME} failed to start: {proc.stderr or proc.stdout}; see {self.logfile}")
+        wait_for(self.ready, timeout or self.START_TIMEOUT, f"{self.NAME} on 127.0.0.1:{self.port}")
 
     @property
     def home(self) -> Path:
@@ -91,13 +115,8 @@ class RedisServer(Server):
     def start_command(self) -> list[str]:
         return ["redis-server", str(self.conf)]
 
-    def start(self, timeout: float = 20) -> None:
-        if pid_alive(read_pid(self.pidfile)):
-            return
-        proc = subprocess.run(self.start_command(), capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise SandboxError(f"redis-server failed to start: {proc.stderr or proc.stdout}")
-        wait_for(self.ping, timeout, f"Redis on 127.0.0.1:{self.port}")
+    def ready(self):
+        return self.ping()
 
     def client(self, **kw):
         kw.setdefault("decode_responses", True)
@@ -117,7 +136,7 @@ class RedisServer(Server):
 class PostgresCluster(Server):
     """A PostgreSQL 15 cluster (initdb + pg_ctl) under `root`, listening on 127.0.0.1."""
 
-    NAME, FILES, STOP_TIMEOUT = "PostgreSQL", "postgres", 60
+    NAME, FILES, START_TIMEOUT, STOP_TIMEOUT = "PostgreSQL", "postgres", 60.0, 60
 
     root: Path
     port: int
@@ -170,14 +189,6 @@ class PostgresCluster(Server):
         return self._as_owner([pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.logfile), "-o", opts,
                                "-w", "start"])
 
-    def start(self, timeout: float = 60) -> None:
-        if pid_alive(read_pid(self.pidfile)):
-            return
-        proc = subprocess.run(self.start_command(), capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise SandboxError(f"pg_ctl start failed: {proc.stderr or proc.stdout}; see {self.logfile}")
-        wait_for(self.ready, timeout, f"PostgreSQL on 127.0.0.1:{self.port}")
-
     def ready(self):
         proc = subprocess.run([pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
                               capture_output=True, text=True, check=False)
@@ -198,7 +209,7 @@ class QuestDBServer(Server):
     It runs in the foreground: service control's process manager starts it detached and keeps
     its pid in `pidfile`."""
 
-    NAME, FILES, STOP_TIMEOUT = "QuestDB", "questdb", 60
+    NAME, FILES, START_TIMEOUT, STOP_TIMEOUT, FOREGROUND = "QuestDB", "questdb", 60.0, 60, True
 
     root: Path
     http_port: int
@@ -209,6 +220,10 @@ class QuestDBServer(Server):
     @property
     def home(self) -> Path:  # its pid and log files sit beside its folder, which QuestDB owns
         return self.root.parent
+
+    @property
+    def port(self) -> int:  # the one its readiness is named by
+        return self.http_port
 
     @property
     def url(self) -> str:
@@ -244,13 +259,6 @@ class QuestDBServer(Server):
         return dict(name="questdb", manager="process", start_command=self.start_command(), foreground=True,
                     pidfile=str(self.pidfile), log_file=str(self.logfile), stop_timeout=30, **extra)
 
-    def start(self, timeout: float = 60) -> None:
-        if pid_alive(read_pid(self.pidfile)):
-            return
-        proc = start_detached(self.start_command(), self.logfile)
-        self.pidfile.write_text(f"{proc.pid}\n")
-        wait_for(self.ready, timeout, f"QuestDB on 127.0.0.1:{self.http_port}")
-
     def ready(self):
         try:
             with urllib.request.urlopen(self.health_url + "/", timeout=2) as resp:
@@ -279,7 +287,7 @@ class InferenceAPI(Server):
     model, reports its md5/sha256 at /v1/health, reloads on POST /v1/models/reload), serving the
     model of a git work tree whose model folder real DVC tracks, with a local DVC remote."""
 
-    NAME, FILES = "inference stand-in", "inference"
+    NAME, FILES, FOREGROUND = "inference API stand-in", "inference", True
 
     root: Path
     port: int
@@ -299,12 +307,6 @@ class InferenceAPI(Server):
     def start_command(self) -> list[str]:
         return [sys.executable, str(STANDINS / "inference_api.py"), "--port",
                 str(self.port), "--model", str(self.repo / seed.MODEL), "--pidfile", str(self.pidfile)]
-
-    def start(self, timeout: float = 20) -> None:
-        if pid_alive(read_pid(self.pidfile)):
-            return
-        start_detached(self.start_command(), self.logfile)
-        wait_for(self.ready, timeout, f"inference API stand-in on 127.0.0.1:{self.port}")
 
     def ready(self):
         try:
