@@ -9,6 +9,7 @@ import importlib
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -197,6 +198,17 @@ def artifacts_text(result) -> str:
 
 def record(result, key: str = "redis_recovery") -> dict:
     return next(iter((result.data.get(key) or {}).values()), {})
+
+
+def in_child(module: str, call: str, *args):
+    """tradeops_dr.<module>.<call>(*args) in a child process, JSON in and out: resolving through Ansible
+    configures Ansible's collection loader for the whole process (init_plugin_loader), which must not leak
+    into the other tests of a worker."""
+    code = ("import json, sys\nfrom tradeops_dr import %s as m\n"
+            "print(json.dumps(m.%s(*json.loads(sys.argv[1])), default=str))" % (module, call))
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, timeout=120,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run_module(module, args: dict, capsys) -> tuple[dict, bool]:

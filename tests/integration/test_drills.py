@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import need, need_server
+from tradeops_dr.drill.steps import stream_order
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,15 +154,10 @@ def test_fileset_broker_and_feed_drills_leave_the_evidence_behind(drill_env):
     # issue 30 (runbook 004 3.1): each failover engaged the kill switch before the adapter moved; the operator
     # reset it after the drill
     engages = [i for i, ev, why in switch if ev == "engage" and "broker failover" in why]
-    assert engages and key(engages[0]) < key(moves[0][0]), switch
+    assert engages and stream_order(engages[0]) < stream_order(moves[0][0]), switch
     # held through the rollback and the second failover (no reset before the last move), reset after it
-    resets = [i for i, ev, _why in switch if ev == "reset" and key(i) > key(engages[0])]
-    assert resets and key(resets[0]) > key(moves[2][0]) and released == "false", switch
-
-
-def key(stream_id: str) -> tuple:
-    """A Redis stream id as a number to compare (ms, sequence)."""
-    return tuple(map(int, stream_id.split("-")))
+    resets = [i for i, ev, _why in switch if ev == "reset" and stream_order(i) > stream_order(engages[0])]
+    assert resets and stream_order(resets[0]) > stream_order(moves[2][0]) and released == "false", switch
 
 
 def test_the_trading_drill_leaves_the_evidence_behind(drill_env):

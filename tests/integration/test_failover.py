@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tradeops_dr.drill.steps import stream_order
 from tradeops_dr.sandbox import pid_alive
 
 pytestmark = pytest.mark.integration
@@ -76,7 +77,7 @@ def test_the_failover_engages_the_kill_switch_before_the_adapter_moves(redis_see
         assert c.get("broker:active") == "zerodha"
     assert ks["enabled"] == "true" and ks["incident"] == "INC-BROKER" and "broker failover" in ks["reason"]
     assert len(engaged) == 1 and len(moved) == 1
-    assert tuple(map(int, engaged[0].split("-"))) < tuple(map(int, moved[0].split("-"))), (engaged, moved)
+    assert stream_order(engaged[0]) < stream_order(moved[0]), (engaged, moved)
     # nothing to move (already on the target): nothing engaged again, nothing changed
     again = run("broker_failover.yml", _vars(redis_seeded, broker_failover_kill_switch=switch,
                                              broker_failover_target="zerodha"), group="brokers")

@@ -24,7 +24,7 @@ import pytest
 
 from conftest import Runner, artifacts_text, need_server, record, write_inventory
 from tradeops_dr import builds
-from tradeops_dr.sandbox import PostgresCluster, free_port, pid_alive, read_pid
+from tradeops_dr.sandbox import PostgresCluster, free_port, pid_alive, read_pid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -178,10 +178,9 @@ class Writer(threading.Thread):
 
     def wait_for(self, condition, what: str, timeout: float = 30.0) -> None:
         """Wait until condition(rows committed so far) holds - the writes a test needs, not a fixed sleep."""
-        deadline = time.monotonic() + timeout
-        while not condition(list(self.rows)):
-            assert self.is_alive() and time.monotonic() < deadline, f"the writer never had {what}"
-            time.sleep(0.05)
+        wait_for(lambda: (condition(list(self.rows)) or not self.is_alive(), f"{len(self.rows)} trades"), timeout,
+                 f"the writer's {what}")
+        assert self.is_alive(), f"the writer died before {what}"
 
     def after(self, moment) -> int:
         return sum(1 for _i, ts in list(self.rows) if ts > moment)

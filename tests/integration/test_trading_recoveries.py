@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import artifacts_text, record
+from tradeops_dr.sandbox import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,17 +99,6 @@ def strategy(tmp_path, exchange):
         s.stop()
 
 
-def _until(condition, timeout: float, what: str):
-    """Wait for an event with a deadline (never a fixed sleep): the condition's first true value."""
-    deadline = time.time() + timeout
-    while True:
-        got = condition()
-        if got:
-            return got
-        assert time.time() < deadline, f"{what} (not within {timeout:g} s)"
-        time.sleep(0.1)
-
-
 def _price_age(s: Strategy) -> float:
     try:
         return time.time() - float(json.loads(s.heartbeat.read_text()).get("price_ts") or 0)
@@ -139,7 +129,8 @@ def test_a_crashed_strategy_is_restarted_and_trades_again(strategy, exchange, ru
     assert rec["restarted"] is True and rec["before"]["running"] is False
     assert any("injected crash" in e for e in rec["before"]["errors"]), rec["before"]
     assert rec["after"]["state"] == "healthy" and rec["duplicates"] == []
-    _until(lambda: len(exchange.state()["orders"]) > crashed_orders, 15, "the restarted strategy placed no order")
+    wait_for(lambda: (len(exchange.state()["orders"]) > crashed_orders, "no new order"), 15,
+             "an order from the restarted strategy")
     state = exchange.state()
     ids = [o["clientOrderId"] for o in state["orders"]]
     assert len(ids) == len(set(ids))
@@ -180,8 +171,8 @@ def test_a_restart_that_resends_an_open_orders_id_is_refused_by_the_exchange(str
               group="strategies")
     assert res.ok, res.failures
     assert record(res, "strategy_recovery")["duplicates"] == []
-    _until(lambda: "refused by the exchange as a duplicate (-4116)" in s.log.read_text(), 15,
-           "the strategy did not log the exchange's refusal")
+    wait_for(lambda: ("refused by the exchange as a duplicate (-4116)" in s.log.read_text(), "not logged"), 15,
+             "the strategy's log of the exchange's refusal")
     seen = [o["clientOrderId"] for o in exchange.state()["orders"]]
     assert seen.count(last["clientOrderId"]) == 1
     assert any(r[1] == "/fapi/v1/order" and r[2] == 400 for r in exchange.state()["requests"])
@@ -223,7 +214,8 @@ def test_a_lost_connection_is_left_to_the_strategys_reconnects_then_restarted(st
     while "giving up" not in s.log.read_text() and time.time() < deadline:
         time.sleep(0.2)
     assert "giving up" in s.log.read_text()
-    _until(lambda: _price_age(s) > 3.2, 15, "its prices never got older than max_age (3 s)")
+    wait_for(lambda: (_price_age(s) > 3.2, f"price age {_price_age(s):.1f} s"), 15,
+             "its prices older than max_age (3 s)")
     old_pid = s.pid()
     res = run("exchange_disconnect.yml", _vars(s, exchange), group="strategies")
     assert res.ok, res.failures
@@ -237,11 +229,12 @@ def test_an_exchange_outage_restarts_nothing_routes_nothing_and_arms_the_dead_ma
     s = strategy("--order-every", "1")
     s.start()
     s.wait_heartbeat()
-    _until(lambda: exchange.state()["orders"], 15, "the strategy placed no order")  # trading before the outage
+    wait_for(lambda: (bool(exchange.state()["orders"]), "no order"), 15, "the strategy's first order")  # trading
     pid = s.pid()
     down = ["/sapi/v1/system/status", "/fapi/v1/ticker", "/fapi/v1/time", "/fapi/v1/ping"]
     exchange.control("fault", {"mode": "maintenance", "paths": down})
-    _until(lambda: _price_age(s) > 3.2, 20, "the strategy's prices never went stale during the outage")
+    wait_for(lambda: (_price_age(s) > 3.2, f"price age {_price_age(s):.1f} s"), 20,
+             "the strategy's prices stale during the outage")
     res = run("exchange_disconnect.yml", _vars(s, exchange), group="strategies")
     assert not res.ok
     msg = " ".join(f.msg for f in res.failures)
@@ -327,7 +320,7 @@ def test_release_rollback_engages_rolls_back_verifies_and_leaves_orphans_listed(
                  "--redis-port", str(redis_seeded.port), "--redis-password-file", str(pw))
     s.start()
     s.wait_heartbeat()
-    _until(lambda: exchange.state()["open_orders"], 15, "the strategy left no open order to orphan")
+    wait_for(lambda: (bool(exchange.state()["open_orders"]), "none open"), 15, "an open order to orphan")
     v = dict(release_rollback_path=str(repo), release_rollback_before="2026-11-25T07:00:00Z",
              release_rollback_reason="2.4.0 sends oversized orders", release_rollback_actor="ops",
              release_rollback_incident="INC-22", release_rollback_services=[s.service()],

@@ -5,25 +5,14 @@ and the local flag that keeps its first engagement."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import sys
 import time
 
 import pytest
 
+from conftest import in_child
 from tradeops_dr import capital, fastpath
-
-
-def _child(call: str, *args) -> dict:
-    """capital.<call>(*args) in a child process: resolving through Ansible configures Ansible's collection loader
-    for the whole process (init_plugin_loader), which must not leak into the other tests of a worker."""
-    code = ("import json, sys\nfrom tradeops_dr import capital\n"
-            f"print(json.dumps(capital.{call}(*json.loads(sys.argv[1])), default=str))")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, timeout=120,
-                         check=True, env=dict(os.environ))
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(autouse=True)
@@ -61,17 +50,17 @@ def test_targets_are_resolved_by_ansible_then_cached_until_a_file_they_came_from
     redis_srv, pg_srv = _listener(), _listener()
     try:
         inv = _inventory(tmp_path, redis_srv.getsockname()[1], pg_srv.getsockname()[1])
-        first = _child("probe_targets", str(inv), None, ["redis", "postgres"])
+        first = in_child("capital", "probe_targets", str(inv), None, ["redis", "postgres"])
         assert first["via"] == "ansible" and first["kill_switch_hosts"] == ["risk-1"]
         assert {(t["component"], t["host"], t["port"]) for t in first["targets"]} == {
             ("redis", "cache-1", redis_srv.getsockname()[1]), ("postgres", "db-1", pg_srv.getsockname()[1])}
-        again = _child("probe_targets", str(inv), None, ["redis", "postgres"])
+        again = in_child("capital", "probe_targets", str(inv), None, ["redis", "postgres"])
         assert again["via"] == "cache" and again["targets"] == first["targets"]
         assert capital.probe(again["targets"], 1.0) == []
         # the file a template read changed (a sandbox started again on other ports): resolved afresh
         time.sleep(0.01)
         (tmp_path / "ports.json").write_text(json.dumps(dict(redis=1)))
-        fresh = _child("probe_targets", str(inv), None, ["redis", "postgres"])
+        fresh = in_child("capital", "probe_targets", str(inv), None, ["redis", "postgres"])
         assert fresh["via"] == "ansible"
         assert [t["port"] for t in fresh["targets"] if t["component"] == "redis"] == [1]
     finally:
@@ -105,27 +94,27 @@ def test_the_front_door_engages_the_switch_when_a_data_store_does_not_answer(tmp
         flag = tmp_path / "kill_switch.flag"
         (inv / "group_vars" / "kill_switch.yml").write_text(
             f"kill_switch_redis_host: 127.0.0.1\nkill_switch_redis_port: {redis_port}\nkill_switch_flag_file: {flag}\n")
-        out = _child("protect", str(inv), None, {}, "INC-FRONT")
+        out = in_child("capital", "protect", str(inv), None, {}, "INC-FRONT")
         assert out["down"] == ["redis on cache-1"] and out["probed"] == ["redis on cache-1", "postgres on db-1"]
         assert out["engaged"]["outcome"] == "flag-file" and out["engaged"]["flag_file"] == str(flag)
         written = json.loads(flag.read_text())
         assert written["enabled"] is True and written["incident"] == "INC-FRONT"
         assert "redis on cache-1 not answering" in written["reason"]
         # not part of the run, nothing probed nor engaged; everything answering, nothing engaged
-        assert _child("protect", str(inv), None, {"dr_components": "questdb,model"}, "INC-X") is None
+        assert in_child("capital", "protect", str(inv), None, {"dr_components": "questdb,model"}, "INC-X") is None
         flag.unlink()
-        out = _child("protect", str(inv), None, {"dr_components": ["kill_switch", "postgres"]}, "INC-Y")
+        out = in_child("capital", "protect", str(inv), None, {"dr_components": ["kill_switch", "postgres"]}, "INC-Y")
         assert out["down"] == [] and out["engaged"] is None and not flag.exists()
         # unless asked
-        out = _child("protect", str(inv), None, {"dr_components": "kill_switch,postgres", "dr_engage_kill_switch": "true"},
-                     "INC-Z")
+        asked = {"dr_components": "kill_switch,postgres", "dr_engage_kill_switch": "true"}
+        out = in_child("capital", "protect", str(inv), None, asked, "INC-Z")
         assert out["engaged"]["outcome"] == "flag-file" and json.loads(flag.read_text())["incident"] == "INC-Z"
     finally:
         pg_srv.close()
 
 
 def test_an_inventory_it_cannot_read_is_said_not_raised(tmp_path):
-    out = _child("protect", str(tmp_path / "missing"), None, {}, "INC-1")
+    out = in_child("capital", "protect", str(tmp_path / "missing"), None, {}, "INC-1")
     assert out["engaged"] is None and out["skipped"]
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 
 import pytest
 
+from conftest import in_child
 from tradeops_dr import fastpath
 
 
@@ -66,15 +64,6 @@ def test_the_connection_cache_follows_the_environment_the_inventory_reads(tmp_pa
     assert fastpath._read_cache(str(inv), None)["login_port"] == 6401
 
 
-def _child(call: str, *args: str) -> dict:
-    """fastpath.<call>(*args) in a child process: resolving through Ansible configures Ansible's collection
-    loader for the whole process (init_plugin_loader), which must not leak into the other tests of a worker."""
-    code = ("import json, sys\nfrom tradeops_dr import fastpath\n"
-            f"print(json.dumps(fastpath.{call}(*sys.argv[1:]), default=str))")
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _parent_inventory(tmp_path):
     """kill_switch a child of prod, prod's group_vars naming the Redis (what `ansible-inventory --host` says)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -96,10 +85,10 @@ def test_the_cache_of_what_ansible_resolved_ends_when_a_file_a_template_read_cha
     (inv / "hosts.yml").write_text("all:\n  children:\n    kill_switch:\n      hosts:\n        risk-1:\n")
     (inv / "group_vars" / "kill_switch.yml").write_text(
         f"kill_switch_redis_port: \"{{{{ (lookup('ansible.builtin.file', '{tmp_path}/ports.json') | from_json).redis }}}}\"\n")
-    assert (_child("resolve", str(inv))["login_port"], _child("resolve", str(inv))["via"]) == (16394, "cache")
+    assert (in_child("fastpath", "resolve", str(inv))["login_port"], in_child("fastpath", "resolve", str(inv))["via"]) == (16394, "cache")
     time.sleep(0.01)
     (tmp_path / "ports.json").write_text('{"redis": 16395}')
-    assert _child("resolve", str(inv))["login_port"] == 16395
+    assert in_child("fastpath", "resolve", str(inv))["login_port"] == 16395
 
 
 def test_a_parent_groups_vars_are_resolved_as_ansible_does(tmp_path, monkeypatch):
@@ -108,9 +97,9 @@ def test_a_parent_groups_vars_are_resolved_as_ansible_does(tmp_path, monkeypatch
     inv = _parent_inventory(tmp_path / "inv")
     with pytest.raises(fastpath.NeedsAnsible, match="parent group prod"):
         fastpath.connection_from_inventory(str(inv))
-    conn = _child("resolve", str(inv))
+    conn = in_child("fastpath", "resolve", str(inv))
     assert (conn["login_port"], conn["via"]) == (16391, "ansible")
-    cached = _child("resolve", str(inv))
+    cached = in_child("fastpath", "resolve", str(inv))
     assert (cached["login_port"], cached["via"]) == (16391, "cache")  # and so is what the cache keeps
 
 
@@ -122,7 +111,7 @@ def test_a_host_in_another_group_too_is_resolved_by_ansible(tmp_path, monkeypatc
     with pytest.raises(fastpath.NeedsAnsible, match="other groups too"):
         fastpath.connection_from_inventory(str(tmp_path))
     # Ansible: groups of one depth merge by name, so redis_servers wins over kill_switch
-    assert _child("resolve", str(tmp_path))["login_port"] == 16393
+    assert in_child("fastpath", "resolve", str(tmp_path))["login_port"] == 16393
 
 
 def test_a_vaulted_password_without_its_vault_still_flags_the_inventorys_file(tmp_path, monkeypatch):
@@ -134,6 +123,6 @@ def test_a_vaulted_password_without_its_vault_still_flags_the_inventorys_file(tm
     inv = _inventory(tmp_path / "inv")
     (inv / "group_vars" / "kill_switch.yml").write_text(
         f"kill_switch_flag_file: {flag}\nkill_switch_redis_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\n")
-    done = _child("engage", str(inv), "test", "ops", "INC-V")
+    done = in_child("fastpath", "engage", str(inv), "test", "ops", "INC-V")
     assert done["outcome"] == "flag-file" and done["flag_file"] == str(flag), done
     assert flag.exists() and not (tmp_path / "default.flag").exists()

@@ -32,6 +32,11 @@ class DrillStep:
         return self.passed and self.met
 
 
+def stream_order(stream_id: str) -> tuple:
+    """A Redis stream entry id (<ms>-<seq>) as something to compare: which of two entries came first."""
+    return tuple(map(int, stream_id.split("-")))
+
+
 def redis_record(result: RunResult) -> dict:
     return next(iter((result.data.get("redis_recovery") or {}).values()), {})
 

@@ -20,7 +20,7 @@ from .. import errors
 from ..api import RunResult, run_playbook
 from ..paths import STANDINS
 from ..sandbox import Sandbox, free_port, pid_alive, read_pid
-from .steps import DrillStep, Steps, reset_or_say
+from .steps import DrillStep, Steps, reset_or_say, stream_order
 
 
 ENGINES = ("sandbox-momentum", "sandbox-meanrev")  # the stand-in engines of the kill-switch drill
@@ -108,7 +108,7 @@ def broker_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> li
         proc.kill()
         proc.wait()
     # runbook 004 3.1: the kill switch first, then the reroute - its engagement precedes the move in Redis
-    first = bool(engaged) and tuple(map(int, engaged[0].split("-"))) < tuple(map(int, moved.split("-")))
+    first = bool(engaged) and stream_order(engaged[0]) < stream_order(moved)
     steps.append(DrillStep("broker failover", "IBKR down (the runbook's quarterly drill: IBKR -> Paper)",
                            "kill switch engaged first, broker:active set to paper, a test order filled by it, the "
                            "switch recorded",
