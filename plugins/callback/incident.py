@@ -255,8 +255,8 @@ class CallbackModule(CallbackBase):
             self.event.update(steps=facts['dr_destructive'], code=facts.get('dr_approval_code'))
         if facts.get('dr_approved') is False and self.event.get('steps') and 'diagnose' not in self._tags():
             self._stage('approval needed')
-        switch = ((facts.get('dr_outcomes') or {}).get('kill_switch') or {}) if isinstance(
-            facts.get('dr_outcomes'), dict) else {}
+        outcomes = facts.get('dr_outcomes')
+        switch = (outcomes.get('kill_switch') or {}) if isinstance(outcomes, dict) else {}
         for per_host in (stats.get('kill_switch') or {}).values():
             if isinstance(per_host, dict) and per_host.get('outcome') in ('engaged', 'escalated'):
                 switch = dict(outcome='engaged', message='on %s' % host)
@@ -534,17 +534,18 @@ class CallbackModule(CallbackBase):
         with self.lock:
             rec.update(notifications=list(self.notified), escalations=list(self.escalations),
                        timeline=list(self.timeline))
+        md = self.markdown(rec)
         try:
             if not os.path.isdir(folder):
                 os.makedirs(folder, 0o700)
-            for path, text in ((base + '.json', json.dumps(rec, indent=2, default=str)), (base + '.md', self.markdown(rec))):
+            for path, text in ((base + '.json', json.dumps(rec, indent=2, default=str)), (base + '.md', md)):
                 _manifest.write_text_atomic(path, text + '\n', mode=0o600)
         except (IOError, OSError) as exc:
             self._display.warning('tradeops.dr.incident: the incident record could not be written to %s: %s' % (folder, exc))
             return
         self._display.display('incident record: %s.md (and .json)' % base)
         self._point(rec, base)
-        self._post(rec)
+        self._post(rec, md)
 
     def _point(self, rec, base):
         pointer = self.get_option('record_pointer')
@@ -556,7 +557,7 @@ class CallbackModule(CallbackBase):
         except (IOError, OSError) as exc:
             self._display.warning('tradeops.dr.incident: where the record is could not be written to %s: %s' % (pointer, exc))
 
-    def _post(self, rec):
+    def _post(self, rec, md):
         url = self.get_option('journal_url')
         if not url:
             return
@@ -564,8 +565,7 @@ class CallbackModule(CallbackBase):
         if self.get_option('journal_token'):
             headers['Authorization'] = 'Bearer %s' % self.get_option('journal_token')
         # the Decision Journal's own shape (runbook 000: entry_type, content), the record's fields beside it
-        body = dict(rec, title='Incident %s: %s' % (rec['id'], rec['status']), content=self.markdown(rec),
-                    body=self.markdown(rec))
+        body = dict(rec, title='Incident %s: %s' % (rec['id'], rec['status']), content=md, body=md)
         try:
             open_url(url, data=json.dumps(body, default=str), headers=headers, method='POST', timeout=10)
         except Exception as exc:  # pylint: disable=broad-except

@@ -333,13 +333,13 @@ def _print_recovery(res) -> None:
 def cmd_recover(args) -> int:
     """playbooks/full_recovery.yml (or one scenario of it) with progress, a result, an exit code."""
     from . import errors
-    from .recovery import recover
+    from .recovery import new_incident_id, recover
 
     if args.approve and not args.incident:
         print("tradeops-dr: --approve CODE approves the plan of one incident: give --incident with it (the plan "
               "printed both); nothing was done", file=sys.stderr)
         return 2
-    incident = args.incident or time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
+    incident = args.incident or new_incident_id()
     progress = _Progress(f"tradeops-dr recover {args.scenario} ({incident})", live=not args.json and sys.stdout.isatty())
 
     def ask(request: dict) -> str:

@@ -187,6 +187,11 @@ def recover(scenario: str = "full", inventory=None, check: bool = False, limit: 
     return result_of(run)
 
 
+def new_incident_id() -> str:
+    """INC-<UTC time>, as the playbook and the incident callback name an incident nobody named."""
+    return time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
+
+
 def _recovers(tags: str | None) -> bool:
     """Whether a run with these tags may change anything (--tags diagnose only reads)."""
     return not tags or bool({"recover", "all"} & {t.strip() for t in str(tags).split(",")})
@@ -214,7 +219,7 @@ def _front_door(extra: dict, inventory, limit: str | None, incident: str | None,
     playbook as dr_front_door; when it engaged the switch, under the incident the run then carries."""
     env = dict(envvars or {})
     incident = incident or env.get("TRADEOPS_DR_INCIDENT_ID") or os.environ.get("TRADEOPS_DR_INCIDENT_ID") \
-        or time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
+        or new_incident_id()
     with _environment(env):
         front = capital.protect(inventory_path(inventory), limit, extra, incident, started=started)
     if front is None:
@@ -229,7 +234,7 @@ def recover_and_approve(scenario: str = "full", inventory=None, incident: str | 
     without approval (it protects capital and recovers what needs no approval), then - when it ends
     'approval needed' - a second run approving exactly the code the first one printed for what still waits.
     Returns (first, final); final is first when no approval was needed."""
-    incident = incident or time.strftime("INC-%Y%m%dT%H%M%SZ", time.gmtime())
+    incident = incident or new_incident_id()
     first = recover(scenario, inventory=inventory, incident=incident, **kwargs)
     if first.status != "approval needed" or not first.approval_code:
         return first, first
