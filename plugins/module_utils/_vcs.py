@@ -164,8 +164,16 @@ def dvc_command():
     return beside if os.access(beside, os.X_OK) else 'dvc'
 
 
+def dvc_env(env=None):
+    """The environment a DVC command runs in: without DVC's usage analytics, which otherwise writes a
+    report and starts a daemon that posts it to analytics.dvc.org - a recovery sends nothing to a third
+    party, whatever the repository's core.analytics says."""
+    return dict(env if env is not None else os.environ, DVC_NO_ANALYTICS='1')
+
+
 def dvc(repo, *args, **kw):
-    return run([dvc_command()] + list(args), cwd=repo, timeout=kw.get('timeout', 1800)).decode('utf-8', 'replace')
+    return run([dvc_command()] + list(args), cwd=repo, timeout=kw.get('timeout', 1800),
+               env=dvc_env()).decode('utf-8', 'replace')
 
 
 def dvc_restore(repo, target, pull=True, timeout=1800):

@@ -5,8 +5,10 @@ and Redis receives exactly the ledger's writes; PostgreSQL gets positions and tr
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
+import subprocess
 from pathlib import Path
 
 try:
@@ -235,10 +237,11 @@ def write_model(repo: Path, version: str) -> str:
 def seed_model_repo(repo: Path, remote: Path, versions=("v1", "v2")) -> dict:
     """A git work tree whose model folder is tracked by real DVC with a local remote folder:
     one commit and tag per version, every version pushed. Returns {version: md5}."""
-    import subprocess
 
     def sh(*argv):
-        subprocess.run(list(argv), cwd=repo, check=True, capture_output=True, text=True)
+        # DVC without its usage analytics: `dvc init` would post a report to analytics.dvc.org
+        subprocess.run(list(argv), cwd=repo, check=True, capture_output=True, text=True,
+                       env=dict(os.environ, DVC_NO_ANALYTICS="1"))
 
     repo.mkdir(parents=True)
     remote.mkdir(parents=True, exist_ok=True)
@@ -295,7 +298,6 @@ CONFIG_VERSIONS = (
 
 def seed_config_repo(repo: Path) -> dict:
     """A git work tree of the two config files, one commit per version (tags v1, v2)."""
-    import subprocess
 
     def git(*args):
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)

@@ -3,11 +3,13 @@ the previous version of a file in real git history, backup-set path safety, rete
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 import pytest
 from ansible_collections.tradeops.dr.plugins.module_utils import _backup, _config, _fileset, _vcs
 from ansible_collections.tradeops.dr.plugins.modules.model_integrity import card_hashes
+from tradeops_dr.seed import seed_model_repo
 
 MD5 = "9e107d9d372bb6826bd81d3542a419d6"
 SHA = "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"
@@ -110,3 +112,26 @@ def test_backup_set_metadata_is_written_atomically_and_read_back(tmp_path):
     (tmp_path / "sets" / meta["backup_id"] / "metadata.json").write_text("{")
     with pytest.raises(_fileset.FilesetError, match="no readable metadata.json: it is not valid JSON"):
         _fileset.read_metadata(set_dir)
+
+
+def test_dvc_runs_send_no_usage_analytics(tmp_path, monkeypatch):
+    """DVC's usage analytics writes a report to a temporary file and starts a daemon that posts it to
+    analytics.dvc.org: neither the sandbox's seed (`dvc init`) nor a recovery's dvc command may do so,
+    even in a repository whose core.analytics is on. (The endpoint points at a closed loopback port, so
+    that even a regression sends nothing off this machine.)"""
+    if not shutil.which("dvc"):
+        pytest.skip("dvc is not installed (pip install -e .[test])")
+    reports = tmp_path / "tmp"
+    reports.mkdir()
+    monkeypatch.setenv("TMPDIR", str(reports))
+    monkeypatch.setenv("DVC_ANALYTICS_ENDPOINT", "http://127.0.0.1:9/")
+    monkeypatch.delenv("DVC_NO_ANALYTICS", raising=False)
+    monkeypatch.delenv("DVC_TEST", raising=False)
+    repo = tmp_path / "repo"
+    seed_model_repo(repo, tmp_path / "remote", versions=("v1",))
+    assert sorted(p.name for p in reports.iterdir()) == []
+    (repo / ".dvc" / "config").write_text((repo / ".dvc" / "config").read_text().replace(
+        "analytics = false", "analytics = true"))
+    assert "analytics = true" in (repo / ".dvc" / "config").read_text()
+    _vcs.dvc(str(repo), "status")
+    assert sorted(p.name for p in reports.iterdir()) == []
