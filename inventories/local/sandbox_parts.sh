@@ -1,12 +1,12 @@
 #!/bin/sh
 # The optional parts of the sandbox as an inventory script (Ansible runs executable files of an
-# inventory folder): QuestDB, the inference stand-in and the configuration repository are hosts of
+# inventory folder): QuestDB, the inference and PMS stand-ins and the configuration repository are hosts of
 # their groups only when this sandbox runs them. The Python below uses the standard library only;
 # it runs with Debian's python3 (interpreter discovery here can pick a broken pyenv shim).
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 SANDBOX_PARTS_HERE=$(dirname "$0") exec "$PY" - "$@" <<'PYTHON'
-"""The optional parts of the sandbox, as an inventory script: QuestDB, the inference stand-in and
+"""The optional parts of the sandbox, as an inventory script: QuestDB, the inference and PMS stand-ins and
 the configuration repository are hosts of their groups only when this sandbox runs them.
 
 hosts.yml holds what every sandbox runs (Redis, PostgreSQL, the kill switch, the trading-side
@@ -24,6 +24,7 @@ PARTS = {
     "questdb": ("questdb_servers", "sandbox-questdb"),
     "model": ("model_servers", "sandbox-inference"),
     "config": ("config_hosts", "sandbox-config"),
+    "pms": ("pms_servers", "sandbox-pms"),
 }
 
 

@@ -9,10 +9,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import time
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tradeops.dr.plugins.module_utils import _approval
 
 OK_STATES = ('healthy', 'active', 'engaged')  # a kill switch's state is reported, never repaired
 
@@ -38,9 +38,7 @@ def approval_code(incident, diagnosis):
     An approval gives it back; a plan with other steps or hosts (or another incident) has another code."""
     if not incident or not isinstance(incident, str):
         raise AnsibleFilterError('approval_code needs the incident id, got %r' % (incident,))
-    text = '\n'.join(['tradeops.dr approval v1', incident] + destructive_plan(diagnosis))
-    digest = hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]
-    return '%s-%s-%s' % (digest[:4], digest[4:8], digest[8:])
+    return _approval.code('approval', incident, destructive_plan(diagnosis))
 
 
 def _get(hostvars, host, name, default):

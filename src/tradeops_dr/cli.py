@@ -44,6 +44,9 @@ def cmd_sandbox(args) -> int:
             if state.get("model"):
                 m = state["model"]
                 print(f"  inference 127.0.0.1:{m['port']}  (stand-in serving {m['model_path']}, git+DVC in {m['repo']})")
+            if state.get("pms"):
+                print(f"  pms       127.0.0.1:{state['pms']['port']}  (stand-in of the PMS API, its book in the database "
+                      f"{state['pms']['database']}; bearer token in {state['pms']['token_file']})")
             for name, why in (state.get("missing") or {}).items():
                 print(f"  {name:<9} not part of this sandbox: {why}")
             print("  inventory inventories/local")
@@ -496,7 +499,7 @@ def _scenarios():
 # the names of drill.DRILLS (written out: the CLI imports drill only when it drills; a unit test
 # keeps the two, and playbooks/drill.yml's list, the same)
 DRILL_NAMES = ["redis", "kill-switch", "database", "questdb", "model", "config", "fileset", "broker", "feed", "trading",
-               "detect", "full"]
+               "pms", "detect", "full"]
 
 
 def build_parser() -> argparse.ArgumentParser:

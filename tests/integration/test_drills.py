@@ -195,6 +195,37 @@ def test_the_trading_drill_leaves_the_evidence_behind(drill_env):
     assert events[-4:] == ["engage", "reset", "engage", "reset"], events
 
 
+def test_the_pms_drill_leaves_the_book_corrected_and_nothing_deleted(drill_env):
+    """The book drill's verdicts against the PMS's own tables (the sandbox's PostgreSQL, database pms): every
+    position still there, the wrong one CLOSED at entry with realised P&L 0, one journal entry per correction
+    naming its incident; the PMS's token appears nowhere in what the drill printed."""
+    env, _drills = drill_env
+    out = _drill(env, "pms")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for name in ("position correction", "mtm correction"):
+        assert re.search(rf"^{name} +PASS ", out.stdout, re.M), name
+    from tradeops_dr.sandbox import Sandbox
+
+    state = Sandbox(Path(env["TRADEOPS_DR_SANDBOX"])).load()
+    token = Path(state["pms"]["token_file"]).read_text().strip()
+    assert token and token not in out.stdout + out.stderr
+    conn = Sandbox.pg_connect(state, "pms")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT instrument, direction, size, status, realized_pnl, exit_price = entry_price "
+                        "FROM pms_positions ORDER BY id")
+            book = [(i, d, float(s), st, float(r), same) for i, d, s, st, r, same in cur.fetchall()]
+            cur.execute("SELECT entry_type, metadata->>'kind', metadata->>'incident' FROM pms_journal ORDER BY id")
+            journal = cur.fetchall()
+    finally:
+        conn.close()
+    assert book[-3:] == [("BTC-PERP", "LONG", 20.0, "CLOSED", 0.0, True), ("BTC-PERP", "LONG", 2.0, "OPEN", 0.0, None),
+                         ("ETH-PERP", "SHORT", 10.0, "OPEN", 0.0, None)]
+    assert [(t, k) for t, k, _i in journal[-2:]] == [("correction", "position_correction"),
+                                                     ("correction", "mtm_correction")]
+    assert all(i.startswith("DRILL-") for _t, _k, i in journal[-2:])
+
+
 def test_the_full_drill_passes_on_a_sandbox_without_questdb(tmp_path):
     """Issue 31: on a user's machine without QuestDB, `./dr.sh drill` failed the full drill (and the two
     after it): inventories/local listed sandbox-questdb whatever the sandbox ran, and its probe crashed.

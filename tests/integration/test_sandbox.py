@@ -30,9 +30,10 @@ STATE_KEY = {"inference": "model"}  # where sandbox.json describes a part
 
 def parts() -> list[str]:
     """The parts a sandbox has here: QuestDB only where its jar is installed; the inference
-    stand-in wherever git and dvc are (the test extras install dvc)."""
+    stand-in wherever git and dvc are (the test extras install dvc); the PMS stand-in always (its book
+    is a database of the sandbox's PostgreSQL)."""
     return (["redis", "postgres"] + (["questdb"] if builds.questdb_jar() else [])
-            + (["inference"] if shutil.which("dvc") and shutil.which("git") else []))
+            + (["inference"] if shutil.which("dvc") and shutil.which("git") else []) + ["pms"])
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,8 @@ def test_up_status_and_the_local_inventory(sandbox):
     else:
         assert "questdb   not part of this sandbox" in up.stdout
 
+    assert f"pms       127.0.0.1:{info['pms']['port']}" in up.stdout
+    assert oct(Path(info["pms"]["token_file"]).stat().st_mode & 0o777) == "0o600"
     status = _cli(env, "sandbox", "status")
     assert status.returncode == 0 and status.stdout.count("running  ready") == len(parts()), status.stdout
     for part in parts():

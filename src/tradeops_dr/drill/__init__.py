@@ -1,9 +1,10 @@
 """Drills: inject a real failure into the sandbox stack, run the recovery through ansible-runner,
 and check and print what happened and how long the recovery took - one module per drill family
-(data stores, trading side, front door), what they share in `steps`."""
+(data stores, trading side, the book, front door), what they share in `steps`."""
 
 from __future__ import annotations
 
+from .book import pms_drill
 from .datastores import config_drill, database_drill, fileset_drill, model_drill, questdb_drill, redis_drill
 from .front_door import detect_drill, full_drill
 from .steps import DrillStep, Printer, Steps, operator_resets_the_switch, print_header, print_report, print_step
@@ -25,6 +26,8 @@ DRILLS = [("redis", redis_drill, "Redis: crash, data loss, damaged AOF"),
           ("feed", feed_drill, "feed failover: the primary feed down, the backup made primary"),
           ("trading", trading_drill, "trading side: strategy crash, exchange disconnect, position mismatch, "
            "release rollback, risk breach"),
+          ("pms", pms_drill, "book corrections: a position booked with the wrong size, a wrong mark-to-market "
+           "(PMS stand-in)"),
           ("detect", detect_drill, "from alert to recovery: a drawdown breach and a Redis crash answered by "
            "Prometheus, Alertmanager and ansible-rulebook, nobody running a command"),
           ("full", full_drill, "everything at once through full_recovery.yml, then a second run")]

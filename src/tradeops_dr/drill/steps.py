@@ -64,8 +64,8 @@ class Steps(list):
             self.on_step(step)
 
 
-HEADER = ("Failure drills (sandbox: real Redis, PostgreSQL/TimescaleDB, QuestDB; stand-ins for the engines and the "
-          "inference API)")
+HEADER = ("Failure drills (sandbox: real Redis, PostgreSQL/TimescaleDB, QuestDB; stand-ins for the engines, the "
+          "inference API and the PMS)")
 
 
 def print_header(missing: dict | None = None) -> None:

@@ -1,5 +1,5 @@
 """The servers of the sandbox, each under a folder of its own on 127.0.0.1: Redis, a PostgreSQL
-cluster, QuestDB and the stand-in of the users' inference API. What they share (their pid and log
+cluster, QuestDB and the stand-ins of the users' inference API and PMS. What they share (their pid and log
 files, kill and stop) is `Server`."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg2
 import redis
 
 from .. import builds, seed
@@ -313,6 +314,57 @@ class InferenceAPI(Server):
             with urllib.request.urlopen(self.url + "/v1/health", timeout=2) as resp:
                 body = json.loads(resp.read())
             return body.get("status") == "healthy", f"model md5 {body.get('model_md5')}"
+        except urllib.error.HTTPError as exc:
+            return False, exc.read().decode()[:200]
+        except (OSError, ValueError) as exc:
+            return False, str(exc)
+
+
+# --------------------------------------------------------------------------- the users' PMS
+
+@dataclass
+class PmsStandin(Server):
+    """A stand-in for the users' portfolio management system (src/tradeops_dr/standins/pms.py: runbook 000's
+    book, MTM and Decision Journal endpoints behind a bearer token), keeping its book in a database of the
+    sandbox's PostgreSQL."""
+
+    NAME, FILES, FOREGROUND = "PMS stand-in", "pms", True
+
+    root: Path
+    port: int
+    pg_port: int
+    pg_user: str
+    pg_password_file: Path
+    token_file: Path
+    database: str = "pms"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_command(self) -> list[str]:
+        return [sys.executable, str(STANDINS / "pms.py"), "--port", str(self.port), "--pidfile", str(self.pidfile),
+                "--pg-port", str(self.pg_port), "--pg-user", self.pg_user, "--pg-password-file",
+                str(self.pg_password_file), "--database", self.database, "--token-file", str(self.token_file)]
+
+    def start(self, timeout: float | None = None) -> None:
+        """Its database first (the PMS's own, beside the trading one), then the stand-in."""
+        conn = psycopg2.connect(host="127.0.0.1", port=self.pg_port, user=self.pg_user, dbname="postgres",
+                                password=self.pg_password_file.read_text().strip(), connect_timeout=5)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{self.database}"')
+        finally:
+            conn.close()
+        super().start(timeout)
+
+    def ready(self):
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+                return json.loads(resp.read()).get("status") == "healthy", "GET /health"
         except urllib.error.HTTPError as exc:
             return False, exc.read().decode()[:200]
         except (OSError, ValueError) as exc:

@@ -16,7 +16,7 @@ import psycopg2
 from .. import builds, seed
 from ..paths import STANDINS, project_root
 from .processes import free_port, pid_alive, postgres_can_reach, read_pid
-from .servers import InferenceAPI, PostgresCluster, QuestDBServer, RedisServer
+from .servers import InferenceAPI, PmsStandin, PostgresCluster, QuestDBServer, RedisServer
 
 
 class Sandbox:
@@ -63,6 +63,12 @@ class Sandbox:
         m = state.get("model")
         return InferenceAPI(Path(m["root"]), m["port"]) if m else None
 
+    @staticmethod
+    def pms_standin(state: dict) -> PmsStandin | None:
+        p, pg = state.get("pms"), state["postgres"]
+        return PmsStandin(Path(p["root"]), p["port"], pg["port"], pg["user"], Path(pg["password_file"]),
+                          Path(p["token_file"]), p["database"]) if p else None
+
     def _servers(self, state: dict):
         return self.redis_server(state), self.postgres_cluster(state)
 
@@ -76,6 +82,9 @@ class Sandbox:
         api = self.inference_api(state)
         if api is not None:
             out.append(("inference", api, api.ready))
+        pms = self.pms_standin(state)
+        if pms is not None:
+            out.append(("pms", pms, pms.ready))
         return out
 
     def up(self) -> dict:
@@ -96,6 +105,9 @@ class Sandbox:
             # a drill inside the execution environment starts services on this host through service
             # control, with this host's interpreter and paths, not the image's
             state["standins"] = dict(python=sys.executable, dir=str(STANDINS))
+            self._write(state)
+        if "pms" not in state:  # sandboxes made before the PMS part existed
+            state["pms"] = self._pms_part(state)
             self._write(state)
         for _name, srv, _probe in self.parts(state):
             srv.start()
@@ -171,6 +183,23 @@ class Sandbox:
         )
         self._write(state)
         return state
+
+    def _pms_part(self, state: dict) -> dict:
+        """The PMS stand-in: its folder, port and bearer token (a secret file, 0600), its database on the
+        sandbox's PostgreSQL."""
+        root = self.state_dir / "pms"
+        root.mkdir(parents=True, exist_ok=True)
+        token_file = self.state_dir / "secrets" / "pms_token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(18) + "\n")
+        # the other parts' ports, free now if they are not running yet
+        taken = {state["redis"]["port"], state["postgres"]["port"], (state.get("model") or {}).get("port")} | {
+            (state.get("questdb") or {}).get(k) for k in ("http_port", "health_port", "pg_port", "ilp_port")}
+        pms = PmsStandin(root, free_port(avoid=taken), state["postgres"]["port"], state["postgres"]["user"],
+                         Path(state["postgres"]["password_file"]), token_file)
+        return dict(root=str(root), port=pms.port, url=pms.url, database=pms.database, token_file=str(token_file),
+                    pidfile=str(pms.pidfile), logfile=str(pms.logfile), start_command=pms.start_command())
 
     def _postgres_root(self) -> Path:
         """Where the cluster lives: .sandbox/postgres, unless PostgreSQL must run as the
