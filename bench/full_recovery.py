@@ -75,8 +75,7 @@ def main() -> int:
     flag = state / "kill_switch.flag"
     try:
         info = sb.up()
-        names = [n for n in faults.FAULTS if not (n == "questdb" and not info.get("questdb"))
-                 and not (n == "model" and not info.get("model"))]
+        names = [n for n in faults.FAULTS if n not in faults.OPTIONAL or info.get(n)]
         backup = run_playbook("backup.yml", inventory="local", envvars=env)
         if not backup.ok:
             print(f"the backup a restore needs failed: {backup.failures}", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 Used by the full-recovery drill, its integration test and bench/full_recovery.py: each fault is
 what the runbooks describe (a Redis process killed, a table dropped, a WAL table suspended with
-writes waiting, a model file corrupted on disk), done to the real servers of the sandbox."""
+writes waiting, a model file corrupted on disk, a config file cut short, the PMS's process killed), done to the
+real servers of the sandbox."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 from . import errors
 from .sandbox import Sandbox, wait_for
 
-FAULTS = ("redis", "postgres", "questdb", "model", "config")
+FAULTS = ("redis", "postgres", "questdb", "model", "config", "pms")
+OPTIONAL = ("questdb", "model", "config", "pms")  # parts a sandbox may lack
 
 
 def kill_redis(sb: Sandbox, state: dict) -> str:
@@ -69,13 +71,21 @@ def corrupt_config(sb: Sandbox, state: dict) -> str:
     return f"{state['config']['files'][0]} cut in half"
 
 
-INJECT = dict(redis=kill_redis, postgres=drop_table, questdb=suspend_wal, model=corrupt_model, config=corrupt_config)
+def kill_pms(sb: Sandbox, state: dict) -> str:
+    pms = sb.pms_standin(state)
+    pms.kill()
+    wait_for(lambda: (not pms.ready()[0], "still answering"), 10, "the PMS stand-in to die")
+    return "kill -9 the PMS"
+
+
+INJECT = dict(redis=kill_redis, postgres=drop_table, questdb=suspend_wal, model=corrupt_model, config=corrupt_config,
+              pms=kill_pms)
 
 
 def inject(sb: Sandbox, names=FAULTS) -> dict:
     """Inject the named faults; returns {name: what was done}."""
     state = sb.up()
-    missing = [n for n in names if n in ("questdb", "model", "config") and not state.get(n)]
+    missing = [n for n in names if n in OPTIONAL and not state.get(n)]
     if missing:
         raise errors.SandboxError(f"this sandbox has no {', '.join(missing)} (see `tradeops-dr sandbox up`)")
     return {name: INJECT[name](sb, state) for name in names}
@@ -84,7 +94,7 @@ def inject(sb: Sandbox, names=FAULTS) -> dict:
 def fingerprint(sb: Sandbox) -> dict:
     """Everything a recovery could change, digested: every Redis key (type and DUMP), the PostgreSQL
     databases and the row counts and sums of every user table, QuestDB's WAL state and counts,
-    the model file and what the service serves, the files below the sandbox's backup folders,
+    the model file and what the service serves, the PMS's book and journal, the files below the sandbox's backup folders,
     and which server processes run."""
     import redis as redis_py
     import urllib.request
@@ -140,6 +150,18 @@ def fingerprint(sb: Sandbox) -> dict:
     if state.get("config"):
         out["config_files"] = {f: hashlib.sha256((Path(state["config"]["repo"]) / f).read_bytes()).hexdigest()
                                for f in state["config"]["files"]}
+    if state.get("pms"):  # the book and the journal: a recovery restarts the PMS, never writes to its book
+        try:
+            conn = Sandbox.pg_connect(state, state["pms"]["database"])
+            with conn.cursor() as cur:
+                book = {}
+                for t in ("pms_positions", "pms_journal"):
+                    cur.execute(f"SELECT count(*), md5(string_agg(x::text, ',' ORDER BY x::text)) FROM {t} x")
+                    book[t] = cur.fetchone()
+            conn.close()
+            out["pms_book"] = book
+        except Exception as exc:  # noqa: BLE001
+            out["pms_book"] = f"down: {type(exc).__name__}"
     files = []
     for sub in ("backups", "model/backups"):
         base = Path(state["state_dir"]) / sub

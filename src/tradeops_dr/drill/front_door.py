@@ -67,7 +67,8 @@ def detect_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> li
 
 def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """The front door: every failure the sandbox can have at once (Redis killed, a table dropped,
-    a WAL table suspended with writes waiting, the model file corrupted), recovered by
+    a WAL table suspended with writes waiting, the model file corrupted, a config file cut short, the PMS
+    killed), recovered by
     playbooks/full_recovery.yml - a run, then the approval of the code it printed for what waits
     (the database restore); a second run must change nothing; then the operator resets the
     kill switch the recovery left engaged."""
@@ -76,7 +77,7 @@ def full_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
     steps = Steps(on_step)
     backup = run_playbook("backup.yml", inventory=inventory, envvars=env)  # what a restore needs: a verified backup
-    names = [n for n in faults.FAULTS if n not in ("questdb", "model", "config") or state.get(n)]
+    names = [n for n in faults.FAULTS if n not in faults.OPTIONAL or state.get(n)]
     done = faults.inject(sandbox, names)
     incident = time.strftime("DRILL-%Y%m%dT%H%M%SZ", time.gmtime())
     t0 = time.monotonic()
