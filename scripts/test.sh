@@ -51,7 +51,7 @@ bg_part() {  # NAME COMMAND...: run it, keep its log, exit code and time
   echo $? >"$BG/$name.rc"
   echo $(( $(date +%s) - t0 )) >"$BG/$name.seconds"
 }
-# The drills pytest does not run on this host (it runs questdb, model, config, fileset, broker,
+# The drills pytest does not run on this host (it runs questdb, model, config, fileset, broker, pms,
 # feed, trading and database) run inside the image: each drill once per run, and the image
 # proven on the front door (full), the Redis recovery and the kill switch.
 EE_DRILLS=(redis kill-switch full)

@@ -3,7 +3,10 @@
 start-up, playbooks, commands, waiting, teardown, real work), per file, per fixture and per
 xdist worker.
 
-    python scripts/test_times.py [FOLDER] [--files N] [--fixtures N]
+    python scripts/test_times.py [FOLDER] [--files N] [--fixtures N] [--write-durations]
+
+--write-durations writes each file's total to tests/file_durations.json: tests/conftest.py hands the files to
+the pytest-xdist workers slowest first from it, so that no long file starts last while the other worker idles.
 """
 
 from __future__ import annotations
@@ -69,17 +72,30 @@ def report(lines: list[dict], n_files: int, n_fixtures: int) -> str:
     return "\n".join(out)
 
 
+def file_totals(lines: list[dict]) -> dict:
+    totals: dict = defaultdict(float)
+    for t in lines:
+        totals[t["file"]] += t["total"]
+    return {name: round(secs, 1) for name, secs in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", nargs="?", default=str(ROOT / ".state" / "test-times"))
     ap.add_argument("--files", type=int, default=25)
     ap.add_argument("--fixtures", type=int, default=15)
+    ap.add_argument("--write-durations", action="store_true",
+                    help="write each file's seconds to tests/file_durations.json (the order of the xdist workers)")
     args = ap.parse_args(argv)
     lines = load(Path(args.folder))
     if not lines:
         print(f"test_times: no timing lines in {args.folder} (tests/timing.py writes them during pytest)")
         return 1
     print(report(lines, args.files, args.fixtures))
+    if args.write_durations:
+        target = ROOT / "tests" / "file_durations.json"
+        target.write_text(json.dumps(file_totals(lines), indent=1) + "\n", encoding="utf-8")
+        print(f"test_times: {target.relative_to(ROOT)} written")
     return 0
 
 

@@ -60,6 +60,26 @@ def pytest_configure(config):
     timing.install(config)
 
 
+_DURATIONS = Path(__file__).with_name("file_durations.json")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle: files slowest first, tests within a file shuffled
+def pytest_collection_modifyitems(session, config, items):
+    """The slowest files first (tests/file_durations.json, written by scripts/test_times.py --write-durations from a
+    run's timings): pytest-xdist's loadfile hands files out in this order, so that a long file does not start
+    last while the other worker idles (test_full_recovery.py, 725 s, started last and ran alone for 7 minutes).
+    A file not measured yet counts as the median. The order is the same on every worker (xdist requires it)."""
+    try:
+        known = json.loads(_DURATIONS.read_text())
+    except (OSError, ValueError):
+        return
+    median = sorted(known.values())[len(known) // 2] if known else 0.0
+    first_seen = {}
+    for i, item in enumerate(items):
+        first_seen.setdefault(item.nodeid.split("::")[0], i)
+    items.sort(key=lambda it: (-known.get(it.nodeid.split("::")[0], median), first_seen[it.nodeid.split("::")[0]]))
+
+
 def need(why: str | None) -> None:
     """Skip with the reason when something a test needs is missing (why is None when it is there); under
     CI=true its absence fails the test instead: CI installs everything the suite needs."""
