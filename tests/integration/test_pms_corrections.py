@@ -140,9 +140,9 @@ def test_a_wrong_position_is_corrected_by_compensating_entries_once(pms, capsys)
 def test_an_interrupted_correction_resumes_without_a_second_position(pms, capsys):
     # the first run closed the position (its mark in the notes), then the PMS went away before the open
     tag = pms_position_correction.tag_of(pms.wrong["id"])
-    status, _ = pms.call("POST", f"/api/v1/pms/book/positions/{pms.wrong['id']}/close",
-                         {"exit_price": 50000, "notes": "CORRECTION: Closing incorrect position entry " + tag})
-    assert status == 200
+    status, closed = pms.call("POST", f"/api/v1/pms/book/positions/{pms.wrong['id']}/close",
+                              {"exit_price": 50000, "notes": "CORRECTION: Closing incorrect position entry " + tag})
+    assert status == 200 and closed["status"] == "CLOSED"
     result, failed = run_module(pms_position_correction, correction(pms), capsys)
     assert not failed and result["changed"], result.get("msg")
     assert sum(1 for p in pms.positions().values() if p["instrument"] == "BTC-PERP" and p["status"] == "OPEN") == 1

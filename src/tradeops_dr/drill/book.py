@@ -58,8 +58,8 @@ def pms_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[
         return next(iter((res.data.get("book_correction") or {}).values()), {})
 
     # 1. a fill of 2 BTC booked as 20: closed at entry, the right one opened, journaled - once approved
-    wrong = pms.call("POST", "/api/v1/pms/book/positions/open", dict(instrument="BTC-PERP", size=20, direction="LONG",
-                                                                    entry_price=50000, notes="order capture"))
+    opened = dict(instrument="BTC-PERP", size=20, direction="LONG", entry_price=50000, notes="order capture")
+    wrong = pms.call("POST", "/api/v1/pms/book/positions/open", opened)
     position = dict(position_id=str(wrong["id"]), instrument="BTC-PERP", size=2, direction="LONG",
                     reason="fill of 2 booked as 20")
     realized_before = pms.call("GET", "/api/v1/pms/book/summary")["realized_pnl"]
@@ -87,8 +87,8 @@ def pms_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[
                             *[f.msg for f in planned.failures + done.failures + again.failures]]))
 
     # 2. the feed marks ETH at a tenth of its price: re-marked at the broker's price, checked against a second source
-    eth = pms.call("POST", "/api/v1/pms/book/positions/open", dict(instrument="ETH-PERP", size=10, direction="SHORT",
-                                                                  entry_price=3000, notes="drill"))
+    opened = dict(instrument="ETH-PERP", size=10, direction="SHORT", entry_price=3000, notes="drill")
+    eth = pms.call("POST", "/api/v1/pms/book/positions/open", opened)
     pms.call("POST", "/api/v1/pms/book/mtm", {"manual_prices": {"ETH-PERP": 295.0}})
     prices = {"ETH-PERP": 2950.0}
     t0 = time.monotonic()
