@@ -116,7 +116,9 @@ drill() {
   rm -rf "$inv" && cp -r inventories/local "$inv"
   # nsenter enters the namespaces of this script's process (alive for the whole run): those of
   # PID 1 may be closed to it (they are on a sandboxed machine like this one)
-  "$PY" - "$inv" "$ROOT/.venv/bin/python" "$$" <<'PYEOF'
+  TRADEOPS_DR_SANDBOX=$sandbox "$PY" - "$inv" "$ROOT/.venv/bin/python" "$$" <<'PYEOF'
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -131,6 +133,11 @@ def walk(group):
         walk(child or {})
 
 walk(yaml.safe_load((inv / "hosts.yml").read_text())["all"])
+# and the parts this sandbox runs, which sandbox_parts.sh adds (QuestDB, the inference and PMS stand-ins, the
+# configuration): reached the same way, or a recovery that starts one would run its command inside the image
+parts = json.loads(subprocess.run([str(inv / "sandbox_parts.sh"), "--list"], capture_output=True, text=True,
+                                  check=True).stdout)
+hosts.update(h for name, group in parts.items() if name != "_meta" for h in group.get("hosts", []))
 conn = {"ansible_connection": "community.docker.nsenter", "ansible_nsenter_pid": pid, "ansible_python_interpreter": python}
 (inv / "nsenter.yml").write_text("# written by scripts/ee.sh drill: the sandbox hosts through nsenter\n"
                                  + yaml.safe_dump({"all": {"hosts": {h: conn for h in sorted(hosts)}}}))

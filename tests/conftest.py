@@ -427,17 +427,23 @@ def exchange():
 # --------------------------------------------------------------------------- an HTTP catcher on loopback
 
 class _Catch(BaseHTTPRequestHandler):
-    """What a notification service or the Decision Journal would receive: every POST, kept."""
+    """What a notification service or the Decision Journal would receive: every POST, kept. Like a real service it
+    serves its own paths only (the journal, the notification endpoints the tests name); any other path is answered
+    404 {"detail": "Not Found"}, so that a client that ignores an error status is seen."""
 
     got: list = []
+    PATHS = ("/journal", "/notify", "/ops", "/risk", "/st", "/l2", "/l3")
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         type(self).got.append((self.path, dict(self.headers), json.loads(body)))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
+        known = self.path.split("?")[0] in self.PATHS
+        answer = b"{}" if known else b'{"detail": "Not Found"}'
+        self.send_response(200 if known else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
-        self.wfile.write(b"{}")
+        self.wfile.write(answer)
 
     def log_message(self, *args):
         pass
@@ -445,7 +451,8 @@ class _Catch(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def catcher():
-    """(port, posts) of an HTTP server on 127.0.0.1 that answers every POST with {}."""
+    """(port, posts) of an HTTP server on 127.0.0.1 that answers a POST to its paths (_Catch.PATHS) with {}, and
+    to any other path with 404."""
     _Catch.got = []
     server = HTTPServer(("127.0.0.1", 0), _Catch)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -132,10 +132,9 @@ pnl:
   type: dict
 '''
 
-import os
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible_collections.tradeops.dr.plugins.module_utils import _approval, _pms
 
 
@@ -247,7 +246,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             url=dict(type='str', required=True),
-            token=dict(type='str', no_log=True, fallback=(lambda: os.environ.get('PMS_API_TOKEN'),)),
+            token=dict(type='str', no_log=True, fallback=(env_fallback, ['PMS_API_TOKEN'])),
             timeout=dict(type='float', default=10),
             validate_certs=dict(type='bool', default=True),
             incident=dict(type='str', required=True),

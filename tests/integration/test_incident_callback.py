@@ -228,9 +228,13 @@ def test_a_failed_recovery_is_escalated_at_once(tmp_path, catcher):
 
 def test_a_journal_that_cannot_be_reached_never_fails_the_run(tmp_path, catcher):
     port, got = catcher
+    # a journal that answers with an error (404: a wrong path) is a warning naming the status, not a failure
     proc, _rec, _md = run(tmp_path, TRADEOPS_DR_JOURNAL_URL=f"http://127.0.0.1:{port}/missing-then-closed",
                           TRADEOPS_DR_NOTIFY_ON="nothing")
     assert len(got) == 1  # it was tried
+    out = " ".join((proc.stderr + proc.stdout).split())
+    assert f"the Decision Journal at http://127.0.0.1:{port}/missing-then-closed did not take the record" in out
+    assert "404" in out, out[-2000:]
     # a refused connection (nothing listens on port 9 of loopback here) is a warning, not a failure
     proc, _rec, _md = run(tmp_path, TRADEOPS_DR_JOURNAL_URL="http://127.0.0.1:9/journal")
     assert "the Decision Journal at http://127.0.0.1:9/journal did not take the record" in proc.stderr + proc.stdout

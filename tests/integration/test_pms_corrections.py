@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from ansible_collections.tradeops.dr.plugins.module_utils import _lock
 from ansible_collections.tradeops.dr.plugins.modules import pms_mtm_correction, pms_position_correction
 from conftest import artifacts_text, free_port, record, run_module
 from tradeops_dr.sandbox import wait_for
@@ -265,7 +266,7 @@ def test_the_playbook_plans_then_applies_an_approved_correction_from_a_ticket_fi
                       " reason: size booked 10x}\n")
     hostvars = dict(book_correction_pms=dict(url=pms.url, token=TOKEN), book_correction_action="position",
                     book_correction_file=str(ticket), book_correction_incident="INC-90", book_correction_actor="ops",
-                    book_correction_max_notional=100)
+                    book_correction_max_notional=100, dr_lock_dir=str(tmp_path / "locks"))
     planned = run("book_correction.yml", hostvars, check=True, group="pms_servers")
     assert planned.status == "successful", planned.stdout
     rec = record(planned, "book_correction")
@@ -285,6 +286,27 @@ def test_the_playbook_plans_then_applies_an_approved_correction_from_a_ticket_fi
     assert record(marked, "book_correction")["positions"][0]["unrealized_pnl"] == pytest.approx(-20 * (2990 - 3000))
     for result in (planned, refused, done, marked):
         assert TOKEN not in artifacts_text(result)
+    # the book changed under the PMS host's lock, given back each time (the lock's history)
+    history = [json.loads(line)["event"] for line in (tmp_path / "locks" / "history.jsonl").read_text().splitlines()]
+    assert history.count("taken") == history.count("released") >= 3
+
+
+def test_a_correction_waits_for_the_lock_another_run_holds(pms, run, tmp_path):
+    """A full recovery (or another correction) holds the PMS host's lock: the correction is refused naming the
+    holder, and nothing in the book changes."""
+    locks = tmp_path / "locks"
+    held = _lock.acquire(str(locks), "host-under-test", "other-run-token",
+                         {"user": "alice", "playbook": "full_recovery.yml", "incident": "INC-9"}, lease=300)
+    assert held["acquired"]
+    before = (pms.positions(), pms.journal())
+    refused = run("book_correction.yml", dict(
+        book_correction_pms=dict(url=pms.url, token=TOKEN), book_correction_action="position",
+        book_correction_position=dict(position_id=str(pms.wrong["id"]), instrument="BTC-PERP", size=1, direction="LONG"),
+        book_correction_incident="INC-91", book_correction_actor="ops", book_correction_max_notional=1e9,
+        dr_lock_dir=str(locks)), group="pms_servers")
+    assert refused.status == "failed" and "REFUSED" in refused.stdout and "alice" in refused.stdout, refused.stdout[-2000:]
+    assert (pms.positions(), pms.journal()) == before
+    assert _lock.release(str(locks), "host-under-test", "other-run-token")
 
 
 def test_the_playbook_refuses_a_correction_without_its_incident_and_an_unreachable_pms_is_broken(pms, run):
