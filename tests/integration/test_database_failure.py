@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import artifacts_text, free_port, record
+from conftest import artifacts_text, free_port, record, write_inventory
+from tradeops_dr import run_playbook
 from tradeops_dr.paths import STANDINS
 from tradeops_dr.sandbox import pid_alive, wait_for
 
@@ -47,13 +49,29 @@ def manifests(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("*.manifest.json"))]
 
 
-@pytest.fixture
-def backed_up(pg, run, tmp_path):
-    pg.seed("trading")
-    root = tmp_path / "backups"
-    res = run("playbooks/backup.yml", backup_vars(pg, root), group="postgres_servers")
+@pytest.fixture(scope="module")
+def golden(pg_server, tmp_path_factory):
+    """The seeded database and its verified backup through backup.yml, made once for the module (a backup.yml
+    run per test cost about 6 s, issue 24): each test gets the database again from this template and its own
+    copy of the backup folder (the manifests name their files relative to it)."""
+    folder = tmp_path_factory.mktemp("golden")
+    pg_server.seed("trading")
+    root = folder / "backups"
+    inv = write_inventory(folder / "inventory.yml", backup_vars(pg_server, root), group="postgres_servers")
+    res = run_playbook("playbooks/backup.yml", inventory=str(inv), private_data_dir=str(folder / "runner"))
     assert res.status == "successful", artifacts_text(res)[-3000:]
-    assert pg.password not in artifacts_text(res)
+    assert pg_server.password not in artifacts_text(res)
+    pg_server.sql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'trading'")
+    pg_server.sql("postgres", "ALTER DATABASE trading RENAME TO trading_golden")
+    yield root
+    pg_server.sql("postgres", "DROP DATABASE IF EXISTS trading_golden")
+
+
+@pytest.fixture
+def backed_up(pg, golden, tmp_path):
+    pg.sql("postgres", "CREATE DATABASE trading TEMPLATE trading_golden")
+    root = tmp_path / "backups"
+    shutil.copytree(golden, root)
     return root
 
 
