@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import json
 
+from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.urls import open_url
 
 try:
@@ -30,6 +31,32 @@ except ImportError:  # pragma: no cover - Python 2 is not supported
 
 TOOL = 'tradeops.dr'
 DIRECTIONS = ('LONG', 'SHORT')
+
+
+def pms_argument_spec(**extra):
+    """The options of the doc fragment tradeops.dr.pms (the PMS, the incident, who corrects, the approval), and the
+    module's own."""
+    spec = dict(
+        url=dict(type='str', required=True),
+        token=dict(type='str', no_log=True, fallback=(env_fallback, ['PMS_API_TOKEN'])),
+        timeout=dict(type='float', default=10),
+        validate_certs=dict(type='bool', default=True),
+        incident=dict(type='str', required=True),
+        actor=dict(type='str', required=True),
+        approval=dict(type='str'),
+    )
+    spec.update(extra)
+    return spec
+
+
+def connect(module, required):
+    """The PMS client of a module whose `required` options are not blank (refused before anything is read)."""
+    p = module.params
+    for name in required:
+        if not str(p[name] or '').strip():
+            module.fail_json(msg='%s is empty: a correction names its %s; nothing was read'
+                                 % (name, ', '.join(required)))
+    return Pms(p['url'], p['token'], p['timeout'], p['validate_certs'])
 
 
 class PmsError(Exception):

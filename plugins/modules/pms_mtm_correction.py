@@ -131,7 +131,7 @@ pnl:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _approval, _pms
 
 
@@ -236,14 +236,7 @@ def verify(module, pms, out, instruments, prices):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            url=dict(type='str', required=True),
-            token=dict(type='str', no_log=True, fallback=(env_fallback, ['PMS_API_TOKEN'])),
-            timeout=dict(type='float', default=10),
-            validate_certs=dict(type='bool', default=True),
-            incident=dict(type='str', required=True),
-            actor=dict(type='str', required=True),
-            approval=dict(type='str'),
+        argument_spec=_pms.pms_argument_spec(
             prices=dict(type='dict', required=True),
             instruments=dict(type='list', elements='str', default=[]),
             source=dict(type='str', required=True),
@@ -254,13 +247,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    for name in ('incident', 'actor', 'source'):
-        if not str(p[name] or '').strip():
-            module.fail_json(msg='%s is empty: an MTM correction names its incident, its actor and its source; '
-                                 'nothing was read' % name)
     try:
-        pms = _pms.Pms(p['url'], p['token'], p['timeout'], p['validate_certs'])
+        pms = _pms.connect(module, ('incident', 'actor', 'source'))
         module.exit_json(**correct(module, pms))
     except _pms.PmsError as exc:
         module.fail_json(msg='%s; nothing else was changed (a re-run finds what was done)' % exc,

@@ -134,7 +134,7 @@ pnl:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _approval, _pms
 
 
@@ -244,14 +244,7 @@ def verify(module, pms, out, old, want, entry, book_before, already):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            url=dict(type='str', required=True),
-            token=dict(type='str', no_log=True, fallback=(env_fallback, ['PMS_API_TOKEN'])),
-            timeout=dict(type='float', default=10),
-            validate_certs=dict(type='bool', default=True),
-            incident=dict(type='str', required=True),
-            actor=dict(type='str', required=True),
-            approval=dict(type='str'),
+        argument_spec=_pms.pms_argument_spec(
             position_id=dict(type='str', required=True),
             instrument=dict(type='str', required=True),
             size=dict(type='float', required=True),
@@ -263,13 +256,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    for name in ('incident', 'actor', 'position_id', 'instrument'):
-        if not str(p[name] or '').strip():
-            module.fail_json(msg='%s is empty: a correction names its incident, its actor, the position and the '
-                                 'instrument; nothing was read' % name)
     try:
-        pms = _pms.Pms(p['url'], p['token'], p['timeout'], p['validate_certs'])
+        pms = _pms.connect(module, ('incident', 'actor', 'position_id', 'instrument'))
         module.exit_json(**correct(module, pms))
     except _pms.PmsError as exc:
         module.fail_json(msg='%s; the correction stopped there (nothing is ever deleted: a re-run resumes it)' % exc,

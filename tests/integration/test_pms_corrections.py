@@ -317,3 +317,13 @@ def test_the_playbook_refuses_a_correction_without_its_incident_and_an_unreachab
     pms.stop()
     down = run("book_correction.yml", dict(book_correction_pms=dict(url=pms.url)), group="pms_servers")
     assert down.status == "successful" and "PMS broken: GET /health" in down.stdout
+
+
+@pytest.mark.parametrize("module, args", [
+    (pms_position_correction, dict(position_id="1", instrument="X", size=1, direction="LONG", actor=" ")),
+    (pms_mtm_correction, dict(prices={"X": 1.0}, source="broker", actor=" ")),
+])
+def test_a_correction_without_its_actor_is_refused_before_anything_is_read(module, args, capsys):
+    # nothing listens there: the refusal comes before any request
+    result, failed = run_module(module, dict(url=f"http://127.0.0.1:{free_port()}", incident="INC-1", **args), capsys)
+    assert failed and result["msg"].startswith("actor is empty") and "nothing was read" in result["msg"]
