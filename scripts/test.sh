@@ -88,7 +88,8 @@ fi
 
 step "pytest: unit, integration, collection checks"
 xdist=()
-[ "$workers" != 0 ] && xdist=(-n "$workers" --dist loadfile)
+# --no-loadscope-reorder: the files in the order tests/conftest.py gives them (slowest first), not by test count
+[ "$workers" != 0 ] && xdist=(-n "$workers" --dist loadfile --no-loadscope-reorder)
 mkdir -p .state
 pytest -p no:cacheprovider "${xdist[@]}" --durations=30 --durations-min=1 --junitxml=.state/pytest-junit.xml tests "$@"
 rc=$?
