@@ -174,9 +174,9 @@ def correct(module, pms):
         (done if at_price and journaled else todo).append(instrument)
     previous = dict((i, sorted(set(_pms.number(q.get('current_price')) for q in affected if q['instrument'] == i),
                                key=lambda x: (x is None, x))) for i in instruments)
+    was = dict((i, ', '.join('none' if x is None else _pms.fmt(x) for x in previous[i])) for i in instruments)
     plan = ['mark %s at %s (was %s, %d open position(s))' % (
-        i, _pms.fmt(prices[i]), ', '.join('none' if x is None else _pms.fmt(x) for x in previous[i]),
-        sum(1 for q in affected if q['instrument'] == i)) for i in todo]
+        i, _pms.fmt(prices[i]), was[i], sum(1 for q in affected if q['instrument'] == i)) for i in todo]
     code = _approval.code('pms mtm correction', p['incident'], plan)
     deviating = [i for i in todo if i in refs and abs(prices[i] - refs[i]) > p['max_deviation'] * abs(refs[i])]
     out = dict(changed=False, state='planned' if todo else 'already_corrected', plan=plan, approval_code=code,
@@ -199,9 +199,8 @@ def correct(module, pms):
                              'nothing was changed' % p['approval'], **out)
     answer = pms.mtm(dict((i, prices[i]) for i in todo))
     for instrument in todo:
-        was = ', '.join('none' if x is None else _pms.fmt(x) for x in previous[instrument])
         content = 'MTM corrected for %s. Previous price: %s. Correct price: %s. Source: %s.%s Incident %s, by %s.' % (
-            instrument, was, _pms.fmt(prices[instrument]), p['source'],
+            instrument, was[instrument], _pms.fmt(prices[instrument]), p['source'],
             (' Checked against %s: %s.' % (p['reference_source'], _pms.fmt(refs[instrument]))) if instrument in refs else
             ' Not checked against a second source.', p['incident'], p['actor'])
         out['journal_entries'].append(pms.post_journal('correction', content, metadata=dict(

@@ -181,10 +181,10 @@ def correct(module, pms):
     notional = max(float(old['size']) * float(old['entry_price']), want['size'] * want['entry_price'])
     out = dict(changed=False, state='planned', plan=plan, approval_code=code, needs_approval=notional > p['max_notional'],
                notional=notional, old_position=old)
+    if done:  # verify reads the book once; nothing changes it here, so it is the book before and after
+        return verify(module, pms, out, old, want, done[-1], None, already=True)
     book_before = _pms.book_pnl(pms.positions())
     out['pnl'] = dict(before=book_before)
-    if done:
-        return verify(module, pms, out, old, want, done[-1], book_before, already=True)
     fees = _pms.number(old.get('fees')) or 0.0
     if not resuming and abs(fees) > p['pnl_tolerance']:
         module.fail_json(msg='closing position %s at its entry price would book %s of realised P&L (its fees %s): the '
@@ -222,7 +222,8 @@ def verify(module, pms, out, old, want, entry, book_before, already):
     new_id = (entry.get('metadata') or {}).get('new_position_id')
     new = pms.position(new_id) if new_id else None
     book_after = _pms.book_pnl(pms.positions())
-    out.update(old_position=old, new_position=new, journal_entry=entry, pnl=dict(before=book_before, after=book_after))
+    out.update(old_position=old, new_position=new, journal_entry=entry,
+               pnl=dict(before=book_after if already else book_before, after=book_after))
     if already:
         out['state'] = 'already_corrected'
     problems = []
