@@ -30,6 +30,13 @@ if not _link.exists():  # scripts/setup.sh makes it; make it here too for a bare
     _link.parent.mkdir(parents=True, exist_ok=True)
     _link.symlink_to(ROOT)
 sys.path.insert(0, str(COLLECTIONS))
+# Ansible's collection finder for the whole worker, before anything imports ansible_collections: the front door
+# (capital.protect, run in-process by test_full_recovery's recover()) installs it, and a collection package imported
+# before it was installed cannot import its further modules after it was (ValueError: collection metadata was not
+# loaded for collection tradeops.dr - ten tests failed so in a CI run that started test_full_recovery.py first)
+from tradeops_dr import fastpath as _fastpath  # noqa: E402
+
+_fastpath.init_plugins()
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 # the incident callback writes a record of every run: the tests' records go to a folder of their own
@@ -221,9 +228,8 @@ def record(result, key: str = "redis_recovery") -> dict:
 
 
 def in_child(module: str, call: str, *args):
-    """tradeops_dr.<module>.<call>(*args) in a child process, JSON in and out: resolving through Ansible
-    configures Ansible's collection loader for the whole process (init_plugin_loader), which must not leak
-    into the other tests of a worker."""
+    """tradeops_dr.<module>.<call>(*args) in a child process, JSON in and out: a process that has not resolved
+    anything through Ansible yet (fastpath's in-process caches and plugin loader start empty), as a command does."""
     code = ("import json, sys\nfrom tradeops_dr import %s as m\n"
             "print(json.dumps(m.%s(*json.loads(sys.argv[1])), default=str))" % (module, call))
     out = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, timeout=120,

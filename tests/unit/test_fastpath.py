@@ -126,3 +126,21 @@ def test_a_vaulted_password_without_its_vault_still_flags_the_inventorys_file(tm
     done = in_child("fastpath", "engage", str(inv), "test", "ops", "INC-V")
     assert done["outcome"] == "flag-file" and done["flag_file"] == str(flag), done
     assert flag.exists() and not (tmp_path / "default.flag").exists()
+
+
+def test_the_collection_is_imported_through_ansibles_finder_in_every_worker():
+    """recover() (the front door's capital.protect) configures Ansible's collection finder in-process; a collection
+    package the tests imported by path before that could not import its further modules after it (ten tests of a CI
+    run failed: collection metadata was not loaded for collection tradeops.dr). tests/conftest.py configures the
+    finder before any import, so the collection is loaded through it whatever ran first."""
+    import sys
+
+    import ansible_collections.tradeops.dr  # noqa: F401  pylint: disable=unused-import
+    from ansible.utils.collection_loader._collection_finder import _get_collection_metadata
+
+    assert "action_groups" in _get_collection_metadata("tradeops.dr")  # meta/runtime.yml, read by the finder
+    fastpath.init_plugins()  # what recover() does
+    sys.modules.pop("ansible_collections.tradeops.dr.plugins.modules.questdb_restore", None)
+    from ansible_collections.tradeops.dr.plugins.modules import questdb_restore
+
+    assert questdb_restore.DOCUMENTATION
