@@ -37,9 +37,15 @@ def router(redis_seeded):
         p.wait()
 
 
+# the wait for a test order's fill: a fill ends it at once, so a failover that works waits no longer for a long
+# one (a CI run under load took more than 3 s to fill); the tests whose fill never comes wait a short one
+FILL_WAIT = 20
+NO_FILL_WAIT = 3
+
+
 def _vars(r, **kw):
     v = dict(broker_failover_redis_port=r.port, broker_failover_redis_password=r.srv.password,
-             broker_failover_chain=["ibkr", "zerodha", "paper"], broker_failover_verify_timeout=3)
+             broker_failover_chain=["ibkr", "zerodha", "paper"], broker_failover_verify_timeout=FILL_WAIT)
     v.update(kw)
     return v
 
@@ -88,7 +94,7 @@ def test_the_failover_engages_the_kill_switch_before_the_adapter_moves(redis_see
 
 def test_failover_whose_orders_are_not_filled_is_rolled_back(redis_seeded, router, run):
     router("paper")  # zerodha is down too
-    res = run("broker_failover.yml", _vars(redis_seeded), group="brokers")
+    res = run("broker_failover.yml", _vars(redis_seeded, broker_failover_verify_timeout=NO_FILL_WAIT), group="brokers")
     assert not res.ok
     msg = " ".join(f.msg for f in res.failures)
     assert "Failover from ibkr to zerodha failed and was rolled back" in msg and "got no fill" in msg
@@ -137,7 +143,8 @@ def test_a_roll_back_restarts_the_router_on_the_previous_adapter(redis_seeded, r
     svc, starts = _router_service(redis_seeded, tmp_path)
     try:
         router("paper")  # zerodha does not fill: the failover rolls back
-        res = run("broker_failover.yml", _vars(redis_seeded, broker_failover_services=[svc]), group="brokers")
+        res = run("broker_failover.yml", _vars(redis_seeded, broker_failover_services=[svc],
+                                               broker_failover_verify_timeout=NO_FILL_WAIT), group="brokers")
         assert not res.ok and "failed and was rolled back" in " ".join(f.msg for f in res.failures)
         assert starts.read_text().splitlines() == ["zerodha", "ibkr"]  # on the switch, then on the roll-back
         with redis_seeded.client() as c:

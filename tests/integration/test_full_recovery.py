@@ -110,11 +110,12 @@ def fresh(platform):
     """Every test starts healthy, with the kill switch released (so each passes alone and in any order).
     The recovery that proves it healthy runs unless nothing changed since the last whole run that found
     everything healthy (a test's own, or this fixture's): the same fingerprint (every Redis key, table, file
-    and server process) - the kill switch, which such a run leaves engaged, is then reset as the operator
-    does."""
+    and server process; _settled: what recoveries keep aside by design aside) - the kill switch, which such a run
+    leaves engaged, is then reset as the operator does."""
     platform.sb.up()
-    if platform.healthy is not None and _but_the_switch(platform.fingerprint()) == _but_the_switch(platform.healthy):
-        # the state a run verified, the kill switch aside: what the operator does next is the reset
+    if platform.healthy is not None and _settled(platform.fingerprint()) == _settled(platform.healthy):
+        # the state a run verified, the kill switch and what recoveries keep aside by design aside: what the
+        # operator does next is the reset
         platform.reset_kill_switch()
         platform.healthy = platform.fingerprint()
     if platform.healthy is None or not platform.switch_released() or platform.fingerprint() != platform.healthy:
@@ -128,9 +129,17 @@ def fresh(platform):
     return platform
 
 
-def _but_the_switch(fingerprint: dict) -> dict:
-    """A fingerprint without the kill switch (control state a recovery leaves engaged for the operator)."""
-    return {k: v for k, v in fingerprint.items() if k not in ("redis", "redis_switch")}
+def _settled(fingerprint: dict) -> dict:
+    """A fingerprint without the kill switch (control state a recovery leaves engaged for the operator) and without
+    what a recovery keeps by design beside the data it verified - the damaged databases kept aside
+    (<name>__pre_restore_<time>) and the files it adds below the backup folders (safety copies, the backup taken
+    after a restore). A test that restored PostgreSQL leaves every table, key, file and process as a verified
+    healthy run found them: the next test starts from there with the switch reset, not after a whole recovery
+    (issue 24: two runs, 50 s and more, after each such test)."""
+    out = {k: v for k, v in fingerprint.items() if k not in ("redis", "redis_switch", "backup_files")}
+    if isinstance(out.get("pg_databases"), list):
+        out["pg_databases"] = [d for d in out["pg_databases"] if "__pre_restore_" not in d[0]]
+    return out
 
 
 def _record(res) -> dict:
@@ -198,8 +207,9 @@ def test_four_failures_at_once_planned_recovered_then_nothing_to_do(fresh):
     assert after["model_file"] == healthy["model_file"] and after["model_served"] == healthy["model_served"]
     assert after["questdb_wal"][1] is False and after["questdb_wal"][2] == after["questdb_wal"][3]
     assert after["questdb_count"][0][0] == healthy["questdb_count"][0][0] + 15  # the 3 waiting inserts applied
-    # the damaged database was kept aside, never dropped
-    assert any(name.startswith("trading__pre_restore_") for name, _allow in after["pg_databases"])
+    # the damaged database was kept aside by this run, never dropped (one kept by an earlier test does not count)
+    assert {d for d in after["pg_databases"] if d[0].startswith("trading__pre_restore_")} \
+        - set(map(tuple, broken["pg_databases"])), after["pg_databases"]
     assert p.locks() == []  # the lock was released
 
     # the incident record matches the run
