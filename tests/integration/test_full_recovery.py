@@ -385,14 +385,22 @@ def test_bad_input_is_refused_before_anything(platform, tmp_path):
 
 def test_diagnose_tag_is_a_read_only_report_and_the_stream_has_every_stage(fresh):
     p = fresh
+    state = p.sb.load()
+    model = Path(state["model"]["repo"]) / state["model"]["model_path"]
+    tracked = model.read_bytes()
     faults.inject(p.sb, ("model",))
     before = p.fingerprint()
 
     async def collect():
         return [ev async for ev in recover_events("full", inventory="local", envvars=p.env, tags="diagnose")]
 
-    events = asyncio.run(collect())
-    assert p.fingerprint() == before
+    try:
+        events = asyncio.run(collect())
+        assert p.fingerprint() == before
+    finally:
+        # the test's own fault undone (the model file's tracked bytes back; the service never reloaded the damaged
+        # one): the next test starts from the verified state without a whole recovery run (issue 24)
+        model.write_bytes(tracked)
     result = events[-1]["result"]
     assert events[-1]["kind"] == "result" and result.status == "broken" and result.exit_code == 1
     assert _by_component(result)["model"].before == "broken"
