@@ -30,13 +30,6 @@ if not _link.exists():  # scripts/setup.sh makes it; make it here too for a bare
     _link.parent.mkdir(parents=True, exist_ok=True)
     _link.symlink_to(ROOT)
 sys.path.insert(0, str(COLLECTIONS))
-# Ansible's collection finder for the whole worker, before anything imports ansible_collections: the front door
-# (capital.protect, run in-process by test_full_recovery's recover()) installs it, and a collection package imported
-# before it was installed cannot import its further modules after it was (ValueError: collection metadata was not
-# loaded for collection tradeops.dr - ten tests failed so in a CI run that started test_full_recovery.py first)
-from tradeops_dr import fastpath as _fastpath  # noqa: E402
-
-_fastpath.init_plugins()
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 # the incident callback writes a record of every run: the tests' records go to a folder of their own
@@ -55,12 +48,20 @@ if _WORKER.startswith("gw"):
     os.environ["TRADEOPS_DR_RUNS_DIR"] = _RUNS
     atexit.register(shutil.rmtree, _RUNS, True)
 
+from tradeops_dr import fastpath  # noqa: E402
 from tradeops_dr import run_playbook  # noqa: E402
 from tradeops_dr import seed  # noqa: E402
 from tradeops_dr import builds  # noqa: E402
 from tradeops_dr.sandbox import PostgresCluster, QuestDBServer, RedisServer, free_port, pid_alive, read_pid  # noqa: E402
 
 import timing  # noqa: E402
+
+# Ansible's collection finder for the whole worker, configured after ANSIBLE_CONFIG is set above (Ansible reads its
+# configuration once) and before any test imports ansible_collections: the front door (capital.protect, run
+# in-process by test_full_recovery's recover()) installs it, and a collection package imported before it was
+# installed cannot import its further modules after (ValueError: collection metadata was not loaded for collection
+# tradeops.dr - ten tests failed so in a CI run that started test_full_recovery.py first)
+fastpath.init_plugins()
 
 
 def pytest_configure(config):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -138,7 +139,11 @@ def test_the_collection_is_imported_through_ansibles_finder_in_every_worker():
     import ansible_collections.tradeops.dr  # noqa: F401  pylint: disable=unused-import
     from ansible.utils.collection_loader._collection_finder import _get_collection_metadata
 
+    from ansible import constants as C
+
     assert "action_groups" in _get_collection_metadata("tradeops.dr")  # meta/runtime.yml, read by the finder
+    # configured after conftest set ANSIBLE_CONFIG: the project's configuration, from whatever folder pytest runs
+    assert C.CONFIG_FILE == str(Path(__file__).resolve().parents[2] / "ansible.cfg"), C.CONFIG_FILE
     fastpath.init_plugins()  # what recover() does
     sys.modules.pop("ansible_collections.tradeops.dr.plugins.modules.questdb_restore", None)
     from ansible_collections.tradeops.dr.plugins.modules import questdb_restore
