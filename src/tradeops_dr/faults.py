@@ -56,8 +56,13 @@ def _wal_row(qdb):
     return (data.get("dataset") or [None])[0]
 
 
+def model_file(state: dict) -> Path:
+    """The sandbox's tracked model file (in its git+DVC repository)."""
+    return Path(state["model"]["repo"]) / state["model"]["model_path"]
+
+
 def corrupt_model(sb: Sandbox, state: dict) -> str:
-    path = Path(state["model"]["repo"]) / state["model"]["model_path"]
+    path = model_file(state)
     data = bytearray(path.read_bytes())
     data[len(data) // 2: len(data) // 2 + 64] = os.urandom(64)
     path.write_bytes(bytes(data))
@@ -140,10 +145,9 @@ def fingerprint(sb: Sandbox) -> dict:
         except Exception as exc:  # noqa: BLE001
             out["questdb"] = f"down: {type(exc).__name__}"
     if state.get("model"):
-        m = state["model"]
-        out["model_file"] = hashlib.sha256((Path(m["repo"]) / m["model_path"]).read_bytes()).hexdigest()
+        out["model_file"] = hashlib.sha256(model_file(state).read_bytes()).hexdigest()
         try:
-            with urllib.request.urlopen(m["url"] + "/v1/health", timeout=5) as resp:
+            with urllib.request.urlopen(state["model"]["url"] + "/v1/health", timeout=5) as resp:
                 out["model_served"] = json.loads(resp.read())
         except OSError as exc:
             out["model_served"] = f"down: {type(exc).__name__}"

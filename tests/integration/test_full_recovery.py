@@ -385,8 +385,7 @@ def test_bad_input_is_refused_before_anything(platform, tmp_path):
 
 def test_diagnose_tag_is_a_read_only_report_and_the_stream_has_every_stage(fresh):
     p = fresh
-    state = p.sb.load()
-    model = Path(state["model"]["repo"]) / state["model"]["model_path"]
+    model = faults.model_file(p.sb.load())
     tracked = model.read_bytes()
     faults.inject(p.sb, ("model",))
     before = p.fingerprint()
