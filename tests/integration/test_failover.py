@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
 from tradeops_dr.drill.steps import stream_order
@@ -161,6 +162,41 @@ def test_named_target_and_the_end_of_the_chain(redis_seeded, router, run):
     assert again.ok and again.changed == 0
     last = run("broker_failover.yml", _vars(redis_seeded), group="brokers")
     assert not last.ok and "no backup adapter left after paper" in " ".join(f.msg for f in last.failures)
+
+
+def test_the_router_stand_in_sees_an_order_added_between_two_of_its_reads(redis_seeded, monkeypatch):
+    """Found in a Molecule rehearsal under load: the stand-in read with XREAD "$" each time, which means
+    "after the newest entry at this call", so an order added between a read that timed out and the next
+    one was never filled, and a working failover was rolled back. Here the order arrives exactly there."""
+    from tradeops_dr.standins import paper_broker
+
+    real, client_class = redis_seeded.client(), redis.Redis
+    real.set("broker:active", "paper")
+    real.xadd("orders.validated", {"order_id": "before-start", "qty": "1"})  # not a new order: never filled
+
+    class OrderBetweenReads:
+        """The real client; after its first XREAD returns, an order is added before the next one."""
+
+        def __init__(self, **kw):
+            self.client = client_class(**kw)
+            self.reads = 0
+
+        def __getattr__(self, name):
+            return getattr(self.client, name)
+
+        def xread(self, streams, **kw):
+            out = self.client.xread(streams, **kw)
+            self.reads += 1
+            if self.reads == 1:
+                real.xadd("orders.validated", {"order_id": "between-reads", "qty": "2"})
+            return out
+
+    monkeypatch.setattr(paper_broker.redis, "Redis", OrderBetweenReads)
+    monkeypatch.setenv("REDISCLI_AUTH", redis_seeded.srv.password)
+    assert paper_broker.main(["--port", str(redis_seeded.port), "--fills-for", "paper", "--max-seconds", "1.5"]) == 0
+    fills = [f for _i, f in real.xrange("orders.fills") if f.get("broker") == "paper"]
+    assert [f["order_id"] for f in fills] == ["between-reads"], fills
+    real.close()
 
 
 def test_check_mode_switches_nothing(redis_seeded, router, run):

@@ -29,7 +29,12 @@ def main(argv=None) -> int:
         with open(args.password_file, encoding="utf-8") as fh:
             password = fh.read().strip()
     r = redis.Redis(host="127.0.0.1", port=args.port, password=password, decode_responses=True)
-    cursor = "$"
+    # New orders are those after the stream's last entry at start. Not "$" at every read: "$" means "after
+    # the newest entry at the time of this call", so an order added between two reads (one timed out, the
+    # next not yet sent - seconds on a loaded machine) was never seen, and a working failover was judged
+    # unfilled and rolled back (a Molecule rehearsal under load).
+    newest = r.xrevrange("orders.validated", count=1)
+    cursor = newest[0][0] if newest else "0-0"
     deadline = time.monotonic() + args.max_seconds
     while time.monotonic() < deadline:
         for _stream, entries in r.xread({"orders.validated": cursor}, block=200) or []:
