@@ -107,13 +107,22 @@ drill() {
   # tradeops-dr are the controller; every sandbox host is reached through community.docker's
   # nsenter connection (the host's namespaces, its processes and the checkout's Python), the way
   # an AWX job reaches its hosts through SSH. The sandbox folder is mounted at its own path (the
-  # inventory reads its state and secrets there); reports go to .state/ee/out.
+  # inventory reads its state and secrets there). Each call keeps its inventory and reports in a
+  # folder of its own (TRADEOPS_DR_EE_DRILL_DIR, else a new one under .state/ee/drills): two calls
+  # can run side by side (CI runs the front door's drill from pytest while its background chain
+  # drills the others).
   scenarios=("$@")
   [ ${#scenarios[@]} -gt 0 ] || scenarios=(all)
   sandbox=${TRADEOPS_DR_SANDBOX:-$ROOT/.sandbox}
   TRADEOPS_DR_SANDBOX=$sandbox "$ROOT/.venv/bin/tradeops-dr" sandbox up >/dev/null
-  inv=$WORK/inventory
-  rm -rf "$inv" && cp -r inventories/local "$inv"
+  call=${TRADEOPS_DR_EE_DRILL_DIR:-}
+  if [ -z "$call" ]; then
+    mkdir -p "$WORK/drills"
+    call=$(mktemp -d "$WORK/drills/drill.XXXXXX")
+  fi
+  inv=$call/inventory
+  rm -rf "$inv" && mkdir -p "$call" && cp -r inventories/local "$inv"
+  echo "ee: drill ${scenarios[*]} inside $TAG: inventory and reports in $call"
   # nsenter enters the namespaces of this script's process (alive for the whole run): those of
   # PID 1 may be closed to it (they are on a sandboxed machine like this one)
   TRADEOPS_DR_SANDBOX=$sandbox "$PY" - "$inv" "$ROOT/.venv/bin/python" "$$" <<'PYEOF'
@@ -142,13 +151,19 @@ conn = {"ansible_connection": "community.docker.nsenter", "ansible_nsenter_pid":
 (inv / "nsenter.yml").write_text("# written by scripts/ee.sh drill: the sandbox hosts through nsenter\n"
                                  + yaml.safe_dump({"all": {"hosts": {h: conn for h in sorted(hosts)}}}))
 PYEOF
-  mkdir -p "$WORK/out"
+  mkdir -p "$call/out"
+  # a sandbox in a folder the postgres user cannot enter keeps PostgreSQL's files elsewhere
+  # (/var/lib/tradeops-dr/...; sandbox.json names them): mounted at their own path too
+  mounts=(-v "$sandbox:$sandbox")
+  pgroot=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["postgres"]["root"])' "$sandbox/sandbox.json")
+  case "$pgroot/" in "$sandbox"/*) ;; *) mounts+=(-v "$pgroot:$pgroot") ;; esac
   rc=0
   # root with CAP_SYS_ADMIN and CAP_SYS_PTRACE: what nsenter needs (and the drill's kill -9 of a
   # sandbox server); no --privileged
   docker run --rm --network host --pid host --user 0 --cap-add SYS_ADMIN --cap-add SYS_PTRACE \
-    -v "$sandbox:$sandbox" -v "$inv:/ee/inventory:ro" -v "$WORK/out:/ee/out" \
+    "${mounts[@]}" -v "$inv:/ee/inventory:ro" -v "$call/out:/ee/out" \
     -e TRADEOPS_DR_SANDBOX="$sandbox" -e TRADEOPS_DR_DRILLS_DIR=/ee/out/drills \
+    -e TRADEOPS_DR_PORT_SLICE="${TRADEOPS_DR_PORT_SLICE:-}" \
     -e TRADEOPS_DR_INCIDENTS_DIR=/ee/out/incidents "$TAG" tradeops-dr drill "${scenarios[@]}" -i /ee/inventory || rc=$?
   # A server a recovery started from inside the image ran in the container's cgroup (nsenter enters
   # namespaces, not cgroups), and Docker ended it with the container: start the sandbox again.

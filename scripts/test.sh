@@ -8,7 +8,7 @@
 #   foreground   pytest, its tests spread over $PYTEST_WORKERS pytest-xdist workers (one file per
 #                worker at a time: a file's servers and module fixtures stay on its worker)
 #   background   the execution environment's build, then the drills not already run by pytest
-#                (redis, kill-switch, full) inside the image, then the Molecule rehearsals, then
+#                (redis, kill-switch) inside the image (pytest drills the front door there), then the Molecule rehearsals, then
 #                ansible-test sanity, one after the other; their logs are printed after pytest
 # It prints pytest's slowest tests, where the test time went (scripts/test_times.py), each step's
 # time and the total, and warns in its last line when the whole run passed 30 minutes.
@@ -53,8 +53,10 @@ bg_part() {  # NAME COMMAND...: run it, keep its log, exit code and time
 }
 # The drills pytest does not run on this host (it runs questdb, model, config, fileset, broker, pms,
 # feed, trading and database) run inside the image: each drill once per run, and the image
-# proven on the front door (full), the Redis recovery and the kill switch.
-EE_DRILLS=(redis kill-switch full)
+# proven on the Redis recovery and the kill switch here, and on the front door (full) by pytest's
+# test_drills.py, which waits for the image's build (TRADEOPS_DR_EE_BUILD_RC) and drills it there on
+# a sandbox without QuestDB (issue 31's proof) - one full drill per run instead of two.
+EE_DRILLS=(redis kill-switch)
 workers=${PYTEST_WORKERS:-2}
 # pytest's workers take port slices 0..workers-1 of workers+1; the drills in the image the last one
 export TRADEOPS_DR_PORT_SLICES=$(( (workers > 0 ? workers : 1) + 1 ))
@@ -86,6 +88,8 @@ if [ $want_ee = 1 ] || [ $want_rehearse = 1 ] || [ $want_sanity = 1 ]; then
   bg_pid=$!
 fi
 
+# pytest's full drill runs inside the image once it is built (tests/integration/test_drills.py)
+[ $want_ee = 1 ] && export TRADEOPS_DR_EE_BUILD_RC=$ROOT/$BG/ee-build.rc
 step "pytest: unit, integration, collection checks"
 xdist=()
 # --no-loadscope-reorder: the files in the order tests/conftest.py gives them (slowest first), not by test count
