@@ -151,10 +151,14 @@ def test_role_has_an_argument_spec_and_prefixed_variables(role, role_texts):
     assert rc == 0 and "ENTRY POINT: *main*" in sections.get(f"tradeops.dr.{role}", ""), stderr
 
 
-@pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.name)
-def test_playbook_syntax(playbook):
-    res = _run("ansible-playbook", "--syntax-check", "-i", "localhost,", str(playbook))
+def test_playbook_syntax():
+    """Every playbook in one `ansible-playbook --syntax-check` (it takes several): 2 s instead of 24 s for one
+    command per playbook, each paying Ansible's start (issue 24). A failure names its playbook; each one checked
+    is listed."""
+    res = _run("ansible-playbook", "--syntax-check", "-i", "localhost,", *map(str, PLAYBOOKS))
     assert res.returncode == 0, res.stderr + res.stdout
+    assert [line.split(": ", 1)[1] for line in res.stdout.splitlines() if line.startswith("playbook: ")] == \
+        list(map(str, PLAYBOOKS)), res.stdout
 
 
 def test_ansible_lint_production_profile():
