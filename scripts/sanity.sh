@@ -6,12 +6,19 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 # --venv would download get-pip from a host these machines cannot reach: run --local in a
 # venv of its own, whose pinned sanity requirements cannot disturb the main one.
-SANITY_VENV=$ROOT/.state/sanity-venv
+# the venv ansible-test runs in and installs its sanity requirements into: .ci/run keeps it outside the clean
+# clone (TRADEOPS_DR_SANITY_VENV, as it keeps the Docker images), rebuilt when ansible-core's version changes
+SANITY_VENV=${TRADEOPS_DR_SANITY_VENV:-$ROOT/.state/sanity-venv}
 CORE=$("$ROOT/.venv/bin/python" -c 'import ansible; print(ansible.__version__)')
-if [ ! -x "$SANITY_VENV/bin/ansible-test" ] || [ "$("$SANITY_VENV/bin/python" -c 'import ansible; print(ansible.__version__)')" != "$CORE" ]; then
+# made anew unless a complete one of this ansible-core is there (the marker is written last: an interrupted
+# install is not taken for a complete one)
+READY=$SANITY_VENV/.tradeops-dr-sanity-ready
+if [ "$(cat "$READY" 2>/dev/null)" != "$CORE" ]; then
+  rm -rf "$SANITY_VENV"
   python3 -m venv "$SANITY_VENV"
   "$SANITY_VENV/bin/python" -m pip install -q --upgrade pip
   "$SANITY_VENV/bin/python" -m pip install -q "ansible-core==$CORE" redis docker psycopg2-binary
+  echo "$CORE" >"$READY"
 fi
 export PATH="$SANITY_VENV/bin:$PATH"
 # ansible-test passes only HOME and PATH (and a few more) to the pip it runs: give it a HOME
