@@ -14,6 +14,10 @@ CORE=$("$ROOT/.venv/bin/python" -c 'import ansible; print(ansible.__version__)')
 # install is not taken for a complete one)
 READY=$SANITY_VENV/.tradeops-dr-sanity-ready
 if [ "$(cat "$READY" 2>/dev/null)" != "$CORE" ]; then
+  if [ -e "$SANITY_VENV" ] && [ ! -f "$SANITY_VENV/pyvenv.cfg" ]; then
+    echo "sanity.sh: $SANITY_VENV exists and is not a venv: not removing it (TRADEOPS_DR_SANITY_VENV)" >&2
+    exit 2
+  fi
   rm -rf "$SANITY_VENV"
   python3 -m venv "$SANITY_VENV"
   "$SANITY_VENV/bin/python" -m pip install -q --upgrade pip
