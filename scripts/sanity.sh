@@ -27,7 +27,9 @@ fi
 export PATH="$SANITY_VENV/bin:$PATH"
 # ansible-test passes only HOME and PATH (and a few more) to the pip it runs: give it a HOME
 # of its own whose pip config carries this machine's pip settings (index, certificate).
-SANITY_HOME=$ROOT/.state/sanity-home
+# ansible-test's HOME: it makes the venvs of several sanity tests under ~/.ansible/test/venv (keyed by their pinned
+# requirements), so .ci/run keeps it beside the venv (TRADEOPS_DR_SANITY_HOME) instead of making them in every clone
+SANITY_HOME=${TRADEOPS_DR_SANITY_HOME:-$ROOT/.state/sanity-home}
 mkdir -p "$SANITY_HOME/.config/pip"
 "$SANITY_VENV/bin/python" - "$SANITY_HOME/.config/pip/pip.conf" <<'PY'
 import configparser, os, subprocess, sys

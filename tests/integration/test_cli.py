@@ -39,8 +39,10 @@ def test_run_passes_check_tags_and_extra_vars(redis_seeded, tmp_path):
     # and for real: Redis is back
     real = _cli("run", "redis_failure.yml", "-i", str(inv))
     assert real.returncode == 0 and redis_seeded.running()
-    # an extra var that breaks the run makes the command fail
-    bad = _cli("run", "redis_failure.yml", "-i", str(inv), "-e", "redis_restart_port=1")
+    # an extra var that breaks the run makes the command fail (a short wait for the Redis that never answers there:
+    # the inventory's 20 s made this the slowest CLI test)
+    bad = _cli("run", "redis_failure.yml", "-i", str(inv), "-e", "redis_restart_port=1", "-e",
+               "redis_restart_ready_timeout=2")
     assert bad.returncode != 0 and "FAILED" in bad.stderr
 
 

@@ -249,11 +249,13 @@ def test_unverified_backup_and_open_sessions_are_refused(pg, tmp_path, capsys):
 
 
 def test_pg_restore_killed_midway_leaves_the_original_intact(pg, tmp_path, capsys):
-    pg.seed("trading", n_trades=300000)
+    # big enough that pg_restore runs for a while (the killer below looks every 20 ms), small enough that the backup's
+    # verification (a whole test restore) stays short: 100,000 trades (300,000 took 35 s of a loaded CI run)
+    pg.seed("trading", n_trades=100000)
     b = backup(pg, tmp_path / "b", capsys)
     out, failed = verify(pg, b["dump"], capsys)
     assert not failed, out["msg"]
-    pg.sql("trading", "DELETE FROM trades WHERE id > 299000")
+    pg.sql("trading", "DELETE FROM trades WHERE id > 99000")
     # the module's own hook (pg_bin_dir): client binaries of a folder of ours, where pg_restore
     # notes its pid and arguments before it becomes the real pg_restore - so that the test
     # kills exactly the restore it started, nothing else on the host
@@ -292,7 +294,7 @@ def test_pg_restore_killed_midway_leaves_the_original_intact(pg, tmp_path, capsy
         t.join()
     assert killed, "pg_restore was never seen running"
     assert failed and "killed by signal 9" in out["msg"] and "was not touched" in out["msg"]
-    assert pg.counts("trading")["public.trades"] == 299000
+    assert pg.counts("trading")["public.trades"] == 99000
     assert not any(d.startswith("trading__") for d in pg.databases())
 
 
