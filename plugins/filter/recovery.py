@@ -49,6 +49,25 @@ def _get(hostvars, host, name, default):
     return default if value is None else value
 
 
+def lock_groups(hosts, hostvars):
+    """The hosts of a run grouped by the machine and folder their recovery locks live in: [{host, names}], host
+    being the first of its group (the one the lock module runs on for all of them). Hosts reached with a local
+    connection are all this control node; others are one machine when address, port and user agree."""
+    if not isinstance(hosts, list):
+        raise AnsibleFilterError('lock_groups expects the list of the run\'s hosts, got %r' % (hosts,))
+    groups = {}
+    for host in hosts:
+        connection = str(_get(hostvars, host, 'ansible_connection', 'ssh'))
+        if connection == 'local':
+            machine = ('local',)
+        else:
+            machine = (connection, str(_get(hostvars, host, 'ansible_host', host)),
+                       str(_get(hostvars, host, 'ansible_port', '')), str(_get(hostvars, host, 'ansible_user', '')))
+        key = machine + (str(_get(hostvars, host, 'dr_lock_dir', '')),)
+        groups.setdefault(key, []).append(host)
+    return [dict(host=names[0], names=names) for names in groups.values()]
+
+
 def _entry(catalog, name):
     entry = catalog.get(name) if isinstance(catalog, dict) else None
     if not isinstance(entry, dict):
@@ -147,4 +166,5 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
 class FilterModule(object):
     def filters(self):
         return dict(table_row=table_row, recovery_summary=recovery_summary, destructive_plan=destructive_plan,
-                    approval_code=approval_code, incident_opened=incident_opened)
+                    approval_code=approval_code, incident_opened=incident_opened,
+                    lock_groups=lock_groups)

@@ -192,6 +192,37 @@ def acquire(lock_dir, name, token, holder, lease=DEFAULT_LEASE, check=False, now
         return dict(acquired=True, record=record, previous=previous, why=why)
 
 
+def acquire_all(lock_dir, names, token, holder, lease=DEFAULT_LEASE, check=False, now=None):
+    """Take the locks of `names` (hosts of one machine, one folder) for `token`, all or none.
+
+    A live holder of any of them refuses the whole set before anything is written; when a lock is
+    taken by another run between that look and the taking (a race), the ones this call took are
+    given back. Returns (results by name, refusals as [(name, result)]); never waits."""
+    now = time.time() if now is None else now
+    refusals = []
+    for name in names:
+        current = read(lock_dir, name)
+        if current and not holds(current, token):
+            is_alive, why = alive(current, now)
+            if is_alive:
+                refusals.append((name, dict(acquired=False, record=current, previous=None, why=why)))
+    if refusals:
+        return {}, refusals
+    results, taken = {}, []
+    for name in names:
+        held_before = holds(read(lock_dir, name), token)
+        res = acquire(lock_dir, name, token, holder, lease, check=check, now=now)
+        results[name] = res
+        if not res['acquired']:
+            refusals.append((name, res))
+        elif not held_before:
+            taken.append(name)
+    if refusals and not check:
+        for name in reversed(taken):
+            release(lock_dir, name, token)
+    return results, refusals
+
+
 def renew(lock_dir, name, token, lease=DEFAULT_LEASE, now=None):
     now = time.time() if now is None else now
     with _guard(lock_dir, name):

@@ -38,9 +38,19 @@ options:
     type: path
     default: /var/lib/tradeops-dr/locks
   name:
-    description: The lock's name (a plain file name); by convention the inventory host name.
+    description:
+      - The lock's name (a plain file name); by convention the inventory host name.
+      - One of O(name) and O(names) is required.
     type: str
-    required: true
+  names:
+    description:
+      - Several locks in O(lock_dir) in one call - the inventory hosts that live on one machine, whose locks share
+        its folder (C(full_recovery.yml) takes and releases them so, one module run per machine, not per host).
+      - V(acquire) takes all of them or none - a live holder of any one refuses the whole set before anything is
+        written, naming each; V(renew) and V(release) act on each.
+    type: list
+    elements: str
+    version_added: 0.1.0
   token:
     description: The run's id; required by V(acquire), V(renew) and V(release). Not logged (it is what releases the lock).
     type: str
@@ -102,9 +112,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+locks:
+  description: O(names) - the lock of each name after the action, as RV(lock) for one.
+  returned: when O(names) is given
+  type: dict
+  version_added: 0.1.0
 lock:
   description: The lock after the action.
-  returned: always
+  returned: when O(name) is given
   type: dict
   contains:
     file:
@@ -147,12 +162,25 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _guard, _lock
 
 
+def _state(lock_dir, name, action, out):
+    """The lock as it is now, with what an action that reads it shows."""
+    current = _lock.read(lock_dir, name)
+    if current:
+        is_alive, why = _lock.alive(current)
+        out.update(held=True, holder=_lock.public(current), holder_text=_lock.describe(current), alive=is_alive, why=why)
+    else:
+        out.update(held=False, holder={}, holder_text='nobody', alive=False, why='free')
+    out['history'] = _lock.history(lock_dir, name, last=10) if action in ('status', 'break') else []
+    return out
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             action=dict(type='str', default='status', choices=['acquire', 'renew', 'release', 'status', 'break']),
             lock_dir=dict(type='path', default='/var/lib/tradeops-dr/locks'),
-            name=dict(type='str', required=True),
+            name=dict(type='str'),
+            names=dict(type='list', elements='str'),
             token=dict(type='str', no_log=True),
             holder=dict(type='dict', default={}),
             lease=dict(type='int', default=_lock.DEFAULT_LEASE),
@@ -160,6 +188,8 @@ def main():
             reason=dict(type='str'),
             force=dict(type='bool', default=False),
         ),
+        required_one_of=[('name', 'names')],
+        mutually_exclusive=[('name', 'names')],
         required_if=[('action', 'acquire', ['token']), ('action', 'renew', ['token']),
                      ('action', 'release', ['token']), ('action', 'break', ['actor', 'reason'])],
         supports_check_mode=True,
@@ -167,17 +197,65 @@ def main():
     p = module.params
     if p['lease'] < 10:
         module.fail_json(msg='lease must be at least 10 seconds, got %d' % p['lease'])
+    if p['names'] is not None:
+        _many(module, p)
+    _one(module, p)
+
+
+def _holder(p):
+    holder = dict(p['holder'])
+    found = _lock.controller_process(_guard.ControllerWatch().chain)
+    if found:
+        holder.update(controller_pid=found[0], controller_started=found[1])
+    return holder
+
+
+def _many(module, p):
+    """O(names): one module run for the hosts of one machine; acquire is all or none."""
+    lock_dir, names, check, action = p['lock_dir'], p['names'], module.check_mode, p['action']
+    if not names or len(set(names)) != len(names):
+        module.fail_json(msg='names must list each lock once, got %r' % (names,))
+    if action == 'break':
+        module.fail_json(msg='break acts on one lock at a time (name), so that each is broken on purpose')
+    try:
+        outs = dict((n, dict(file=_lock.lock_file(lock_dir, n), acquired=False, previous=None)) for n in names)
+        if action == 'acquire':
+            results, refusals = _lock.acquire_all(lock_dir, names, p['token'], _holder(p), p['lease'], check=check)
+            if refusals and not check:
+                locks = {}
+                for n, res in refusals:
+                    current = res['record']
+                    locks[n] = dict(outs[n], held=True, holder=_lock.public(current), alive=True, why=res['why'],
+                                    holder_text=_lock.describe(current))
+                module.fail_json(msg='REFUSED: %s. Nothing was done. Wait for it, or, when it is dead, '
+                                     '`tradeops-dr lock break` (recorded).' % '; '.join(
+                                         'another recovery holds %s: %s (%s)' % (n, _lock.describe(res['record']),
+                                                                                 res['why']) for n, res in refusals),
+                                 locks=locks)
+            for n, res in results.items():
+                outs[n].update(acquired=res['acquired'],
+                               previous=_lock.public(res['previous']) if res['previous'] else None)
+        for n in names:
+            if action == 'renew' and not check:
+                _lock.renew(lock_dir, n, p['token'], p['lease'])
+            elif action == 'release' and not check and _lock.holds(_lock.read(lock_dir, n), p['token']):
+                outs[n]['released'] = _lock.release(lock_dir, n, p['token'])
+            _state(lock_dir, n, action, outs[n])
+    except _lock.LockError as exc:
+        module.fail_json(exception=traceback.format_exc(), msg=str(exc))
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='locks %s in %s: %s' % (', '.join(names), lock_dir, exc), exception=traceback.format_exc())
+    module.exit_json(changed=False, locks=outs)
+
+
+def _one(module, p):
     lock_dir, name, check = p['lock_dir'], p['name'], module.check_mode
     try:
         path = _lock.lock_file(lock_dir, name)
         out = dict(file=path, acquired=False, previous=None)
         changed = False
         if p['action'] == 'acquire':
-            holder = dict(p['holder'])
-            found = _lock.controller_process(_guard.ControllerWatch().chain)
-            if found:
-                holder.update(controller_pid=found[0], controller_started=found[1])
-            res = _lock.acquire(lock_dir, name, p['token'], holder, p['lease'], check=check)
+            res = _lock.acquire(lock_dir, name, p['token'], _holder(p), p['lease'], check=check)
             out.update(acquired=res['acquired'], previous=_lock.public(res['previous']) if res['previous'] else None)
             # the lock is the run's own bookkeeping, not a change of the system: a run that changes
             # nothing says so (changed stays false); lock.acquired tells what happened
@@ -201,14 +279,7 @@ def main():
             changed = current is not None
             if changed and not check:
                 out['broken'] = _lock.break_lock(lock_dir, name, p['actor'], p['reason'], force=p['force'])
-        current = _lock.read(lock_dir, name)
-        if current:
-            is_alive, why = _lock.alive(current)
-            out.update(held=True, holder=_lock.public(current), holder_text=_lock.describe(current), alive=is_alive,
-                       why=why)
-        else:
-            out.update(held=False, holder={}, holder_text='nobody', alive=False, why='free')
-        out['history'] = _lock.history(lock_dir, name, last=10) if p['action'] in ('status', 'break') else []
+        _state(lock_dir, name, p['action'], out)
     except _lock.LockError as exc:
         module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     except (IOError, OSError) as exc:

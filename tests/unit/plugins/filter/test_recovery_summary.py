@@ -102,3 +102,23 @@ def test_the_incident_is_named_as_soon_as_the_diagnosis_is_known():
                            CATALOG) == {}
     with pytest.raises(AnsibleFilterError, match="mongodb"):
         incident_opened([dict(row("mongodb", "broken"), host="x")], CATALOG)
+
+
+def test_lock_groups_one_per_machine_and_lock_folder():
+    from ansible_collections.tradeops.dr.plugins.filter.recovery import lock_groups
+    hv = {"redis": dict(ansible_connection="local", dr_lock_dir="/srv/locks"),
+          "pg": dict(ansible_connection="local", ansible_host="10.0.0.9", dr_lock_dir="/srv/locks"),
+          "other-dir": dict(ansible_connection="local", dr_lock_dir="/tmp/locks"),
+          "db1": dict(ansible_host="10.0.0.5"), "db1-replica-role": dict(ansible_host="10.0.0.5"),
+          "db1-as-admin": dict(ansible_host="10.0.0.5", ansible_user="admin"),
+          "db2": dict(ansible_host="10.0.0.6"), "named": {}}
+    order = ["redis", "db1", "pg", "db2", "db1-replica-role", "other-dir", "named", "db1-as-admin"]
+    assert lock_groups(order, hv) == [
+        dict(host="redis", names=["redis", "pg"]),  # a local connection is this control node, whatever its address
+        dict(host="db1", names=["db1", "db1-replica-role"]),
+        dict(host="db2", names=["db2"]),
+        dict(host="other-dir", names=["other-dir"]),
+        dict(host="named", names=["named"]),
+        dict(host="db1-as-admin", names=["db1-as-admin"])]
+    with pytest.raises(AnsibleFilterError, match="list of the run's hosts"):
+        lock_groups("redis", hv)

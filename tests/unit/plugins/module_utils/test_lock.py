@@ -133,3 +133,48 @@ def test_two_hosts_making_a_new_lock_folder_at_once_both_take_their_lock(tmp_pat
     first = _lock.acquire(d, "db-1", "run-a", HOLDER, lease=60)
     assert first["acquired"] and _lock.read(d, "db-2") is None
     assert _lock.acquire(d, "db-2", "run-a", HOLDER, lease=60)["acquired"]
+
+
+def test_acquire_all_takes_every_lock_of_a_machine_or_none(tmp_path):
+    d = str(tmp_path)
+    names = ["sandbox-redis", "sandbox-postgres", "sandbox-questdb"]
+    results, refused = _lock.acquire_all(d, names, "run-a", HOLDER, lease=60)
+    assert refused == [] and all(results[n]["acquired"] for n in names)
+    assert sorted(e["name"] for e in _lock.history(d) if e["event"] == "taken") == sorted(names)
+    # the same run again renews them all (it holds them already)
+    results, refused = _lock.acquire_all(d, names, "run-a", HOLDER, lease=60)
+    assert refused == [] and {results[n]["why"] for n in names} == {"held by this run"}
+    # another run held one of them: refused before anything is written, naming that one
+    for n in names:
+        _lock.release(d, n, "run-a")
+    _lock.acquire(d, "sandbox-questdb", "run-b", dict(HOLDER, user="bob"), lease=60)
+    events = len(_lock.history(d))
+    results, refused = _lock.acquire_all(d, names, "run-c", HOLDER, lease=60)
+    assert results == {} and [name for name, _res in refused] == ["sandbox-questdb"]
+    assert _lock.holds(refused[0][1]["record"], "run-b")
+    assert len(_lock.history(d)) == events, "a refused set wrote to the history"
+    assert _lock.read(d, "sandbox-redis") is None and _lock.read(d, "sandbox-postgres") is None
+    # in check mode nothing is written either way
+    _lock.release(d, "sandbox-questdb", "run-b")
+    results, refused = _lock.acquire_all(d, names, "run-d", HOLDER, lease=60, check=True)
+    assert refused == [] and all(results[n]["acquired"] for n in names)
+    assert not list(tmp_path.glob("*.lock.json"))
+
+
+def test_acquire_all_gives_back_what_it_took_when_another_run_wins_a_lock_between_look_and_take(tmp_path, monkeypatch):
+    d = str(tmp_path)
+    names = ["a", "b", "c"]
+    real = _lock.acquire
+
+    def racing(lock_dir, name, *args, **kwargs):
+        if name == "c":  # another run takes "c" after acquire_all looked at it
+            real(lock_dir, "c", "run-other", dict(HOLDER, user="bob"), lease=60)
+        return real(lock_dir, name, *args, **kwargs)
+
+    monkeypatch.setattr(_lock, "acquire", racing)
+    results, refused = _lock.acquire_all(d, names, "run-a", HOLDER, lease=60)
+    assert [name for name, _res in refused] == ["c"] and results["a"]["acquired"] and results["b"]["acquired"]
+    assert _lock.read(d, "a") is None and _lock.read(d, "b") is None, "the locks taken before the race were kept"
+    assert _lock.holds(_lock.read(d, "c"), "run-other")
+    assert [(e["event"], e["name"]) for e in _lock.history(d) if e.get("run") == _lock.token_hash("run-a")[:16]] == [
+        ("taken", "a"), ("taken", "b"), ("released", "b"), ("released", "a")]
