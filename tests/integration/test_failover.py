@@ -193,10 +193,10 @@ def test_the_router_stand_in_sees_an_order_added_between_two_of_its_reads(redis_
 
     monkeypatch.setattr(paper_broker.redis, "Redis", OrderBetweenReads)
     monkeypatch.setenv("REDISCLI_AUTH", redis_seeded.srv.password)
-    assert paper_broker.main(["--port", str(redis_seeded.port), "--fills-for", "paper", "--max-seconds", "1.5"]) == 0
-    fills = [f for _i, f in real.xrange("orders.fills") if f.get("broker") == "paper"]
-    assert [f["order_id"] for f in fills] == ["between-reads"], fills
-    real.close()
+    with real:  # closed whether the test passes or not
+        assert paper_broker.main(["--port", str(redis_seeded.port), "--fills-for", "paper", "--max-seconds", "1.5"]) == 0
+        fills = [f for _i, f in real.xrange("orders.fills") if f.get("broker") == "paper"]
+        assert [f["order_id"] for f in fills] == ["between-reads"], fills
 
 
 def test_check_mode_switches_nothing(redis_seeded, router, run):
