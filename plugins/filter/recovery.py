@@ -52,7 +52,8 @@ def _get(hostvars, host, name, default):
 def lock_groups(hosts, hostvars):
     """The hosts of a run grouped by the machine and folder their recovery locks live in: [{host, names}], host
     being the first of its group (the one the lock module runs on for all of them). Hosts reached with a local
-    connection are all this control node; others are one machine when address, port and user agree."""
+    connection are all this control node; others are one machine when address, port and user agree. Hosts that
+    become another account, or keep their locks in another folder, are apart."""
     if not isinstance(hosts, list):
         raise AnsibleFilterError('lock_groups expects the list of the run\'s hosts, got %r' % (hosts,))
     groups = {}
@@ -63,7 +64,9 @@ def lock_groups(hosts, hostvars):
         else:
             machine = (connection, str(_get(hostvars, host, 'ansible_host', host)),
                        str(_get(hostvars, host, 'ansible_port', '')), str(_get(hostvars, host, 'ansible_user', '')))
-        key = machine + (str(_get(hostvars, host, 'dr_lock_dir', '')),)
+        # the same account writes the locks of a group: another become, another group
+        key = machine + (str(_get(hostvars, host, 'ansible_become', '')), str(_get(hostvars, host, 'ansible_become_user', '')),
+                         str(_get(hostvars, host, 'dr_lock_dir', '')))
         groups.setdefault(key, []).append(host)
     return [dict(host=names[0], names=names) for names in groups.values()]
 

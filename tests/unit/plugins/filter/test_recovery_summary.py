@@ -111,14 +111,20 @@ def test_lock_groups_one_per_machine_and_lock_folder():
           "other-dir": dict(ansible_connection="local", dr_lock_dir="/tmp/locks"),
           "db1": dict(ansible_host="10.0.0.5"), "db1-replica-role": dict(ansible_host="10.0.0.5"),
           "db1-as-admin": dict(ansible_host="10.0.0.5", ansible_user="admin"),
-          "db2": dict(ansible_host="10.0.0.6"), "named": {}}
-    order = ["redis", "db1", "pg", "db2", "db1-replica-role", "other-dir", "named", "db1-as-admin"]
+          "db2": dict(ansible_host="10.0.0.6"), "named": {},
+          "db1-as-root": dict(ansible_host="10.0.0.5", ansible_become=True),
+          "local-as-postgres": dict(ansible_connection="local", dr_lock_dir="/srv/locks", ansible_become=True,
+                                    ansible_become_user="postgres")}
+    order = ["redis", "db1", "pg", "db2", "db1-replica-role", "other-dir", "named", "db1-as-admin", "db1-as-root",
+             "local-as-postgres"]
     assert lock_groups(order, hv) == [
         dict(host="redis", names=["redis", "pg"]),  # a local connection is this control node, whatever its address
         dict(host="db1", names=["db1", "db1-replica-role"]),
         dict(host="db2", names=["db2"]),
         dict(host="other-dir", names=["other-dir"]),
         dict(host="named", names=["named"]),
-        dict(host="db1-as-admin", names=["db1-as-admin"])]
+        dict(host="db1-as-admin", names=["db1-as-admin"]),
+        dict(host="db1-as-root", names=["db1-as-root"]),  # another account writes its lock
+        dict(host="local-as-postgres", names=["local-as-postgres"])]
     with pytest.raises(AnsibleFilterError, match="list of the run's hosts"):
         lock_groups("redis", hv)
