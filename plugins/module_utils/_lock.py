@@ -199,10 +199,12 @@ def acquire_all(lock_dir, names, token, holder, lease=DEFAULT_LEASE, check=False
     taken by another run between that look and the taking (a race), the ones this call took are
     given back. Returns (results by name, refusals as [(name, result)]); never waits."""
     now = time.time() if now is None else now
-    refusals = []
+    refusals, held_before = [], set()
     for name in names:
         current = read(lock_dir, name)
-        if current and not holds(current, token):
+        if holds(current, token):
+            held_before.add(name)
+        elif current:
             is_alive, why = alive(current, now)
             if is_alive:
                 refusals.append((name, dict(acquired=False, record=current, previous=None, why=why)))
@@ -210,12 +212,11 @@ def acquire_all(lock_dir, names, token, holder, lease=DEFAULT_LEASE, check=False
         return {}, refusals
     results, taken = {}, []
     for name in names:
-        held_before = holds(read(lock_dir, name), token)
         res = acquire(lock_dir, name, token, holder, lease, check=check, now=now)
         results[name] = res
         if not res['acquired']:
             refusals.append((name, res))
-        elif not held_before:
+        elif name not in held_before:
             taken.append(name)
     if refusals and not check:
         for name in reversed(taken):

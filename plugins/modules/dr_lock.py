@@ -174,6 +174,19 @@ def _state(lock_dir, name, action, out):
     return out
 
 
+def _refusal(name, res, out):
+    """What a refused acquire of one lock says (its line of the message), and the lock as the result shows it."""
+    current = res['record']
+    return ('another recovery holds %s: %s (%s)' % (name, _lock.describe(current), res['why']),
+            dict(out, held=True, holder=_lock.public(current), holder_text=_lock.describe(current), alive=True,
+                 why=res['why']))
+
+
+def _refuse(module, lines, **result):
+    module.fail_json(msg='REFUSED: %s. Nothing was done. Wait for it, or, when it is dead, `tradeops-dr lock break` '
+                         '(recorded).' % '; '.join(lines), **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -222,16 +235,11 @@ def _many(module, p):
         if action == 'acquire':
             results, refusals = _lock.acquire_all(lock_dir, names, p['token'], _holder(p), p['lease'], check=check)
             if refusals and not check:
-                locks = {}
+                lines, locks = [], {}
                 for n, res in refusals:
-                    current = res['record']
-                    locks[n] = dict(outs[n], held=True, holder=_lock.public(current), alive=True, why=res['why'],
-                                    holder_text=_lock.describe(current))
-                module.fail_json(msg='REFUSED: %s. Nothing was done. Wait for it, or, when it is dead, '
-                                     '`tradeops-dr lock break` (recorded).' % '; '.join(
-                                         'another recovery holds %s: %s (%s)' % (n, _lock.describe(res['record']),
-                                                                                 res['why']) for n, res in refusals),
-                                 locks=locks)
+                    line, locks[n] = _refusal(n, res, outs[n])
+                    lines.append(line)
+                _refuse(module, lines, locks=locks)
             for n, res in results.items():
                 outs[n].update(acquired=res['acquired'],
                                previous=_lock.public(res['previous']) if res['previous'] else None)
@@ -260,12 +268,8 @@ def _one(module, p):
             # the lock is the run's own bookkeeping, not a change of the system: a run that changes
             # nothing says so (changed stays false); lock.acquired tells what happened
             if not res['acquired'] and not check:
-                current = res['record']
-                module.fail_json(msg='REFUSED: another recovery holds %s: %s (%s). Nothing was done. Wait for it, or, '
-                                     'when it is dead, `tradeops-dr lock break` (recorded).'
-                                     % (name, _lock.describe(current), res['why']),
-                                 lock=dict(out, held=True, holder=_lock.public(current), holder_text=_lock.describe(current),
-                                           alive=True, why=res['why']))
+                line, lock_out = _refusal(name, res, out)
+                _refuse(module, [line], lock=lock_out)
         elif p['action'] == 'renew':
             if not check:
                 _lock.renew(lock_dir, name, p['token'], p['lease'])
