@@ -4,6 +4,7 @@ ledger data set, inventories that describe them, and a runner for the playbooks.
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import importlib
 import os
@@ -374,26 +375,35 @@ def questdb_real(tmp_path):
 # --------------------------------------------------------------------------- exchange stand-in
 
 class StandinExchange:
-    """src/tradeops_dr/standins/binance_futures.py in a thread of the test process (Binance USD-M futures'
-    REST shape on 127.0.0.1); modules reach it through ccxt with api_base pointed here."""
+    """An exchange stand-in of src/tradeops_dr/standins in a thread of the test process, on 127.0.0.1; modules reach
+    it through ccxt with api_base pointed here. venue "binanceusdm": binance_futures.py (Binance USD-M futures, a
+    dead-man's timer per symbol); "kraken": kraken_spot.py (Kraken spot, one account-wide cancelAllOrdersAfter timer,
+    a cancel-all that takes no instrument, base64 secrets)."""
 
-    def __init__(self):
+    def __init__(self, venue: str = "binanceusdm"):
         sys.path.insert(0, str(ROOT / "src" / "tradeops_dr" / "standins"))
         import binance_futures
+        import kraken_spot
 
-        self.api_key, self.secret = "key-" + os.urandom(6).hex(), "secret-" + os.urandom(12).hex()
-        self.server = binance_futures.serve(0, self.api_key, self.secret)
+        self.venue = venue
+        self.api_key = "key-" + os.urandom(6).hex()
+        if venue == "kraken":
+            self.secret = base64.b64encode(os.urandom(48)).decode()
+            self.server = kraken_spot.serve(0, self.api_key, self.secret)
+        else:
+            self.secret = "secret-" + os.urandom(12).hex()
+            self.server = binance_futures.serve(0, self.api_key, self.secret)
         self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
 
     def params(self, **extra) -> dict:
         """The exchange options of a module."""
-        p = dict(exchange="binanceusdm", api_key=self.api_key, api_secret=self.secret, api_base=self.base,
+        p = dict(exchange=self.venue, api_key=self.api_key, api_secret=self.secret, api_base=self.base,
                  request_timeout=5, retries=1)
         p.update(extra)
         return p
 
     def role_vars(self, prefix: str) -> dict:
-        return {f"{prefix}_exchange": dict(exchange="binanceusdm", api_key=self.api_key, api_secret=self.secret,
+        return {f"{prefix}_exchange": dict(exchange=self.venue, api_key=self.api_key, api_secret=self.secret,
                                            api_base=self.base, request_timeout=5, retries=1)}
 
     def control(self, what: str, data: dict | None = None) -> dict:
@@ -410,6 +420,10 @@ class StandinExchange:
     def ccxt(self):
         import ccxt
 
+        if self.venue == "kraken":
+            ex = ccxt.kraken(dict(apiKey=self.api_key, secret=self.secret, enableRateLimit=False))
+            ex.urls["api"].update(public=self.base, private=self.base)
+            return ex
         ex = ccxt.binanceusdm(dict(apiKey=self.api_key, secret=self.secret,
                                    options=dict(fetchCurrencies=False, warnOnFetchOpenOrdersWithoutSymbol=False)))
         for k, v in ex.urls["api"].items():
@@ -425,6 +439,15 @@ class StandinExchange:
 @pytest.fixture
 def exchange():
     ex = StandinExchange()
+    try:
+        yield ex
+    finally:
+        ex.stop()
+
+
+@pytest.fixture
+def kraken():
+    ex = StandinExchange("kraken")
     try:
         yield ex
     finally:

@@ -30,6 +30,12 @@ except ImportError as _exc:  # pragma: no cover - depends on the node
 # The family whose dead-man's switch is Binance's countdownCancelAll (per symbol); others use
 # ccxt's unified cancelAllOrdersAfter where the exchange has one.
 _BINANCE_FUTURES = ('binanceusdm', 'binancecoinm', 'binance')
+# Venues whose cancel-all takes no instrument: ccxt's cancelAllOrders(symbol) cancels every open order of the
+# account there (Kraken's CancelAll), so a cancel-all limited to some symbols cancels their orders one by one.
+_CANCEL_ALL_IS_ACCOUNT_WIDE = ('kraken',)
+# Refused credentials that ccxt 4.5 raises as a plain ExchangeError: Kraken's wrong secret ("EAPI:Invalid
+# signature"; its wrong key, "EAPI:Invalid key", is an AuthenticationError already).
+_UNMAPPED_AUTH = {'kraken': ('EAPI:Invalid signature',)}
 _QUERY = re.compile(r'\?\S*')
 _URL_HOST = re.compile(r'^https?://[^/]+')
 
@@ -124,6 +130,11 @@ def connect(params):
     return ex
 
 
+def _refused_credentials(where, exc, params):
+    return ExchangeFailure('auth', '%s: the exchange refused the credentials (%s); check api_key/api_secret and the '
+                           'key\'s permissions; nothing was changed' % (where, scrub(exc, params)))
+
+
 def call(ex, params, method, *args, **kwargs):
     """ex.<method>(...) with rate limits and time-outs retried (bounded), and every ccxt error
     turned into an ExchangeFailure whose kind says what to do."""
@@ -134,8 +145,7 @@ def call(ex, params, method, *args, **kwargs):
         try:
             return getattr(ex, method)(*args, **kwargs)
         except ccxt.AuthenticationError as exc:
-            raise ExchangeFailure('auth', '%s: the exchange refused the credentials (%s); check api_key/api_secret '
-                                  'and the key\'s permissions; nothing was changed' % (where, scrub(exc, params)))
+            raise _refused_credentials(where, exc, params)
         except ccxt.BadSymbol as exc:
             raise ExchangeFailure('unknown_symbol', '%s: unknown instrument: %s' % (where, scrub(exc, params)))
         except ccxt.OnMaintenance as exc:
@@ -164,6 +174,8 @@ def call(ex, params, method, *args, **kwargs):
         except ccxt.NotSupported as exc:
             raise ExchangeFailure('unsupported', '%s: %s' % (where, scrub(exc, params)))
         except ccxt.BaseError as exc:
+            if isinstance(exc, ccxt.ExchangeError) and any(t in str(exc) for t in _UNMAPPED_AUTH.get(ex.id, ())):
+                raise _refused_credentials(where, exc, params)
             raise ExchangeFailure('error', '%s: %s' % (where, scrub(exc, params)))
     raise ExchangeFailure('error', where)  # pragma: no cover - the loop returns or raises
 
@@ -199,10 +211,12 @@ def markets(ex, params):
 
 
 def resolve_symbols(ex, params, names):
-    """Unified symbols for names given either way (BTC/USDT:USDT or the exchange's BTCUSDT);
-    an unknown name is refused, naming it."""
+    """Unified symbols for names given either way (BTC/USDT:USDT or the exchange's BTCUSDT, or a Kraken pair's
+    short name, XBTUSD); an unknown name is refused, naming it."""
     mk = markets(ex, params)
     by_id = dict((m['id'], s) for s, m in mk.items() if m.get('id'))
+    # Kraken's pairs have a short name beside their id (XBTUSD for XXBTZUSD), the one its own screens show
+    by_id.update((m['altname'], s) for s, m in mk.items() if m.get('altname') and m['altname'] not in by_id)
     out, unknown = [], []
     for name in names or []:
         if name in mk:
@@ -256,9 +270,14 @@ def cancel_all(ex, params, symbols=None):
     """Cancel every open order (of symbols, or every symbol that has one); returns (cancelled
     orders as seen before, orders still open after)."""
     before = open_orders(ex, params, symbols)
-    targets = symbols or sorted(set(o['symbol'] for o in before))
-    for symbol in targets:
-        if any(o['symbol'] == symbol for o in before):
+    if ex.id in _CANCEL_ALL_IS_ACCOUNT_WIDE:
+        if symbols:  # the venue's cancel-all would cancel the other instruments' orders too
+            for order in before:
+                call(ex, params, 'cancel_order', order['id'], order['symbol'])
+        elif before:
+            call(ex, params, 'cancel_all_orders')
+    else:
+        for symbol in sorted(set(o['symbol'] for o in before)):
             call(ex, params, 'cancel_all_orders', symbol)
     after = open_orders(ex, params, symbols)
     return before, after

@@ -15,11 +15,13 @@ version_added: 0.1.0
 description:
   - V(cancel_all) cancels the open orders of O(symbols) (empty - every instrument that has one), then reads the open
     orders again until none is left or O(timeout) passes; the run fails naming the orders still open. The orders it
-    cancelled are returned as they were.
+    cancelled are returned as they were. Where the venue's cancel-all takes no instrument (Kraken's C(CancelAll)
+    cancels every order of the account), a cancel-all limited to O(symbols) cancels their orders one by one.
   - V(arm_dead_man) arms the exchange's cancel-all-after timer (Binance futures C(countdownCancelAll) per symbol,
     the unified C(cancelAllOrdersAfter) of Bybit, OKX, Kraken and others) so that the exchange cancels every order
     by itself if nobody renews it within O(dead_man_seconds) - runbook 003 section 3, an exchange that is down - and
-    V(disarm_dead_man) stops it.
+    V(disarm_dead_man) stops it. An account-wide timer is reported as symbol C(*) - it covers every instrument, whatever
+    O(symbols) says. Kraken counts whole seconds.
   - Positions are never closed by this module (flattening is the users' command, see the kill_switch role).
 extends_documentation_fragment:
   - tradeops.dr.exchange
@@ -30,7 +32,8 @@ options:
     choices: [cancel_all, arm_dead_man, disarm_dead_man]
     required: true
   symbols:
-    description: Instruments (unified or the exchange's ids); unknown ones are refused before anything is sent.
+    description: Instruments (unified, the exchange's ids, or a Kraken pair's short name such as C(XBTUSD)); unknown
+      ones are refused before anything is sent.
     type: list
     elements: str
     default: []

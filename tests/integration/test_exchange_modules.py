@@ -3,6 +3,7 @@ position reconciliation against real QuestDB 8.1.2 and PostgreSQL 15."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -113,6 +114,80 @@ def test_the_dead_mans_switch_cancels_on_the_exchange_unless_renewed(exchange, c
     assert exchange.state()["countdowns"] == {}
     time.sleep(3.5)  # past the timer that was disarmed: an order it would have cancelled is still open
     assert len(exchange.state()["open_orders"]) == 1, "disarming did not stop the timer"
+
+
+# --------------------------------------------------------------------------- a venue that is not Binance
+
+def test_kraken_arms_one_timer_for_the_account_and_its_expiry_cancels_every_order(kraken, capsys):
+    """ccxt's unified cancelAllOrdersAfter (Kraken's CancelAllOrdersAfter): one timer for the whole account, not
+    Binance's per-symbol countdowns; in check mode nothing is sent."""
+    kraken.control("orders", {"pair": "XBTUSD", "count": 2})
+    kraken.control("orders", {"pair": "ETHUSD", "count": 1, "side": "sell", "price": "4000"})
+    out, failed = run_module(exchange_orders, kraken.params(action="arm_dead_man", dead_man_seconds=60,
+                                                            _ansible_check_mode=True), capsys)
+    assert not failed and out["changed"] and out["armed"] == [{"symbol": "*", "seconds": 60}], out
+    assert kraken.state()["timer"] is None, "check mode armed the timer"
+    out, failed = run_module(exchange_orders, kraken.params(action="arm_dead_man", dead_man_seconds=1.5), capsys)
+    assert not failed and out["armed"] == [{"symbol": "*", "seconds": 1.5}], out
+    assert 0 < kraken.state()["timer"] <= 1.5  # Kraken counts whole seconds: 1.5 s arms 1 s
+    deadline = time.time() + 5
+    while kraken.state()["open_orders"] and time.time() < deadline:
+        time.sleep(0.1)
+    state = kraken.state()
+    assert state["open_orders"] == {} and state["timer"] is None, "the exchange did not cancel when the timer ran out"
+    assert sorted(o["status"] for o in state["orders"].values()) == ["canceled"] * 3
+    kraken.control("orders", {"pair": "XBTUSD", "count": 1})
+    run_module(exchange_orders, kraken.params(action="arm_dead_man", dead_man_seconds=1), capsys)
+    armed_at = time.time()
+    out, failed = run_module(exchange_orders, kraken.params(action="disarm_dead_man"), capsys)
+    assert not failed and out["armed"] == [{"symbol": "*", "seconds": 0}], out
+    assert kraken.state()["timer"] is None
+    time.sleep(max(0.0, armed_at + 1.5 - time.time()))  # past the disarmed timer: its order is still open
+    assert len(kraken.state()["open_orders"]) == 1, "disarming did not stop the timer"
+    calls = [r[1] for r in kraken.state()["requests"] if r[1] == "/0/private/CancelAllOrdersAfter"]
+    assert len(calls) == 3  # arm, arm, disarm: check mode sent nothing
+
+
+def test_kraken_cancel_all_of_one_instrument_leaves_the_others_orders(kraken, capsys):
+    """Kraken's CancelAll takes no instrument: ccxt's cancelAllOrders('BTC/USD') cancels every order of the
+    account. A cancel-all limited to symbols cancels their orders one by one; without symbols it is one call."""
+    kraken.control("orders", {"pair": "XBTUSD", "count": 2})
+    kraken.control("orders", {"pair": "ETHUSD", "count": 2, "side": "sell", "price": "4000"})
+    out, failed = run_module(exchange_orders, kraken.params(action="cancel_all", symbols=["XBTUSD"]), capsys)
+    assert not failed and out["changed"] and out["still_open"] == [], out
+    assert sorted(o["symbol"] for o in out["cancelled"]) == ["BTC/USD", "BTC/USD"]
+    left = kraken.state()["open_orders"]
+    assert sorted(o["descr"]["pair"] for o in left.values()) == ["ETHUSD", "ETHUSD"], left
+    out, failed = run_module(exchange_orders, kraken.params(action="cancel_all"), capsys)
+    assert not failed and len(out["cancelled"]) == 2 and out["still_open"] == [], out
+    assert kraken.state()["open_orders"] == {}
+    paths = [r[1] for r in kraken.state()["requests"]]
+    assert paths.count("/0/private/CancelOrder") == 2 and paths.count("/0/private/CancelAll") == 1, paths
+
+
+def test_kraken_orders_left_open_after_cancel_all_fail_the_module_naming_them(kraken, capsys):
+    kraken.control("orders", {"pair": "XBTUSD", "count": 3})
+    kraken.control("fault", {"mode": "sticky", "keep": 1})
+    out, failed = run_module(exchange_orders, kraken.params(action="cancel_all", timeout=1), capsys)
+    assert failed and len(out["still_open"]) == 1 and len(out["cancelled"]) == 3, out
+    kept = next(iter(kraken.state()["open_orders"]))
+    assert "1 order(s) still open on kraken" in out["msg"] and kept in out["msg"], out["msg"]
+
+
+def test_kraken_refusals_are_sorted_as_the_venue_means_them(kraken, capsys):
+    """ccxt 4.5 raises Kraken's wrong secret ("EAPI:Invalid signature") as a plain ExchangeError: the module still
+    says the credentials were refused. Maintenance: the status endpoint says so; private calls answer
+    EService:Unavailable."""
+    wrong = base64.b64encode(b"not-the-secret-" * 3).decode()
+    for bad in (dict(api_secret=wrong), dict(api_key="not-the-key")):
+        out, failed = run_module(exchange_info, kraken.params(gather=["orders"], **bad), capsys)
+        assert failed and out["failure"] == "auth" and "refused the credentials" in out["msg"], out
+        assert wrong not in json.dumps(out) and kraken.secret not in json.dumps(out)
+    kraken.control("fault", {"mode": "maintenance"})
+    out, failed = run_module(exchange_info, kraken.params(gather=["status"]), capsys)
+    assert not failed and out["exchange"]["status"] == "maintenance", out
+    out, failed = run_module(exchange_orders, kraken.params(action="cancel_all"), capsys)
+    assert failed and out["failure"] == "unreachable" and "EService:Unavailable" in out["msg"], out
 
 
 # --------------------------------------------------------------------------- reconciliation

@@ -1,5 +1,6 @@
 """Stand-ins for the users' own applications - what a trading desk runs and this collection recovers,
-but does not ship: an exchange with Binance USD-M futures' REST shape (binance_futures.py), a
+but does not ship: an exchange with Binance USD-M futures' REST shape (binance_futures.py) and one with Kraken spot's
+(kraken_spot.py: an account-wide dead-man's switch, a cancel-all without instrument), a
 strategy trading through ccxt (strategy.py), trading engines and flatten tools (trading_engine.py,
 flatten_all.py, flatten_exchange.py), an order router (paper_broker.py), a feed worker
 (feed_worker.py), a release (release_app.py) and an inference API (inference_api.py). The sandbox,
