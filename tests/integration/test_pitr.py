@@ -399,6 +399,56 @@ def test_recover_to_a_named_restore_point(cluster, run):
     assert sorted(c.sql("SELECT symbol, qty FROM positions")) == [("EURUSD", -3), ("USDCOP", 10)]
 
 
+def test_an_lsn_target_from_a_named_backup_set_into_a_given_folder_then_a_verified_backup_and_no_secret_left(
+        cluster, run):
+    """Issue 31's untested options in one recovery: target_type lsn, pitr_backup_set (the backup named, not the
+    newest), pitr_restore_dir (the copy written where the operator says), pitr_backup_after (a full backup of the
+    new timeline, which `pgbackrest verify` then accepts) - and the database password in none of the run's
+    artifacts nor pgBackRest's logs."""
+    c = cluster
+    first = sorted(d.name for d in (c.repo / "backup" / "trading").iterdir() if re.fullmatch(r"\d{8}-\d{6}F", d.name))
+    assert len(first) == 1, first
+    c.sql("INSERT INTO trades (qty) SELECT g FROM generate_series(1, 40) g")
+    newer = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(), group="postgres_servers")  # the newest backup
+    assert newer.ok, artifacts_text(newer)[-3000:]
+    assert record(newer, "pgbackrest")["backup"]["label"] != first[0]
+    kept = c.sql("SELECT count(*) FROM trades")[0][0]
+    lsn = c.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0]
+    c.sql("INSERT INTO trades (qty) SELECT g FROM generate_series(1, 70) g; UPDATE positions SET qty = 0")
+    c.archived_now()
+    given = c.pg.root / "restored-here"
+    res = run("playbooks/database_failure.yml", c.restore_vars(
+        timescale_restore_pitr_target_type="lsn", timescale_restore_pitr_target=lsn,
+        timescale_restore_pitr_backup_set=first[0], timescale_restore_pitr_restore_dir=str(given),
+        timescale_restore_pitr_backup_after=True), group="postgres_servers")
+    assert res.ok, artifacts_text(res)[-3000:]
+    pitr = record(res, "database_pitr")
+    assert pitr["plan"]["backup"] == first[0] and pitr["plan"]["target_type"] == "lsn", pitr["plan"]
+    assert pitr["restore"]["restore_dir"] == str(given) and pitr["restore"]["verified"] is True, pitr["restore"]
+    assert pitr["swap"]["restored"] == str(given) and not given.exists()  # the given copy is the live one now
+    assert Path(pitr["swap"]["aside"]).is_dir()  # the damaged data directory kept aside
+    assert c.sql("SELECT count(*) FROM trades")[0][0] == kept
+    assert sorted(c.sql("SELECT symbol, qty FROM positions")) == [("EURUSD", -3), ("USDCOP", 10)]
+    after = pitr["backup_after"]
+    assert after and after["type"] == "full" and after["label"] != first[0], after
+    assert after["wal_start"][:8] == "00000002", after  # a backup of the recovery's new timeline
+    check = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(pgbackrest_action="verify"), group="postgres_servers")
+    assert check.ok, artifacts_text(check)[-3000:]
+    info = run("playbooks/pgbackrest.yml", c.pgbackrest_vars(pgbackrest_action="info"), group="postgres_servers")
+    assert after["label"] in [b["label"] for b in record(info, "pgbackrest")["info"]["backups"]]
+    secret = c.pg.password
+    assert len(secret) >= 8
+    seen = set()
+    logs = [c.root / "pgbackrest", Path(pitr["restore"]["log"]), Path(pitr["swap"]["record"])]
+    for where in [Path(r.artifact_dir) for r in (newer, res, check, info)] + logs:
+        for f in [where] if where.is_file() else where.rglob("*"):
+            if f.is_file():
+                data = f.read_bytes()
+                assert secret.encode() not in data, f"the database password is in {f}"
+                seen.add(f.name)
+    assert {"trading-restore.log", "trading-backup.log", "stdout"} <= seen, sorted(seen)  # the scan read them
+
+
 def test_a_target_the_archive_does_not_reach_fails_with_postgres_reason_and_the_live_server_untouched(cluster, run):
     c = cluster
     pid, rows = read_pid(c.pg.pidfile), c.sql("SELECT count(*) FROM trades")[0][0]
