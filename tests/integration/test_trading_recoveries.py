@@ -123,6 +123,10 @@ def test_a_crashed_strategy_is_restarted_and_trades_again(strategy, exchange, ru
     proc.wait(timeout=30)
     assert proc.returncode != 0
     crashed_orders = len(exchange.state()["orders"])
+    # --check (issue 31): the crash is seen, nothing is started
+    dry = run("strategy_crash.yml", _vars(s, exchange), group="strategies", check=True)
+    assert dry.ok, dry.failures
+    assert not s.pid_alive() and len(exchange.state()["orders"]) == crashed_orders, "check mode restarted it"
     res = run("strategy_crash.yml", _vars(s, exchange), group="strategies")
     assert res.ok, res.failures
     rec = record(res, "strategy_recovery")
@@ -217,6 +221,9 @@ def test_a_lost_connection_is_left_to_the_strategys_reconnects_then_restarted(st
     wait_for(lambda: (_price_age(s) > 3.2, f"price age {_price_age(s):.1f} s"), 15,
              "its prices older than max_age (3 s)")
     old_pid = s.pid()
+    dry = run("exchange_disconnect.yml", _vars(s, exchange), group="strategies", check=True)  # issue 31
+    assert dry.ok, dry.failures
+    assert s.pid() == old_pid, "check mode restarted the strategy"
     res = run("exchange_disconnect.yml", _vars(s, exchange), group="strategies")
     assert res.ok, res.failures
     rec = record(res, "strategy_recovery")
@@ -331,6 +338,14 @@ def test_release_rollback_engages_rolls_back_verifies_and_leaves_orphans_listed(
                                                kill_switch_redis_password=redis_seeded.srv.password,
                                                kill_switch_flag_file=str(s.dir / "ks.flag")),
              **exchange.role_vars("release_rollback"))
+    # --check (issue 31): no checkout, no switch, no restart, no cancel
+    pid, open_before = s.pid(), exchange.state()["open_orders"]
+    dry = run("release_rollback.yml", dict(v, release_rollback_cancel_orphans=True), group="strategies", check=True)
+    assert dry.ok, dry.failures
+    assert _git(repo, "rev-parse", "HEAD") == shas[2] and s.pid() == pid
+    with redis_seeded.client() as c:
+        assert c.hget("policy:kill_switch", "enabled") != "true", "check mode engaged the kill switch"
+    assert {o["orderId"] for o in open_before} <= {o["orderId"] for o in exchange.state()["open_orders"]}
     res = run("release_rollback.yml", v, group="strategies")
     assert res.ok, res.failures
     rec = record(res, "release_rollback")
@@ -385,6 +400,16 @@ def test_risk_breach_engages_cancels_flattens_and_records_pnl(exchange, run, red
              kill_switch_flatten_command=[sys.executable, str(STANDINS / "flatten_exchange.py"), "--exchange-base",
                                           exchange.base, "--api-key", exchange.api_key, "--secret-file", str(secret)],
              kill_switch_flatten_timeout=10, **exchange.role_vars("kill_switch"))
+    # --check (issue 31): no switch, no cancel, no flatten
+    dry = run("risk_breach.yml", v, group="kill_switch", check=True)
+    assert dry.ok, dry.failures
+    state = exchange.state()
+    assert len(state["open_orders"]) == 4 and state["positions"]["BTCUSDT"]["amt"] == "0.5", "check mode traded"
+    assert not [r for r in state["requests"] if r[0] in ("POST", "DELETE") and r[1].startswith("/fapi/")], \
+        state["requests"]
+    assert not (tmp_path / "ks.flag").exists()
+    with redis_seeded.client() as c:
+        assert c.hget("policy:kill_switch", "enabled") != "true", "check mode engaged the kill switch"
     res = run("risk_breach.yml", v, group="kill_switch")
     assert res.ok, res.failures
     rec = record(res, "risk_breach")
