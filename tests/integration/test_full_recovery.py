@@ -360,6 +360,34 @@ def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
     assert json.loads(record.read_text())["approved_by"].startswith("the caller")
 
 
+def test_a_recovery_that_fails_inside_the_run_fails_the_run_records_why_and_releases_the_lock(fresh, tmp_path):
+    """Issue 31's list: a component whose recovery fails inside full_recovery.yml. The model's safety copy cannot be
+    made (its backup folder lies below a file), so its restore must not run: the run ends failed with exit 1, the
+    record names the component and the reason, the other components are left alone, and the lock is released."""
+    p = fresh
+    model = faults.model_file(p.sb.load())
+    tracked = model.read_bytes()
+    faults.inject(p.sb, ("model",))
+    damaged = model.read_bytes()
+    (tmp_path / "a-file").write_text("not a folder\n")
+    try:
+        res = p.recover(incident="INC-T-FAILS", extravars=dict(model_rollback_backup_dir=str(tmp_path / "a-file" / "x")))
+        assert model.read_bytes() == damaged, "the model was replaced without its safety copy"
+    finally:
+        model.write_bytes(tracked)  # the fault undone: the next test starts from the verified state (issue 24)
+    assert (res.status, res.exit_code) == ("failed", 1), (res.status, res.exit_code, res.reason)
+    outcomes = _by_component(res)
+    assert outcomes["model"].before == "broken" and outcomes["model"].outcome.startswith("failed"), outcomes["model"]
+    assert "a-file" in outcomes["model"].message, outcomes["model"].message
+    assert "model" in res.reason, res.reason
+    for name in ("redis", "postgres", "questdb"):
+        assert outcomes[name].outcome == "skipped: healthy", outcomes[name]
+    rec = _record(res)
+    assert rec["id"] == "INC-T-FAILS" and rec["status"] == "failed", rec["status"]
+    assert next(iter(rec["components"]["model"].values()))["outcome"].startswith("failed"), rec["components"]["model"]
+    assert p.locks() == []  # released although the run failed
+
+
 def test_bad_input_is_refused_before_anything(platform, tmp_path):
     p = platform
     history = p.state / "locks" / "history.jsonl"
