@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -147,6 +148,11 @@ def _record(res) -> dict:
     return json.loads(Path(res.incident_record).with_suffix(".json").read_text())
 
 
+def _backup_manifests(p) -> list[Path]:
+    """The sandbox's PostgreSQL backups (not the safety copies a restore takes before it swaps)."""
+    return sorted(m for m in (p.state / "backups" / "postgres").rglob("*.manifest.json") if "safety" not in m.parts)
+
+
 def _when(iso: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
@@ -172,6 +178,7 @@ def test_four_failures_at_once_planned_recovered_then_nothing_to_do(fresh):
     assert p.fingerprint() == broken
 
     # the run protects capital and recovers what needs no approval; the restore waits for the code it printed
+    dumps_before = set(_backup_manifests(p))
     first, res = p.recover_approved(incident="INC-T-MULTI")
     assert first.status == "approval needed" and first.exit_code == 3, first.reason
     assert res is not first and res.status == "recovered" and res.exit_code == 0, (res.reason, res.failures)
@@ -211,6 +218,16 @@ def test_four_failures_at_once_planned_recovered_then_nothing_to_do(fresh):
     assert {d for d in after["pg_databases"] if d[0].startswith("trading__pre_restore_")} \
         - set(map(tuple, broken["pg_databases"])), after["pg_databases"]
     assert p.locks() == []  # the lock was released
+    # the database it restored was backed up after (runbooks 000, 002), and that backup holds what is live now:
+    # verified by a test restore (its manifest), its files on disk still what the manifest says (issue 31)
+    new = [m for m in _backup_manifests(p) if m not in dumps_before]
+    assert len(new) == 1, new
+    taken = json.loads(new[0].read_text())
+    assert taken["status"] == "verified" and taken["verification"]["problems"] == [], taken.get("verification")
+    assert taken["verification"]["test_restore"]["row_counts"] == {
+        t: after["pg_tables"][t][0] for t in ("public.positions", "public.ticks", "public.trades")}, taken
+    for name, f in taken["files"].items():
+        assert hashlib.sha256((new[0].parent / name).read_bytes()).hexdigest() == f["sha256"], name
 
     # the incident record matches the run
     rec = _record(res)
