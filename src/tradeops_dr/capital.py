@@ -121,9 +121,13 @@ def protect(inventory: str, limit: str | None, extravars: dict, incident: str,
     out["down"] = [f"{t['component']} on {t['host']}" for t in down]
     if down or asked:
         why = (", ".join(out["down"]) + " not answering" if down else "dr_engage_kill_switch")
-        res = fastpath.engage(inventory, reason=f"full recovery {incident}: {why} (the front door, before the playbook)",
-                              actor=getpass.getuser(), incident=incident, limit=resolved["kill_switch_hosts"][0],
-                              started=started)
+        try:
+            res = fastpath.engage(inventory, reason=f"full recovery {incident}: {why} (the front door, before the "
+                                  "playbook)", actor=getpass.getuser(), incident=incident,
+                                  limit=resolved["kill_switch_hosts"][0], started=started)
+        except Exception as exc:  # pylint: disable=broad-except  # said, and the playbook's own engage follows
+            res = dict(outcome="failed", error=f"{type(exc).__name__}: {exc}",
+                       seconds=time.perf_counter() - started)
         out["engaged"] = {k: res.get(k) for k in ("outcome", "seconds", "flag_file", "error", "host", "previous")}
         out["reason"] = why
     return dict(out, seconds=round(time.perf_counter() - started, 3))

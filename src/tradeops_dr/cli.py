@@ -143,7 +143,10 @@ def cmd_kill_switch(args) -> int:
         except Exception as exc:  # any failure here must not stop the playbook from failing closed
             print(f"KILL SWITCH FAST PATH FAILED: {exc}; running the playbook, which fails closed", file=sys.stderr)
             done = None
-        if done and done["outcome"] == "flag-file":
+        if done and done["outcome"] == "failed":
+            print(f"KILL SWITCH NOT SET ANYWHERE: {done['error']}; running the playbook, which fails closed",
+                  file=sys.stderr, flush=True)
+        elif done and done["outcome"] == "flag-file":
             print(f"KILL SWITCH NOT SET IN REDIS ({done['error']}): the local flag file {done['flag_file']} was "
                   f"written {done['seconds']:.3f}s after start (fail closed)", file=sys.stderr, flush=True)
         elif done:
@@ -151,7 +154,7 @@ def cmd_kill_switch(args) -> int:
                   f"{done['seconds']:.3f}s after start (connection from {done['via']}"
                   f"{': ' + done['why_ansible'] if done['why_ansible'] else ''})", flush=True)
         if args.flag_only:
-            return 0 if done and done["outcome"] != "flag-file" else 1
+            return 0 if done and done["outcome"] not in ("flag-file", "failed") else 1
     from .api import run_playbook
 
     extra = dict(kill_switch_action=args.action, kill_switch_actor=args.actor or "",

@@ -390,11 +390,24 @@ def _flag_in_redis(conn: dict, state: str, reason: str, actor: str, incident: st
         client.close()
 
 
+def _fail_closed(out: dict, _killswitch, flag: str, what: tuple, noted: str, error: str, started: float) -> dict:
+    """The local flag file when Redis cannot hold the switch; outcome 'failed' when the file cannot be written
+    either (a folder below a file, a read-only disk): the switch is then set nowhere, and the result says why."""
+    reason, actor, incident, state = what
+    try:
+        _killswitch.write_flag_file(flag, reason, actor, incident, state, noted)
+    except OSError as exc:
+        return dict(out, outcome="failed", flag_file=flag, seconds=time.perf_counter() - started,
+                    error=f"{error}; the local flag file {flag} could not be written either: {exc}")
+    return dict(out, outcome="flag-file", flag_file=flag, error=error, seconds=time.perf_counter() - started)
+
+
 def engage(inventory: str, reason: str, actor: str, incident: str | None, state: str = "halted",
            limit: str | None = None, started: float | None = None) -> dict:
     """Set the flag; fail closed. Returns what was done and when (seconds since `started`):
     outcome engaged/already/escalated, or 'flag-file' when only the local flag file could be
-    written (Redis unreachable, inventory unreadable), with the error."""
+    written (Redis unreachable, inventory unreadable), with the error, or 'failed' when that file could not be
+    written either (the switch is set nowhere: said, not raised - the playbook's own engage follows)."""
     started = started if started is not None else time.perf_counter()
     _killswitch = module_utils("_killswitch")
     out = dict(pid=os.getpid(), previous=None, via=None, why_ansible=None, host=None, endpoint=None)
@@ -403,9 +416,8 @@ def engage(inventory: str, reason: str, actor: str, incident: str | None, state:
     except Exception as exc:  # an engage whose inventory cannot be read still sets the local flag
         flag = inventory_flag_file(inventory, limit) or os.environ.get("TRADEOPS_DR_KILL_SWITCH_FLAG") \
             or DEFAULTS["kill_switch_flag_file"]
-        _killswitch.write_flag_file(flag, reason, actor, incident, state, f"inventory {inventory}: {exc}")
-        return dict(out, outcome="flag-file", flag_file=flag, error=f"cannot read inventory {inventory}: {exc}",
-                    seconds=time.perf_counter() - started)
+        return _fail_closed(out, _killswitch, flag, (reason, actor, incident, state), f"inventory {inventory}: {exc}",
+                            f"cannot read inventory {inventory}: {exc}", started)
     out.update(host=conn["host"], endpoint=f"{conn['login_host']}:{conn['login_port']}", via=conn["via"],
                why_ansible=conn.get("why_ansible"))
     try:
@@ -419,7 +431,6 @@ def engage(inventory: str, reason: str, actor: str, incident: str | None, state:
             outcome, previous = _flag_in_redis(conn, state, reason, actor, incident, _killswitch)
     except (OSError, _killswitch.RespError) as exc:
         flag = conn.get("flag_file") or DEFAULTS["kill_switch_flag_file"]
-        _killswitch.write_flag_file(flag, reason, actor, incident, state, str(exc))
-        return dict(out, outcome="flag-file", flag_file=flag, error=f"Redis {out['endpoint']}: {exc}",
-                    seconds=time.perf_counter() - started)
+        return _fail_closed(out, _killswitch, flag, (reason, actor, incident, state), str(exc),
+                            f"Redis {out['endpoint']}: {exc}", started)
     return dict(out, outcome=outcome, previous=previous, seconds=time.perf_counter() - started)

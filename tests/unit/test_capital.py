@@ -132,3 +132,27 @@ def test_a_flag_already_engaged_keeps_its_first_engagement(tmp_path):
     assert now["last_engage"]["incident"] == "INC-2" and now["redis_error"] == "refused again"
     ks.write_flag_file(str(flag), "again", "ops", "INC-3", "reducing", "x")
     assert json.loads(flag.read_text())["state"] == "halted"  # never relaxed
+
+
+def test_a_switch_that_cannot_be_set_at_all_is_said_not_raised(tmp_path):
+    """Issue 31's list: Redis down and the local flag file cannot be written either (its folder lies below a file).
+    The front door says the switch could not be set and why, and the playbook's own engage follows; it does not
+    crash the command before the playbook runs."""
+    gone = _listener()
+    redis_port = gone.getsockname()[1]
+    gone.close()
+    pg_srv = _listener()
+    try:
+        inv = _inventory(tmp_path, redis_port, pg_srv.getsockname()[1])
+        (tmp_path / "a-file").write_text("not a folder\n")
+        flag = tmp_path / "a-file" / "kill_switch.flag"
+        (inv / "group_vars" / "kill_switch.yml").write_text(
+            f"kill_switch_redis_host: 127.0.0.1\nkill_switch_redis_port: {redis_port}\nkill_switch_flag_file: {flag}\n")
+        out = in_child("capital", "protect", str(inv), None, {}, "INC-NOWHERE")
+        assert out["down"] == ["redis on cache-1"]
+        engaged = out["engaged"]
+        assert engaged["outcome"] == "failed", engaged
+        assert "Redis 127.0.0.1:%d" % redis_port in engaged["error"] and str(flag) in engaged["error"], engaged
+        assert not flag.exists()
+    finally:
+        pg_srv.close()
