@@ -380,7 +380,9 @@ def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
 def test_a_recovery_that_fails_inside_the_run_fails_the_run_records_why_and_releases_the_lock(fresh, tmp_path):
     """Issue 31's list: a component whose recovery fails inside full_recovery.yml. The model's safety copy cannot be
     made (its backup folder lies below a file), so its restore must not run: the run ends failed with exit 1, the
-    record names the component and the reason, the other components are left alone, and the lock is released."""
+    record names the component and the reason, the other components are left alone, and the lock is released.
+    In the same run, another from that list: dr_engage_kill_switch engages the switch although nothing trading
+    depends on is broken (an engaged switch keeping its first reason: test_kill_switch.py, test_capital.py)."""
     p = fresh
     model = faults.model_file(p.sb.load())
     tracked = model.read_bytes()
@@ -388,7 +390,8 @@ def test_a_recovery_that_fails_inside_the_run_fails_the_run_records_why_and_rele
     damaged = model.read_bytes()
     (tmp_path / "a-file").write_text("not a folder\n")
     try:
-        res = p.recover(incident="INC-T-FAILS", extravars=dict(model_rollback_backup_dir=str(tmp_path / "a-file" / "x")))
+        res = p.recover(incident="INC-T-FAILS", extravars=dict(model_rollback_backup_dir=str(tmp_path / "a-file" / "x"),
+                                                               dr_engage_kill_switch=True))
         assert model.read_bytes() == damaged, "the model was replaced without its safety copy"
     finally:
         model.write_bytes(tracked)  # the fault undone: the next test starts from the verified state (issue 24)
@@ -403,6 +406,17 @@ def test_a_recovery_that_fails_inside_the_run_fails_the_run_records_why_and_rele
     assert rec["id"] == "INC-T-FAILS" and rec["status"] == "failed", rec["status"]
     assert next(iter(rec["components"]["model"].values()))["outcome"].startswith("failed"), rec["components"]["model"]
     assert p.locks() == []  # released although the run failed
+    switch = outcomes["kill_switch"]
+    # engaged by the front door (the flag in Redis, before ansible-playbook), then by the playbook's engage, which
+    # keeps that first engagement and does the rest: it is this run's engagement, not one found "already engaged"
+    assert (switch.after, switch.outcome) == ("engaged", "engaged"), switch
+    assert "first set by the front door" in switch.message, switch.message
+    engages = [e for e in rec["timeline"] if e["host"] == "sandbox-risk" and e["task"].startswith("Set the kill switch")]
+    assert len(engages) == 1 and engages[0]["status"] == "ok", engages  # the role's engage ran, not only the flag
+    with Sandbox.redis_server(p.sb.load()).client() as r:
+        now = r.hgetall("policy:kill_switch")
+    assert now["enabled"] == "true" and now["incident"] == "INC-T-FAILS", now
+    assert "dr_engage_kill_switch" in now["reason"], now
 
 
 def test_bad_input_is_refused_before_anything(platform, tmp_path):
