@@ -354,6 +354,40 @@ def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
     assert replay.status == "approval needed" and "was spent by an earlier run" in replay.approval_refused
     assert "public.positions" not in p.fingerprint()["pg_tables"]
 
+    # issue 31's list: the lock lost mid-run. While a run waits at its prompt, another on-call breaks its lock
+    # (forced, recorded) and a second run takes it; answered, the first renews its lock before the restore stage,
+    # finds it taken and stops: nothing restored, the other run's lock left where it is
+    from ansible_collections.tradeops.dr.plugins.module_utils import _lock
+
+    term = pexpect.spawn(str(BIN / "tradeops-dr"), ["recover", "postgres", "--incident", "INC-T-LOST", "-e",
+                                                    "kill_switch_ack_timeout=2"],
+                         env=dict(env, COLUMNS="200", TERM="dumb"), cwd=str(ROOT), encoding="utf-8", timeout=300,
+                         dimensions=(50, 200))
+    term.expect(r"Type this plan's approval code \(([0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4})\)")
+    lost_code = term.match.group(1)
+    broke = subprocess.run([str(BIN / "tradeops-dr"), "lock", "break", "--limit", "sandbox-postgres", "--reason",
+                            "the operator left the prompt", "--actor", "bob", "--force"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert broke.returncode == 0, broke.stdout + broke.stderr
+    other = "other-run-" + os.urandom(16).hex()
+    taken = _lock.acquire(str(p.state / "locks"), "sandbox-postgres", other,
+                          dict(user="bob", control_node="elsewhere", playbook="full_recovery.yml",
+                               incident="INC-T-OTHER"), lease=600)
+    assert taken["acquired"], taken
+    try:
+        term.sendline(lost_code)
+        term.expect(pexpect.EOF)
+        term.close()
+        assert term.exitstatus == 1, term.before[-3000:]
+        # it says why, naming who holds the lock now (it said "not run ... no diagnosis" before)
+        said = " ".join(term.before.split())
+        assert "postgres on sandbox-postgres: not recovered - this run no longer holds the lock" in said, said[-3000:]
+        assert "now held by bob@elsewhere running full_recovery.yml (incident INC-T-OTHER)" in said, said[-3000:]
+        assert "public.positions" not in p.fingerprint()["pg_tables"]  # the restore did not run
+        assert _lock.holds(_lock.read(str(p.state / "locks"), "sandbox-postgres"), other)  # theirs, left alone
+    finally:
+        _lock.release(str(p.state / "locks"), "sandbox-postgres", other)
+
     # issue 25: on a terminal the CLI asks once, during the run, which holds its lock and waits for the answer -
     # one run, one lock, one diagnosis (before, it ran the whole playbook a second time)
     history = p.state / "locks" / "history.jsonl"
