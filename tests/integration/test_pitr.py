@@ -449,6 +449,39 @@ def test_an_lsn_target_from_a_named_backup_set_into_a_given_folder_then_a_verifi
     assert {"trading-restore.log", "trading-backup.log", "stdout"} <= seen, sorted(seen)  # the scan read them
 
 
+def test_full_recovery_with_a_stanza_marks_a_restore_point_then_recovers_by_pitr(cluster, tmp_path):
+    """Issue 31's list: the restore point and PITR reached through full_recovery.yml - an inventory whose PostgreSQL
+    has a pgBackRest stanza and timescale_restore_method pitr. The front door diagnoses the dropped table, waits
+    for the approval of its plan, and then, before anything changes, marks the restore point named after the
+    incident (PostgreSQL logs it), recovers to the target and verifies the table is back."""
+    from tradeops_dr import recover_and_approve
+
+    c = cluster
+    kept = c.sql("SELECT count(*) FROM trades")[0][0]
+    target = c.sql("SELECT now()::text")[0][0]
+    c.sql("DROP TABLE positions")
+    c.archived_now()
+    log = c.pg.root / "postgres.log"
+    logged = log.stat().st_size if log.exists() else 0
+    inv = write_inventory(tmp_path / "inventory.yml", c.restore_vars(
+        timescale_restore_action="diagnose", timescale_restore_pitr_target_type="time",
+        timescale_restore_min_row_counts={"public.positions": 1, "public.trades": 1},
+        timescale_restore_pitr_target=target, dr_lock_dir=str(tmp_path / "locks")),
+        group="postgres_servers", host="db-pitr")
+    first, res = recover_and_approve("full", inventory=str(inv), incident="INC-T-PITR")
+    assert first.status == "approval needed", (first.status, first.reason)
+    planned = first.run.data["dr_recovery"]["destructive_planned"]
+    assert planned == [f"db-pitr: point-in-time recovery of {c.pg.data_dir} to time {target} with pgBackRest and swap "
+                       "(current data directory kept aside)"], planned  # what the approver reads is what runs
+    assert res.status == "recovered" and res.exit_code == 0, (res.status, res.reason, res.failures)
+    assert sorted(c.sql("SELECT symbol, qty FROM positions")) == [("EURUSD", -3), ("USDCOP", 10)]
+    assert c.sql("SELECT count(*) FROM trades")[0][0] >= kept
+    said = log.read_bytes()[logged:].decode(errors="replace")
+    assert 'restore point "tradeops-INC-T-PITR-before" created' in said, said[-3000:]
+    aside = [d for d in c.pg.root.glob("data.pre_pitr_*") if d.is_dir()]
+    assert len(aside) == 1  # the damaged data directory kept, never deleted
+
+
 def test_a_target_the_archive_does_not_reach_fails_with_postgres_reason_and_the_live_server_untouched(cluster, run):
     c = cluster
     pid, rows = read_pid(c.pg.pidfile), c.sql("SELECT count(*) FROM trades")[0][0]
