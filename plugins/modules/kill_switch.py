@@ -16,7 +16,8 @@ description:
   - V(engage) sets C(policy:kill_switch) atomically (enabled, state, reason, actor, time, incident)
     and appends an event to C(policy:kill_switch:events). Engaging twice keeps the first reason,
     actor and time; only a stricter state (V(reducing) to V(halted)) is applied. If Redis cannot
-    be reached, the module fails closed - it writes O(flag_file) and fails loudly.
+    be reached, the module fails closed - it writes O(flag_file) and fails loudly; when that file cannot be written
+    either, it fails saying the switch is set nowhere (no O(flag_file) in the result).
   - V(status) reads the switch and changes nothing.
   - V(verify_acks) waits until every engine in O(engines) acknowledged the engagement (a hash
     O(ack_key) with C(at_ms) not older than the engagement) and names the silent ones.
@@ -228,8 +229,14 @@ def main():
         client = _redis.connect(p)
     except _redis.RedisDRError as exc:
         if p['action'] == 'engage' and not module.check_mode:
-            path = _killswitch.write_flag_file(p['flag_file'], p['reason'], p['actor'], p['incident'], p['state'],
-                                               str(exc))
+            try:
+                path = _killswitch.write_flag_file(p['flag_file'], p['reason'], p['actor'], p['incident'], p['state'],
+                                                   str(exc))
+            except OSError as err:
+                module.fail_json(exception=traceback.format_exc(), changed=False, msg=(
+                    'KILL SWITCH NOT SET ANYWHERE: Redis: %s; the local flag file %s could not be written either: %s. '
+                    'Nothing holds the switch: stop the strategy services, cancel the orders and tell the engines by '
+                    'hand.' % (exc, p['flag_file'], err)))
             module.fail_json(exception=traceback.format_exc(), changed=True, flag_file=path, msg=(
                 'KILL SWITCH NOT SET IN REDIS: %s. Failed closed: the local flag %s was written; stop the strategy '
                 'services and check the engines by hand.' % (exc, path)))

@@ -162,6 +162,20 @@ def test_redis_down_during_engage_fails_closed_and_still_stops_services(desk, ru
     assert desk["redis"].srv.password not in artifacts_text(res)
 
 
+def test_a_switch_that_can_be_set_nowhere_fails_loudly_and_still_stops_services(desk, run):
+    """Issue 31's list: Redis down and the local flag file not writable either (its folder lies below a file). The
+    run fails saying the switch is set nowhere, and the strategies are stopped all the same."""
+    desk["redis"].kill9()
+    (desk["tmp"] / "a-file").write_text("not a folder\n")
+    res = _engage(run, desk, kill_switch_flag_file=str(desk["tmp"] / "a-file" / "kill_switch.flag"))
+    assert not res.ok and res.rc != 0
+    msg = _msg(res)
+    assert "KILL SWITCH NOT SET" in msg and "a-file" in msg, msg
+    assert "Failed closed" not in msg, msg  # nothing holds it: it must not claim the flag file does
+    desk["strategy"].wait(timeout=10)
+    assert not pid_alive(desk["strategy"].pid)
+
+
 def test_check_mode_engage_changes_nothing(desk, run):
     res = run(PLAYBOOK, desk["vars"](kill_switch_action="engage", kill_switch_reason="x", kill_switch_actor="y"),
               group="kill_switch", check=True)
