@@ -261,6 +261,23 @@ def open_orders(ex, params, symbols=None):
             for o in rows]
 
 
+def last_prices(ex, params, symbols):
+    """{symbol: last traded price} of symbols (unified), read from the exchange: its last-price endpoint where ccxt
+    has one (Binance's ticker/price), else its tickers. An instrument the exchange gives no price for is refused,
+    naming it - a second source that says nothing must not count as agreeing."""
+    markets(ex, params)
+    if ex.has.get('fetchLastPrices'):
+        rows = call(ex, params, 'fetch_last_prices', list(symbols))
+        got = dict((s, (rows.get(s) or {}).get('price')) for s in symbols)
+    else:
+        rows = call(ex, params, 'fetch_tickers', list(symbols))
+        got = dict((s, (rows.get(s) or {}).get('last')) for s in symbols)
+    missing = sorted(s for s, v in got.items() if v is None)
+    if missing:
+        raise ExchangeFailure('unknown_symbol', '%s gave no last price for %s' % (ex.id, ', '.join(missing)))
+    return dict((s, float(v)) for s, v in got.items())
+
+
 def balance(ex, params):
     b = call(ex, params, 'fetch_balance')
     return dict((k, v) for k, v in (b.get('total') or {}).items() if v)

@@ -16,7 +16,8 @@ description:
   - Read-only. The exchange is the source of truth of runbook 003 (sections 1, 3 and 6) - its status (the
     exchange's status endpoint where ccxt has one, and a public request that must answer), the open positions
     (signed quantity, side, entry and mark price, notional, unrealized P&L), the open orders, the balance, and the
-    client order ids the exchange saw more than once since a moment (the duplicate orders a restart may create).
+    client order ids the exchange saw more than once since a moment (the duplicate orders a restart may create), and
+    the last traded price of O(symbols) - the second source a mark-to-market correction is checked against.
   - A status of V(unreachable) or V(maintenance) is a finding, not a failure, when only O(gather=[status]) is asked;
     any other read of an exchange that cannot be read fails, saying why.
 extends_documentation_fragment:
@@ -26,12 +27,12 @@ options:
     description: What to read.
     type: list
     elements: str
-    choices: [status, positions, orders, balance, duplicates]
+    choices: [status, positions, orders, balance, duplicates, prices]
     default: [status, positions, orders]
   symbols:
     description:
       - Instruments to read, unified (V(BTC/USDT:USDT)) or as the exchange writes them (V(BTCUSDT)); empty reads every
-        instrument (duplicates need symbols). An instrument the exchange does not list is refused.
+        instrument (duplicates and prices need symbols). An instrument the exchange does not list is refused.
     type: list
     elements: str
     default: []
@@ -122,6 +123,11 @@ exchange:
       elements: dict
       returned: when duplicates were gathered
       sample: [{symbol: "BTC/USDT:USDT", client_order_id: "momentum-7", order_ids: ["1002", "1009"]}]
+    prices:
+      description: The last traded price of each of O(symbols), keyed as O(symbols) names them.
+      type: dict
+      returned: when prices were gathered
+      sample: {BTCUSDT: 61000.0}
 '''
 
 import datetime
@@ -135,7 +141,7 @@ def main():
     spec = _exchange.exchange_argument_spec()
     spec.update(
         gather=dict(type='list', elements='str', default=['status', 'positions', 'orders'],
-                    choices=['status', 'positions', 'orders', 'balance', 'duplicates']),
+                    choices=['status', 'positions', 'orders', 'balance', 'duplicates', 'prices']),
         symbols=dict(type='list', elements='str', default=[]),
         since=dict(type='float', default=0),
     )
@@ -144,8 +150,10 @@ def main():
         module.fail_json(msg=missing_required_lib('ccxt'), exception=_exchange.CCXT_IMPORT_ERROR)
     p = module.params
     gather = set(p['gather'])
-    if 'duplicates' in gather and not p['symbols']:
-        module.fail_json(msg='gather=duplicates needs symbols (the exchange lists orders per instrument)')
+    for needs in sorted(gather & set(['duplicates', 'prices'])):
+        if not p['symbols']:
+            module.fail_json(msg='gather=%s needs symbols (the exchange %s per instrument)' % (
+                needs, 'lists orders' if needs == 'duplicates' else 'gives a price'))
     result = dict(id=p['exchange'], read_at=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ'))
     try:
         ex = _exchange.connect(p)
@@ -163,6 +171,9 @@ def main():
             result['balance'] = _exchange.balance(ex, p)
         if 'duplicates' in gather:
             result['duplicates'] = _exchange.duplicate_client_ids(ex, p, symbols, p['since'] * 1000)
+        if 'prices' in gather:
+            last = _exchange.last_prices(ex, p, symbols)
+            result['prices'] = dict((name, last[symbol]) for name, symbol in zip(p['symbols'], symbols))
     except _exchange.ExchangeFailure as exc:
         module.fail_json(exception=traceback.format_exc(), msg=str(exc), failure=exc.kind, exchange=result)
     module.exit_json(changed=False, exchange=result)

@@ -39,6 +39,17 @@ def test_info_reads_status_positions_orders_and_duplicates(exchange, capsys):
     assert exchange.secret not in json.dumps(out)
 
 
+def test_last_prices_are_read_as_a_second_source_keyed_as_asked(exchange, capsys):
+    exchange.control("price", {"BTCUSDT": "61000.5"})
+    out, failed = run_module(exchange_info, exchange.params(gather=["prices"], symbols=["BTCUSDT", ETH]), capsys)
+    assert not failed, out
+    assert out["exchange"]["prices"] == {"BTCUSDT": 61000.5, ETH: 3000.0}
+    out, failed = run_module(exchange_info, exchange.params(gather=["prices"]), capsys)
+    assert failed and "gather=prices needs symbols" in out["msg"]
+    out, failed = run_module(exchange_info, exchange.params(gather=["prices"], symbols=["XRPUSDT"]), capsys)
+    assert failed and out["failure"] == "unknown_symbol" and "XRPUSDT" in out["msg"]
+
+
 @pytest.mark.parametrize("mode,status", [("maintenance", "maintenance"), ("drop", "unreachable")])
 def test_a_down_exchange_is_a_status_not_a_failure(exchange, capsys, mode, status):
     exchange.control("fault", {"mode": mode})

@@ -291,6 +291,26 @@ def test_the_playbook_plans_then_applies_an_approved_correction_from_a_ticket_fi
     assert history.count("taken") == history.count("released") >= 3
 
 
+def test_the_exchange_is_the_second_source_of_an_mtm_correction(pms, run, exchange, tmp_path):
+    """Issue 29: a price is checked against the exchange's last traded price, read through the collection's ccxt
+    layer (exchange_info gather=prices; the exchange stand-in marks ETHUSDT at 3000): 3100 is 3.3 % away - refused
+    without approval, nothing journaled; 2990 is marked and the journal names the exchange's price."""
+    hostvars = dict(book_correction_pms=dict(url=pms.url, token=TOKEN), book_correction_action="mtm",
+                    book_correction_incident="INC-91", book_correction_actor="ops", book_correction_source="broker",
+                    book_correction_reference_exchange=dict(exchange="binanceusdm", api_base=exchange.base,
+                                                            request_timeout=5, retries=1),
+                    book_correction_reference_symbols={"ETH-PERP": "ETHUSDT"}, dr_lock_dir=str(tmp_path / "locks"))
+    far = run("book_correction.yml", dict(hostvars, book_correction_prices={"ETH-PERP": 3100}), group="pms_servers")
+    assert far.status == "failed", far.stdout
+    assert "further than max_deviation 0.02 from exchange binanceusdm last price" in far.stdout, far.stdout[-3000:]
+    assert pms.journal() == []
+    near = run("book_correction.yml", dict(hostvars, book_correction_prices={"ETH-PERP": 2990}), group="pms_servers")
+    assert near.status == "successful", near.stdout[-3000:]
+    (entry,) = pms.journal()
+    assert "Checked against exchange binanceusdm last price: 3000." in entry["content"], entry["content"]
+    assert any(r[1] in ("/fapi/v1/ticker/price", "/fapi/v2/ticker/price") for r in exchange.state()["requests"])
+
+
 def test_a_correction_waits_for_the_lock_another_run_holds(pms, run, tmp_path):
     """A full recovery (or another correction) holds the PMS host's lock: the correction is refused naming the
     holder, and nothing in the book changes."""
