@@ -99,7 +99,8 @@ def protect(inventory: str, limit: str | None, extravars: dict, incident: str,
             started: float | None = None) -> dict | None:
     """The front door's protective step. None when it does not apply (the kill switch is not part of
     the run); else what it found and did: {probed, down, engaged: fastpath.engage's result or None,
-    seconds, skipped: why it could not probe}. It never raises: the playbook's own probe follows."""
+    engage_failed: that result when it set the switch nowhere (else None), seconds, skipped: why it could not
+    probe}. It never raises: the playbook's own probe follows."""
     started = time.perf_counter() if started is None else started
     comps = selected(extravars)
     if "kill_switch" not in comps:
@@ -107,7 +108,7 @@ def protect(inventory: str, limit: str | None, extravars: dict, incident: str,
     capital = [c for c in comps if c in catalog.protect_capital()]
     asked = str(extravars.get("dr_engage_kill_switch", "")).strip().lower() in TRUE
     timeout = float(extravars.get("dr_probe_timeout", 2) or 2)
-    out = dict(probed=[], down=[], engaged=None, skipped=None)
+    out = dict(probed=[], down=[], engaged=None, engage_failed=None, skipped=None)
     try:
         resolved = probe_targets(inventory, limit, capital)
     except Exception as exc:  # pylint: disable=broad-except  # the playbook probes and says why
@@ -128,6 +129,8 @@ def protect(inventory: str, limit: str | None, extravars: dict, incident: str,
         except Exception as exc:  # pylint: disable=broad-except  # said, and the playbook's own engage follows
             res = dict(outcome="failed", error=f"{type(exc).__name__}: {exc}",
                        seconds=time.perf_counter() - started)
-        out["engaged"] = {k: res.get(k) for k in ("outcome", "seconds", "flag_file", "error", "host", "previous")}
+        # only an engagement that set something is one the playbook keeps as the first: a failed one is said apart
+        out["engage_failed" if res.get("outcome") == "failed" else "engaged"] = {
+            k: res.get(k) for k in ("outcome", "seconds", "flag_file", "error", "host", "previous")}
         out["reason"] = why
     return dict(out, seconds=round(time.perf_counter() - started, 3))

@@ -225,7 +225,7 @@ def _front_door(extra: dict, inventory, limit: str | None, incident: str | None,
     if front is None:
         return
     extra["dr_front_door"] = front
-    if front.get("engaged"):
+    if front.get("engaged") or front.get("engage_failed"):
         extra["dr_incident_id"] = incident
 
 

@@ -150,7 +150,8 @@ def test_a_switch_that_cannot_be_set_at_all_is_said_not_raised(tmp_path):
             f"kill_switch_redis_host: 127.0.0.1\nkill_switch_redis_port: {redis_port}\nkill_switch_flag_file: {flag}\n")
         out = in_child("capital", "protect", str(inv), None, {}, "INC-NOWHERE")
         assert out["down"] == ["redis on cache-1"]
-        engaged = out["engaged"]
+        assert out["engaged"] is None, out  # nothing the playbook may keep as the first engagement
+        engaged = out["engage_failed"]
         assert engaged["outcome"] == "failed", engaged
         assert "Redis 127.0.0.1:%d" % redis_port in engaged["error"] and str(flag) in engaged["error"], engaged
         assert not flag.exists()
