@@ -403,8 +403,7 @@ class StandinExchange:
         return p
 
     def role_vars(self, prefix: str) -> dict:
-        return {f"{prefix}_exchange": dict(exchange=self.venue, api_key=self.api_key, api_secret=self.secret,
-                                           api_base=self.base, request_timeout=5, retries=1)}
+        return {f"{prefix}_exchange": self.params()}
 
     def control(self, what: str, data: dict | None = None) -> dict:
         import urllib.request

@@ -148,6 +148,17 @@ def _record(res) -> dict:
     return json.loads(Path(res.incident_record).with_suffix(".json").read_text())
 
 
+def _asked_on_a_terminal(env: dict, incident: str):
+    """`tradeops-dr recover postgres` on a pseudo-terminal, stopped at its question: the approval code of its plan is
+    term.match.group(1)."""
+    term = pexpect.spawn(str(BIN / "tradeops-dr"), ["recover", "postgres", "--incident", incident, "-e",
+                                                    "kill_switch_ack_timeout=2"],
+                         env=dict(env, COLUMNS="200", TERM="dumb"), cwd=str(ROOT), encoding="utf-8", timeout=300,
+                         dimensions=(50, 200))
+    term.expect(r"Type this plan's approval code \(([0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4})\)")
+    return term
+
+
 def _backup_manifests(p) -> list[Path]:
     """The sandbox's PostgreSQL backups (not the safety copies a restore takes before it swaps)."""
     return sorted(m for m in (p.state / "backups" / "postgres").rglob("*.manifest.json") if "safety" not in m.parts)
@@ -359,11 +370,7 @@ def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
     # finds it taken and stops: nothing restored, the other run's lock left where it is
     from ansible_collections.tradeops.dr.plugins.module_utils import _lock
 
-    term = pexpect.spawn(str(BIN / "tradeops-dr"), ["recover", "postgres", "--incident", "INC-T-LOST", "-e",
-                                                    "kill_switch_ack_timeout=2"],
-                         env=dict(env, COLUMNS="200", TERM="dumb"), cwd=str(ROOT), encoding="utf-8", timeout=300,
-                         dimensions=(50, 200))
-    term.expect(r"Type this plan's approval code \(([0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4})\)")
+    term = _asked_on_a_terminal(env, "INC-T-LOST")
     lost_code = term.match.group(1)
     broke = subprocess.run([str(BIN / "tradeops-dr"), "lock", "break", "--limit", "sandbox-postgres", "--reason",
                             "the operator left the prompt", "--actor", "bob", "--force"], env=env, cwd=ROOT,
@@ -392,11 +399,7 @@ def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
     # one run, one lock, one diagnosis (before, it ran the whole playbook a second time)
     history = p.state / "locks" / "history.jsonl"
     taken_before = history.read_text().count('"taken"')
-    term = pexpect.spawn(str(BIN / "tradeops-dr"), ["recover", "postgres", "--incident", "INC-T-ASK", "-e",
-                                                    "kill_switch_ack_timeout=2"],
-                         env=dict(env, COLUMNS="200", TERM="dumb"), cwd=str(ROOT), encoding="utf-8", timeout=300,
-                         dimensions=(50, 200))
-    term.expect(r"Type this plan's approval code \(([0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4})\)")
+    term = _asked_on_a_terminal(env, "INC-T-ASK")
     asked = term.match.group(1)
     assert "restore of trading into a new database" in term.before
     assert "public.positions" not in p.fingerprint()["pg_tables"]  # nothing destructive before the answer

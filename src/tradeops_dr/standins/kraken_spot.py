@@ -134,16 +134,20 @@ class Handler(BaseHTTPRequestHandler):
     def ex(self) -> Exchange:
         return self.server.exchange
 
-    def _send(self, error=None, result=None, status=200):
-        body = {"error": list(error or [])}
-        if not error:
-            body["result"] = result
+    def _json(self, status, body):
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _send(self, error=None, result=None, status=200):
+        """Kraken's answer: {"error": [...]} and, without an error, "result"; kept in the request log."""
+        body = {"error": list(error or [])}
+        if not error:
+            body["result"] = result
+        self._json(status, body)
         with self.ex.lock:
             self.ex.requests.append([self.command, urlsplit(self.path).path, (error or [""])[0]])
 
@@ -268,18 +272,9 @@ class Handler(BaseHTTPRequestHandler):
                     ex.add(data.get("pair", "XBTUSD"), data.get("side", "buy"), "limit", data.get("volume", "0.01"),
                            data.get("price", "50000.0"), data.get("cl_ord_id"))
             elif what != "state":
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return None
+                return self._json(404, {"error": what})
             state = ex.state()
-        data = json.dumps(state).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        return None
+        return self._json(200, state)
 
 
 def serve(port=0, api_key="standin-key", secret=None):
