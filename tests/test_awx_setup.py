@@ -159,3 +159,21 @@ def test_no_survey_carries_the_approval():
                if t.get("name", "").startswith("Hand a plan's approval code")]
     assert len(handoff) == 1 and "ansible_check_mode" in handoff[0]["when"]
     assert "awx_job_id is defined or tower_job_id is defined" in handoff[0]["when"]
+
+
+def test_every_schedule_launches_a_template_with_values_its_survey_accepts():
+    """The templates take extra variables only through their surveys (ask_variables_on_launch false): a schedule's
+    extra_data outside the survey, or a value outside its choices, is refused by AWX at launch."""
+    play = yaml.safe_load((ROOT / "playbooks" / "awx_setup.yml").read_text())[0]
+    task = next(t for t in play["tasks"] if t["name"].startswith("Schedules"))
+    by_name = {s["name"]: s for s in SURVEYS.values()}
+    templates = set(by_name) | {"tradeops.dr health check"}
+    names = [s["name"] for s in task["loop"]]
+    assert {"hourly state file set", "daily full file set"} <= set(names)
+    for schedule in task["loop"]:
+        assert schedule["template"] in templates, schedule["name"]
+        spec = {q["variable"]: q for q in by_name.get(schedule["template"], {"spec": []})["spec"]}
+        for var, value in schedule["extra_data"].items():
+            assert var in spec, f"{schedule['name']}: {var} is not in the survey of {schedule['template']}"
+            if spec[var]["type"] == "multiplechoice":
+                assert value in spec[var]["choices"], f"{schedule['name']}: {var}={value}"

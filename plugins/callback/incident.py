@@ -400,6 +400,10 @@ class CallbackModule(CallbackBase):
             if isinstance(r, dict) and r.get('restored'):
                 loss['postgres on %s' % host] = '%s s of writes after the backup (kept aside in %s)' % (
                     r.get('data_loss_window_s'), r.get('aside'))
+        for host, r in (custom.get('fileset_recovery') or {}).items():
+            if isinstance(r, dict) and r.get('written') and not r.get('dry_run'):
+                loss['files on %s' % host] = '%s s of changes after set %s (the files it replaced kept aside in %s)' % (
+                    r.get('data_loss_window_s'), r.get('restored_from'), r.get('pre_restore_backup'))
         for host, r in (custom.get('redis_recovery') or {}).items():
             aof = isinstance(r, dict) and r.get('aof') or {}
             if isinstance(aof, dict) and aof.get('bytes_lost'):

@@ -39,6 +39,16 @@ iso = _manifest.utc_iso
 parse_iso = _manifest.parse_utc_iso
 
 
+def check_sources(sources):
+    """Refuse categories other than config, state, data and roots that are not absolute paths."""
+    bad = [c for c in sources if c not in CATEGORIES]
+    if bad:
+        raise FilesetError('unknown source categories %s (use %s)' % (', '.join(bad), ', '.join(CATEGORIES)))
+    for category, roots in sources.items():
+        if not isinstance(roots, list) or not all(isinstance(r, str) and os.path.isabs(r) for r in roots):
+            raise FilesetError('sources.%s must be a list of absolute paths' % category)
+
+
 def categories_of(set_type):
     return CATEGORIES if set_type in ('full', 'pre-restore', 'post-restore') else (set_type,)
 

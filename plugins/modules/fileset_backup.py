@@ -103,16 +103,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _fileset
 
 
-def check_sources(sources):
-    bad = [c for c in sources if c not in _fileset.CATEGORIES]
-    if bad:
-        raise _fileset.FilesetError('unknown source categories %s (use %s)' % (', '.join(bad),
-                                                                               ', '.join(_fileset.CATEGORIES)))
-    for category, roots in sources.items():
-        if not isinstance(roots, list) or not all(isinstance(r, str) and os.path.isabs(r) for r in roots):
-            raise _fileset.FilesetError('sources.%s must be a list of absolute paths' % category)
-
-
 def main():
     module = AnsibleModule(argument_spec=dict(
         backup_root=dict(type='path', required=True),
@@ -123,7 +113,7 @@ def main():
     ), supports_check_mode=True)
     p = module.params
     try:
-        check_sources(p['sources'])
+        _fileset.check_sources(p['sources'])
         if module.check_mode:
             count = sum(len(_fileset.walk(r)) for c in _fileset.categories_of(p['type'])
                         for r in p['sources'].get(c) or [] if os.path.exists(r))

@@ -2,8 +2,9 @@
 
 Used by the full-recovery drill, its integration test and bench/full_recovery.py: each fault is
 what the runbooks describe (a Redis process killed, a table dropped, a WAL table suspended with
-writes waiting, a model file corrupted on disk, a config file cut short, the PMS's process killed), done to the
-real servers of the sandbox."""
+writes waiting, a model file corrupted on disk, a config file cut short, the PMS's process killed, the trading
+host's state files damaged), done to the real servers of the sandbox. The combined drill injects FAULTS; "files"
+(injected by name) is left out of it: its restore needs a file-state set taken first."""
 
 from __future__ import annotations
 
@@ -76,6 +77,13 @@ def corrupt_config(sb: Sandbox, state: dict) -> str:
     return f"{state['config']['files'][0]} cut in half"
 
 
+def damage_state_files(sb: Sandbox, state: dict) -> str:
+    root = Path(state["trading"]["root"]) / "state"
+    (root / "positions.json").unlink()
+    (root / "engine.json").write_text('{"last_order_id": 0')  # a write cut short
+    return "state/positions.json deleted, state/engine.json cut short"
+
+
 def kill_pms(sb: Sandbox, state: dict) -> str:
     pms = sb.pms_standin(state)
     pms.kill()
@@ -84,7 +92,7 @@ def kill_pms(sb: Sandbox, state: dict) -> str:
 
 
 INJECT = dict(redis=kill_redis, postgres=drop_table, questdb=suspend_wal, model=corrupt_model, config=corrupt_config,
-              pms=kill_pms)
+              pms=kill_pms, files=damage_state_files)
 
 
 def inject(sb: Sandbox, names=FAULTS) -> dict:
@@ -99,7 +107,8 @@ def inject(sb: Sandbox, names=FAULTS) -> dict:
 def fingerprint(sb: Sandbox) -> dict:
     """Everything a recovery could change, digested: every Redis key (type and DUMP), the PostgreSQL
     databases and the row counts and sums of every user table, QuestDB's WAL state and counts,
-    the model file and what the service serves, the PMS's book and journal, the files below the sandbox's backup folders,
+    the model file and what the service serves, the PMS's book and journal, the trading host's files, the files below
+    the sandbox's backup folders,
     and which server processes run."""
     import redis as redis_py
     import urllib.request
@@ -171,6 +180,10 @@ def fingerprint(sb: Sandbox) -> dict:
         base = Path(state["state_dir"]) / sub
         if base.exists():
             files += sorted(str(p.relative_to(state["state_dir"])) for p in base.rglob("*") if p.is_file())
+    if state.get("trading"):
+        root = Path(state["trading"]["root"])
+        out["trading_files"] = {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+                                for f in sorted(root.rglob("*")) if f.is_file()}
     out["backup_files"] = hashlib.sha256("\n".join(files).encode()).hexdigest()
     out["processes"] = {name: st["running"] for name, st in sb.status().items()}
     return out

@@ -1,16 +1,25 @@
 """playbooks/fileset_recovery.yml (runbook 002's recovery manager) on real files: sets with
 metadata, deleted data restored selectively with a backup of the current state first, dry
-runs that change nothing, tampering and path traversal refused, staleness."""
+runs that change nothing, tampering and path traversal refused, staleness; and the recover action
+of full_recovery.yml's files component - the damaged categories found, restored around the
+application that reads them, validated."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import artifacts_text, record
+from conftest import artifacts_text, free_port, record
+from tradeops_dr.paths import STANDINS
+from tradeops_dr.sandbox import pid_alive, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +176,89 @@ def test_a_restore_never_writes_through_a_link_in_the_live_folder(run, host, tmp
     assert "a restore never writes through a link" in artifacts_text(res)
     assert list(elsewhere.iterdir()) == []
     assert (root / "config" / "sub").is_symlink()
+
+
+# --------------------------------------------------------------------------- recover (the files component)
+
+def _health(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return resp.status, json.loads(resp.read())
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def test_recover_restores_what_is_damaged_around_the_application_that_reads_it(run, host, tmp_path):
+    """Issue 30 (runbook 002 procedure B): a CSV cut mid-row and a state file gone - found, the application that reads
+    the state stopped, the state and data categories restored from the set with good copies (the newer set taken
+    after the damage passed over), validated, the application started on the restored state; config untouched."""
+    root, sources, sets = host
+    (root / "state" / "positions.json").write_text('{"USDCOP": 10, "EURUSD": -3}')
+    good = backup(run, sources, sets)
+    time.sleep(1.1)  # the next set gets a later stamp
+    (root / "data" / "positions.csv").write_text("symbol,qty\nUSDCOP,10\nEURUSD")  # a write cut short mid-row
+    bad = play(run, sources, sets)  # the nightly set ran after the damage
+    assert bad.status == "successful", artifacts_text(bad)[-3000:]
+    (root / "config" / "config.toml").write_text("[trading]\n[risk]\n[live]\n# edited after the backup\n")
+    port, pidfile = free_port(), tmp_path / "live_ops.pid"
+    service = dict(name="live-ops", manager="process", foreground=True, pidfile=str(pidfile), stop_timeout=5,
+                   log_file=str(tmp_path / "live_ops.log"),
+                   start_command=[sys.executable, str(STANDINS / "live_ops.py"), "--port", str(port), "--pidfile",
+                                  str(pidfile), "--state", str(root / "state" / "positions.json"),
+                                  "--max-seconds", "600"])
+    app = subprocess.Popen(service["start_command"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    health = f"http://127.0.0.1:{port}/health"
+    try:
+        wait_for(lambda: (_health(health)[0] == 200, _health(health)), 20, "the application's health")
+        first = app.pid
+        (root / "state" / "positions.json").unlink()  # the state gone under the running application
+        vars_ = dict(fileset_recovery_action="recover", fileset_recovery_dependants=[
+            dict(service=service, health_url=health)], fileset_recovery_dependants_timeout=20,
+            fileset_recovery_critical=[str(root / "state" / "positions.json")])
+        # --check: the plan, nothing stopped, nothing written, no set taken
+        sets_before = sorted(p.name for p in sets.iterdir())
+        checked = run("playbooks/fileset_recovery.yml", fvars(sources, sets, **vars_), group="trading_hosts",
+                      check=True)
+        assert checked.status == "successful", artifacts_text(checked)[-3000:]
+        assert not (root / "state" / "positions.json").exists() and pid_alive(first)
+        assert sorted(p.name for p in sets.iterdir()) == sets_before
+        res = play(run, sources, sets, **vars_)
+        assert res.status == "successful", artifacts_text(res)[-3000:]
+        rec = record(res, "fileset_recovery")
+        assert rec["restored_from"] == good.name and rec["validated_after"] is True
+        assert any("positions.json: missing (a critical file)" in p for p in rec["problems_found"])
+        assert any("positions.csv: row 3 has 1 fields, the header 2" in p for p in rec["problems_found"])
+        assert any(o.startswith("full_") and "holds damaged copies too" in o for o in rec["passed_over"])
+        assert {p["category"] for p in rec["plan"]} == {"state", "data"} and rec["dependants"] == ["live-ops"]
+        assert (root / "data" / "positions.csv").read_text() == "symbol,qty\nUSDCOP,10\nEURUSD,-3\n"
+        assert "edited after the backup" in (root / "config" / "config.toml").read_text()  # not damaged: untouched
+        pre = json.loads((sets / rec["pre_restore_backup"] / "metadata.json").read_text())
+        assert any(f["path"] == "positions.csv" for f in pre["files"])  # the damaged copy kept aside
+        assert rec["post_restore_backup"].startswith("post-restore_")
+        assert app.wait(timeout=10) is not None  # stopped before the restore
+        second = int(pidfile.read_text())
+        code, body = _health(health)
+        assert second != first and code == 200 and body["pid"] == second
+        assert body["positions"] == {"USDCOP": 10, "EURUSD": -3}  # it loaded the restored state
+        # a second run finds every file healthy and changes nothing
+        again = play(run, sources, sets, **vars_)
+        assert again.status == "successful" and not again.data.get("fileset_recovery")
+        assert int(pidfile.read_text()) == second
+    finally:
+        for pid in {app.pid, *([int(pidfile.read_text())] if pidfile.exists() else [])}:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        app.wait(timeout=10)
+
+
+def test_recover_without_a_good_set_fails_naming_why_and_changes_nothing(run, host):
+    root, sources, sets = host
+    (root / "state" / "engine.json").write_text('{"last_order": 4')  # cut short before any set existed
+    backup(run, sources, sets)  # holds the damaged copy only
+    before, sets_before = _tree(root), sorted(p.name for p in sets.iterdir())
+    res = play(run, sources, sets, fileset_recovery_action="recover")
+    text = artifacts_text(res)
+    assert res.status == "failed" and "NOT RECOVERED: no verified set below" in text
+    assert "holds damaged copies too" in text and "Nothing was changed" in text
+    assert _tree(root) == before and sorted(p.name for p in sets.iterdir()) == sets_before

@@ -294,6 +294,38 @@ def test_healthy_components_are_not_touched(fresh):
     assert touched == {"sandbox-questdb"}, touched
 
 
+def test_damaged_state_files_wait_for_approval_then_come_back_from_the_set(fresh):
+    """Issue 30 (file state, runbook 002): the trading host's files are a component - diagnosed (a critical file gone, a
+    JSON file cut short), their restore planned and waiting for the approval code (nothing written), then restored
+    from the file-state set with the damaged copies kept aside, and found healthy by the diagnosis after it."""
+    p = fresh
+    taken = run_playbook("fileset_recovery.yml", inventory="local", envvars=p.env)
+    assert taken.ok, taken.failures
+    good = p.fingerprint()["trading_files"]
+    faults.inject(p.sb, ("files",))
+    damaged = p.fingerprint()["trading_files"]
+    first, res = p.recover_approved(scenario="files", incident="INC-T-FILES-" + os.urandom(3).hex())
+    files = _by_component(first)["files"]
+    assert first.status == "approval needed" and files.outcome == "approval needed", (first.reason, files)
+    symptoms = " ".join(_record(first)["symptoms"])
+    assert "positions.json: missing (a critical file)" in symptoms and "engine.json: not valid JSON" in symptoms
+    (planned,) = first.run.data["dr_recovery"]["destructive_planned"]
+    assert planned.startswith("sandbox-trading: restore of the state files from set full_") and "kept aside" in planned
+    # the plan wrote nothing and took no set (the restore ran as a dry run)
+    plan_rec = first.run.data["fileset_recovery"]["sandbox-trading"]
+    assert plan_rec["dry_run"] is True and plan_rec["written"] == [] and plan_rec["pre_restore_backup"] is None
+    assert {Path(x["path"]).name: x["action"] for x in plan_rec["plan"]} == \
+        {"positions.json": "create", "engine.json": "replace"}
+    assert res.status == "recovered", (res.reason, res.failures)
+    assert _by_component(res)["files"].outcome == "recovered" and _by_component(res)["files"].after == "healthy"
+    assert p.fingerprint()["trading_files"] == good != damaged
+    sets = Path(p.info["trading"]["sets_dir"])
+    pre = [d for d in sets.iterdir() if d.name.startswith("pre-restore_")]
+    assert pre and any(f["path"] == "engine.json" for f in json.loads((pre[-1] / "metadata.json").read_text())["files"])
+    assert "files on sandbox-trading" in _record(res)["data_loss"]
+    assert p.recover(scenario="files").status == "healthy"
+
+
 def test_a_restore_waits_for_the_approval_code_of_its_plan(fresh):
     """Issue 26 item 2: an approval names the plan it approves (incident, steps, hosts), is used once,
     and the incident is never taken from it."""
@@ -464,7 +496,7 @@ def test_bad_input_is_refused_before_anything(platform, tmp_path):
     assert unknown.status == "bad input" and unknown.exit_code == 2
     assert "dr_components must be one or more of: kill_switch, redis" in unknown.reason and "mongodb" in unknown.reason
     inv = tmp_path / "hosts.yml"
-    inv.write_text("all:\n  children:\n    trading_hosts:\n      hosts:\n        trading-1:\n"
+    inv.write_text("all:\n  children:\n    dashboards:\n      hosts:\n        dashboard-1:\n"
                    "          ansible_connection: local\n")
     nothing = recover("full", inventory=str(inv), envvars=p.env)
     assert nothing.status == "bad input" and nothing.exit_code == 2
