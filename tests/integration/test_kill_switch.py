@@ -456,3 +456,48 @@ def test_the_cli_status_reset_and_flatten(desk):
     assert reset.returncode == 0, reset.stdout[-2000:] + reset.stderr[-2000:]
     sw = _switch(desk)
     assert sw["enabled"] == "false" and sw["reset_by"] == "oncall-b"
+
+
+def test_the_switch_in_the_strategy_config_is_engaged_beside_redis_and_reset_only_with_it(desk, run, tmp_path):
+    """Issue 30 (runbook 003 section 5: "edit strategy config to reset, then restart"): the switch a strategy reads
+    from its own config is engaged with Redis's (only its line changed, the old version kept aside), reported by
+    status, left engaged by a refused reset, and reset with the confirmed one."""
+    cfg = tmp_path / "strategy" / "config.toml"
+    cfg.parent.mkdir()
+    text = "# the strategy's config\n[trading]\nsymbols = [\"BTCUSDT\"]\n[risk]\nmax_drawdown = 0.15\n" \
+           "kill_switch = false  # runbook 003 section 5\n"
+    cfg.write_text(text)
+    cfg.chmod(0o640)
+    extra = dict(kill_switch_config_files=[dict(path=str(cfg), key="risk.kill_switch")],
+                 kill_switch_config_backup_dir=str(tmp_path / "aside"))
+    res = _engage(run, desk, **extra)
+    assert res.ok, _msg(res)
+    assert cfg.read_text() == text.replace("kill_switch = false", "kill_switch = true")
+    assert oct(cfg.stat().st_mode & 0o777) == "0o640"
+    assert record(res, "kill_switch")["config_engaged_in"] == [str(cfg)]
+    (aside,) = (tmp_path / "aside").iterdir()
+    assert (aside / "config.toml").read_text() == text
+    status = _run(run, desk, **extra)
+    assert status.ok and status.changed == 0
+    assert "strategy configs: engaged in 1 of 1" in status.stdout
+    refused = _run(run, desk, kill_switch_action="reset", kill_switch_confirm="INC-2", kill_switch_actor="alice",
+                   kill_switch_reason="recovered", **extra)
+    assert not refused.ok and "kill_switch = true" in cfg.read_text()  # the config follows the confirmed reset only
+    reset = _run(run, desk, kill_switch_action="reset", kill_switch_confirm="INC-1", kill_switch_actor="alice",
+                 kill_switch_reason="recovered", **extra)
+    assert reset.ok, _msg(reset)
+    assert _switch(desk)["enabled"] != "true" and cfg.read_text() == text
+
+
+def test_a_strategy_config_that_cannot_be_set_is_a_gap_and_the_rest_is_engaged(desk, run, tmp_path):
+    good = tmp_path / "a.yaml"
+    good.write_text("strategy: a\nrisk:\n  kill_switch: false\n")
+    extra = dict(kill_switch_config_files=[dict(path=str(tmp_path / "missing.toml"), key="risk.kill_switch"),
+                                           dict(path=str(good), key="risk.kill_switch")],
+                 kill_switch_config_backup_dir=str(tmp_path / "aside"))
+    res = _engage(run, desk, **extra)
+    assert not res.ok
+    assert "KILL SWITCH CONFIG NOT ENGAGED EVERYWHERE" in _msg(res) and "missing.toml: missing" in _msg(res)
+    assert good.read_text() == "strategy: a\nrisk:\n  kill_switch: true\n"
+    assert _switch(desk)["enabled"] == "true"  # Redis engaged whatever the config said
+    desk["strategy"].wait(timeout=10)  # and the strategy stopped
