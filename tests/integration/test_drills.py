@@ -267,12 +267,16 @@ def test_the_full_drill_passes_on_a_sandbox_without_questdb(tmp_path):
         subprocess.run([CLI, "sandbox", "down"], env=env, capture_output=True, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert out.stdout.count("not part of this sandbox (nor of its inventory): questdb") == 1, out.stdout
-    for name in ("full", "full again"):
+    for name in ("full", "escalation", "full again"):
         assert re.search(rf"^{name} +PASS ", out.stdout, re.M), (name, out.stdout)
-    assert " FAIL " not in out.stdout and re.search(r"^2 passed, 0 failed", out.stdout, re.M), out.stdout  # reset too
+    assert " FAIL " not in out.stdout and re.search(r"^3 passed, 0 failed", out.stdout, re.M), out.stdout  # reset too
+    # issue 30: the drill shows the ladder - level 2, then level 3, told while the recovery still ran
+    assert "level2: escalated to level2" in out.stdout and "level3: escalated to level3" in out.stdout, out.stdout
+    assert "record escalations: ['level2', 'level3'" in out.stdout
     assert "questdb" not in re.search(r"^full +PASS.*$", out.stdout, re.M).group(0).split("->")[0]
     hosts = json.loads(listed.stdout)
     assert "sandbox-questdb" not in json.dumps(hosts) and "questdb_servers" not in hosts
     assert hosts["redis_servers"]["hosts"] == ["sandbox-redis"]
     recorded = [json.loads(line) for line in history.read_text().splitlines()]
-    assert [(r["scenario"], r["passed"]) for r in recorded] == [("full", True), ("full again", True)], recorded
+    assert [(r["scenario"], r["passed"]) for r in recorded] == [("full", True), ("escalation", True),
+                                                                ("full again", True)], recorded

@@ -163,6 +163,8 @@ def test_database_drill_on_the_sandbox_prints_each_step_as_it_ends(sandbox):
         assert re.search(rf"^{scenario} +PASS ", out, re.M), scenario
     assert list((state / "backups" / "postgres").rglob("trading_*.manifest.json"))
     assert Path(info["postgres"]["password_file"]).read_text().strip() not in out
+    # issue 30: the application that uses the database was stopped before the restore and is healthy after it
+    assert re.search(r"application db-app: pid \d+ stopped before the restore, pid \d+ answers 200 after it", out), out
 
 
 def test_down_stops_both_by_pid(sandbox):

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from .. import errors, faults
 from ..api import RunResult, run_playbook
-from ..sandbox import RedisServer, Sandbox, pid_alive, read_pid
+from ..paths import STANDINS
+from ..sandbox import RedisServer, Sandbox, free_port, pid_alive, read_pid, wait_for
 from ..seed import CONFIG_VERSIONS
 from .steps import DrillStep, Steps, component_drill, redis_record, stream_lengths
 
@@ -133,10 +138,63 @@ def _pg_exec(state: dict, statement: str) -> None:
         conn.close()
 
 
+class _DbApp:
+    """The application that uses the database around the drill's restore (runbook 000 scenario 1): the stand-in
+    src/tradeops_dr/standins/db_app.py - a session held open as a pool holds it, GET /health - started on the
+    sandbox's host; restore_vars() hands it to the restore as a dependant, stopped first and started after."""
+
+    def __init__(self, sandbox: Sandbox, state: dict):
+        pg = state["postgres"]
+        host = state.get("standins") or dict(python=sys.executable, dir=str(STANDINS))
+        folder = sandbox.state_dir / "db_app"
+        folder.mkdir(exist_ok=True)
+        self.port = free_port()
+        self.pidfile = folder / "db_app.pid"
+        self.health_url = f"http://127.0.0.1:{self.port}/health"
+        args = ["--port", str(self.port), "--pidfile", str(self.pidfile), "--pg-port", str(pg["port"]), "--pg-user",
+                pg["user"], "--pg-password-file", str(pg["password_file"]), "--database", pg["database"],
+                "--max-seconds", "900"]
+        # service control starts it where the sandbox runs: that machine's interpreter and stand-ins
+        self.service = dict(name="db-app", manager="process", foreground=True, pidfile=str(self.pidfile),
+                            stop_timeout=5, log_file=str(folder / "db_app.log"),
+                            start_command=[host["python"], str(Path(host["dir"]) / "db_app.py"), *args])
+        self.proc = subprocess.Popen([sys.executable, str(STANDINS / "db_app.py"), *args], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: (self.health()[0] == 200, self.health()), 20, "the application that uses the database")
+        self.first = self.proc.pid
+
+    def health(self) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=3) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}
+        except OSError:
+            return 0, {}
+
+    def restore_vars(self) -> dict:
+        return dict(timescale_restore_dependants=[dict(service=self.service, health_url=self.health_url)],
+                    timescale_restore_dependants_timeout=30)
+
+    def evidence(self, rec: dict) -> tuple[bool, str]:
+        """Stopped before the restore (the first process gone), a new one healthy on the restored database."""
+        code, body = self.health()
+        stopped = self.proc.poll() is not None
+        ok = rec.get("dependants") == ["db-app"] and stopped and code == 200 and body.get("pid") not in (None, self.first)
+        return ok, (f"application db-app: pid {self.first} {'stopped' if stopped else 'STILL RUNNING'} before the "
+                    f"restore, pid {body.get('pid')} answers {code} after it ({body.get('positions')} positions)")
+
+    def stop(self) -> None:
+        for pid in (self.proc.pid, read_pid(self.pidfile)):
+            if pid and pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
 def database_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> list[DrillStep]:
     """Runbook 000's database scenarios on the sandbox PostgreSQL: a verified backup, then damage
-    restored from it (the damaged database kept aside), then a stopped server started without
-    a restore."""
+    restored from it (the damaged database kept aside) with the application that uses the database
+    stopped before and healthy after, then a stopped server started without a restore."""
     state = sandbox.up()
     env = {"TRADEOPS_DR_SANDBOX": str(sandbox.state_dir)}
     seeded = {"public.trades": state["seeded"]["postgres"]["trades"],
@@ -156,17 +214,24 @@ def database_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> 
                            backup.ok and bool(verified), secs,
                            [f"verified: {[v.get('manifest') for v in verified]}", *[f.msg for f in backup.failures]]))
 
-    _pg_exec(state, "DROP TABLE positions")
-    _pg_exec(state, "DELETE FROM trades WHERE id % 2 = 0")
-    t0 = time.monotonic()
-    res = run_playbook("database_failure.yml", inventory=inventory, envvars=env)
-    secs = time.monotonic() - t0
-    rec = next(iter((res.data.get("database_recovery") or {}).values()), {})
-    counts = _pg_counts(state)
+    app = _DbApp(sandbox, state)
+    try:
+        _pg_exec(state, "DROP TABLE positions")
+        _pg_exec(state, "DELETE FROM trades WHERE id % 2 = 0")
+        t0 = time.monotonic()
+        res = run_playbook("database_failure.yml", inventory=inventory, envvars=env, extravars=app.restore_vars())
+        secs = time.monotonic() - t0
+        rec = next(iter((res.data.get("database_recovery") or {}).values()), {})
+        counts = _pg_counts(state)
+        around, said = app.evidence(rec)
+    finally:
+        app.stop()
     steps.append(DrillStep("db damage", "DROP TABLE positions, DELETE half the trades",
-                           "newest verified backup restored into a new database and swapped in; damage kept aside",
-                           res.ok and rec.get("restored") is True and counts == seeded and bool(rec.get("aside")), secs,
-                           [f"counts={counts}", f"aside={rec.get('aside')}",
+                           "newest verified backup restored into a new database and swapped in, the application that "
+                           "uses it stopped first and healthy after; damage kept aside",
+                           res.ok and rec.get("restored") is True and counts == seeded and bool(rec.get("aside"))
+                           and around, secs,
+                           [f"counts={counts}", f"aside={rec.get('aside')}", said,
                             f"data-loss window={rec.get('data_loss_window_s')} s", f"steps={rec.get('seconds')}",
                             *[f.msg for f in res.failures]]))
 
