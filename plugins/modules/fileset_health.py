@@ -114,6 +114,7 @@ files:
 import csv
 import io
 import os
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _config, _fileset
@@ -254,7 +255,7 @@ def main():
     try:
         _fileset.check_sources(p['sources'])
     except _fileset.FilesetError as exc:
-        module.fail_json(msg='%s; nothing was diagnosed' % exc)
+        module.fail_json(msg='%s; nothing was diagnosed' % exc, exception=traceback.format_exc())
     if not any(p['sources'].values()):
         module.fail_json(msg='sources names no root: there is nothing to diagnose')
     required = dict((os.path.abspath(k), v) for k, v in p['required_sections'].items())
@@ -265,7 +266,7 @@ def main():
         if p['backup_root']:
             chosen, passed, newest = find_set(p['backup_root'], p['sources'], damaged, required)
     except (_fileset.FilesetError, IOError, OSError) as exc:
-        module.fail_json(msg='cannot diagnose the files: %s' % exc)
+        module.fail_json(msg='cannot diagnose the files: %s' % exc, exception=traceback.format_exc())
     module.exit_json(changed=False, files=dict(
         healthy=not problems, problems=problems, damaged=damaged, checked=checked, not_parsed=not_parsed,
         restore_from=chosen, passed_over=passed, newest_set=newest))
