@@ -222,6 +222,8 @@ def test_recover_restores_what_is_damaged_around_the_application_that_reads_it(r
                       check=True)
         assert checked.status == "successful", artifacts_text(checked)[-3000:]
         assert not (root / "state" / "positions.json").exists() and pid_alive(first)
+        planned = record(checked, "fileset_recovery")
+        assert planned["dry_run"] is True and planned["dependants"] == [] and planned["written"] == []
         assert sorted(p.name for p in sets.iterdir()) == sets_before
         res = play(run, sources, sets, **vars_)
         assert res.status == "successful", artifacts_text(res)[-3000:]
