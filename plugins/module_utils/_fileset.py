@@ -67,8 +67,20 @@ def walk(root):
     return found
 
 
-def _source_file(root, rel):
+def source_file(root, rel):
+    """The live path of a file walk(root) found (root itself when the root is one file)."""
     return root if os.path.isfile(root) else os.path.join(root, rel)
+
+
+def live_target(entry, rel, sources):
+    """(root, target) where a set's file belongs on the roots configured NOW in sources, or None when
+    its category has no root at that index any more (a root may be one file)."""
+    roots = sources.get(entry['category']) or []
+    index = int(entry['root'])
+    if index >= len(roots):
+        return None
+    root = os.path.abspath(roots[index])
+    return root, root if entry.get('single') else os.path.join(root, rel)
 
 
 def create(backup_root, sources, set_type='full', description='', tags=(), now=None):
@@ -94,7 +106,7 @@ def create(backup_root, sources, set_type='full', description='', tags=(), now=N
             if not os.path.exists(root):
                 continue  # reported as missing in the metadata's roots; nothing to copy
             for rel in walk(root):
-                src = _source_file(root, rel)
+                src = source_file(root, rel)
                 stored = os.path.join('files', category, str(index), rel)
                 target = os.path.join(dest, stored)
                 os.makedirs(os.path.dirname(target), mode=_manifest.PRIVATE_DIR, exist_ok=True)
@@ -207,13 +219,12 @@ def plan_restore(set_dir, metadata, sources, categories):
         if entry['category'] not in categories:
             continue
         stored, rel = stored_path(entry)
-        roots = sources.get(entry['category']) or []
-        index = int(entry['root'])
-        if index >= len(roots):
+        placed = live_target(entry, rel, sources)
+        if placed is None:
+            roots = sources.get(entry['category']) or []
             raise FilesetError('the set holds %s root #%d, but only %d %s root(s) are configured now' % (
-                entry['category'], index, len(roots), entry['category']))
-        root = os.path.abspath(roots[index])
-        target = root if entry.get('single') else os.path.join(root, rel)  # a root may be one file
+                entry['category'], int(entry['root']), len(roots), entry['category']))
+        root, target = placed
         if os.path.commonpath([root, os.path.abspath(target)]) != root:
             raise FilesetError('refused: %s would be written outside %s' % (rel, root))
         if not entry.get('single'):

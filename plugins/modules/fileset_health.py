@@ -119,14 +119,12 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tradeops.dr.plugins.module_utils import _config, _fileset
 
-CSV = '.csv'
-
 
 def problems_of(path, content, required=()):
     """Problems (strings) of one file's content, parsed by its extension; [] when it parses."""
     if not content.strip():
         return ['%s: empty' % path]
-    if os.path.splitext(path)[1].lower() == CSV:
+    if kind_of(path) == 'csv':
         return csv_problems(path, content)
     return _config.validate(path, content, required)
 
@@ -151,8 +149,7 @@ def csv_problems(path, content):
 
 
 def kind_of(path):
-    ext = os.path.splitext(path)[1].lower()
-    return 'csv' if ext == CSV else _config.detect_format(path)
+    return 'csv' if os.path.splitext(path)[1].lower() == '.csv' else _config.detect_format(path)
 
 
 def check_live(sources, critical, required, max_bytes):
@@ -171,7 +168,7 @@ def check_live(sources, critical, required, max_bytes):
             bad(category, root, '%s: missing (the %s root)' % (root, category))
             continue
         for rel in _fileset.walk(root):
-            path = root if os.path.isfile(root) else os.path.join(root, rel)
+            path = _fileset.source_file(root, rel)
             kind = kind_of(path)
             if not kind:
                 continue
@@ -200,17 +197,15 @@ def stored_copies(set_dir, metadata, sources):
     copies = {}
     for entry in metadata['files']:
         stored, rel = _fileset.stored_path(entry)
-        roots = sources.get(entry['category']) or []
-        index = int(entry['root'])
-        if index >= len(roots):
-            continue
-        root = os.path.abspath(roots[index])
-        copies[root if entry.get('single') else os.path.join(root, rel)] = os.path.join(set_dir, stored)
+        placed = _fileset.live_target(entry, rel, sources)
+        if placed is not None:
+            copies[placed[1]] = os.path.join(set_dir, stored)
     return copies
 
 
 def find_set(backup_root, sources, damaged, required):
-    """(chosen or None, passed_over, newest usable set or None)."""
+    """(chosen or None, passed_over, newest usable set or None), reading sets newest first and only as far
+    as it must: every set is verified by hashing its files, and the hourly health check runs this."""
     categories = sorted(damaged)
     passed, chosen, newest = [], None, None
     for s in _fileset.catalog(backup_root):
@@ -222,8 +217,8 @@ def find_set(backup_root, sources, damaged, required):
             continue
         if newest is None:
             newest = dict(backup_id=s['backup_id'], created_at=s['created_at'])
-        if not categories or chosen is not None:
-            continue
+        if not categories:
+            break  # nothing damaged: the newest usable set is all the diagnosis names (older sets are not hashed)
         if not set(categories) <= set(_fileset.categories_of(s['type'])):
             passed.append('%s (%s) does not hold %s' % (s['backup_id'], s['type'], ', '.join(categories)))
             continue
@@ -240,6 +235,7 @@ def find_set(backup_root, sources, damaged, required):
             passed.append('%s holds damaged copies too: %s' % (s['backup_id'], '; '.join(why[:3])))
             continue
         chosen = dict(backup_id=s['backup_id'], type=s['type'], created_at=s['created_at'], categories=categories)
+        break  # sets older than the chosen one are not hashed
     return chosen, passed, newest
 
 

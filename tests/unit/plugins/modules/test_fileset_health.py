@@ -99,6 +99,22 @@ def test_the_set_chosen_is_the_newest_with_good_copies_of_what_is_damaged(host, 
     assert any(f["path"] == "engine.json" for f in metadata["files"])
 
 
+def test_sets_older_than_the_one_named_are_not_read(host, capsys):
+    """Every set is verified by hashing each of its files, and the hourly health check runs the diagnosis: it reads
+    sets newest first only until it has what it names (it hashed every set, however many hourly sets piled up)."""
+    root, sources, sets = host
+    now = time.time()
+    old, _m = _fileset.create(str(sets), sources, "full", now=now - 600)
+    (next((sets / old.split("/")[-1] / "files" / "state").rglob("engine.json"))).write_text("{}")  # tampered
+    newer, _m = _fileset.create(str(sets), sources, "full", now=now - 60)
+    files = diagnose(capsys, root, sources, sets)
+    assert files["healthy"] is True and files["newest_set"]["backup_id"] == newer.split("/")[-1]
+    assert files["passed_over"] == []  # the tampered older set was never read
+    (root / "state/engine.json").write_text('{"last_order_id": 0')
+    files = diagnose(capsys, root, sources, sets)
+    assert files["restore_from"]["backup_id"] == newer.split("/")[-1] and files["passed_over"] == []
+
+
 def test_no_good_set_leaves_nothing_to_restore_from(host, capsys):
     root, sources, sets = host
     (root / "state/positions.json").unlink()
