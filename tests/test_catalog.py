@@ -138,24 +138,25 @@ def test_a_new_entry_reaches_every_python_consumer(tmp_path):
     (root / "playbooks" / "full_recovery").mkdir(parents=True)
     (root / "galaxy.yml").write_text("namespace: tradeops\n")
     raw = yaml.safe_load(COMPONENTS.read_text())
-    raw["dr_catalog"]["pms"] = dict(raw["dr_catalog"]["config"], group="pms_hosts", role="pms_recover", roles=[],
-                                    fact="pms_recover_diagnosis", priority=2, protect_capital=True,
-                                    probe=dict(host="pms_recover_host", port="pms_recover_port", default_host="127.0.0.1",
-                                               default_port=8080),
-                                    diagnose={"pms_recover_action": "diagnose"}, recover={"pms_recover_action": "recover"})
+    raw["dr_catalog"]["risk_engine"] = dict(
+        raw["dr_catalog"]["config"], group="risk_engine_hosts", role="risk_engine_recover", roles=[],
+        fact="risk_engine_recover_diagnosis", priority=2, protect_capital=True,
+        probe=dict(host="risk_engine_recover_host", port="risk_engine_recover_port", default_host="127.0.0.1",
+                   default_port=8080),
+        diagnose={"risk_engine_recover_action": "diagnose"}, recover={"risk_engine_recover_action": "recover"})
     (root / catalog.CATALOG_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
-    assert catalog.scenarios(root)[-1] == "pms"
-    assert "pms" in catalog.protect_capital(root)
-    assert catalog.role_component(root)["pms_recover"] == "pms"
+    assert catalog.scenarios(root)[-1] == "risk_engine"
+    assert "risk_engine" in catalog.protect_capital(root)
+    assert catalog.role_component(root)["risk_engine_recover"] == "risk_engine"
     from ansible_collections.tradeops.dr.plugins.filter.recovery import recovery_summary
 
-    hv = {"h": dict(dr_before=[dict(component="pms", state="broken", evidence="e", destructive=[])])}
+    hv = {"h": dict(dr_before=[dict(component="risk_engine", state="broken", evidence="e", destructive=[])])}
     assert recovery_summary(["h"], hv, catalog.load(root), "", False, False, time.time())["classification"] == "P2"
     # an entry without a field every consumer needs is refused by name
-    del raw["dr_catalog"]["pms"]["stage"]
+    del raw["dr_catalog"]["risk_engine"]["stage"]
     (root / catalog.CATALOG_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
     catalog._read.cache_clear()
-    with pytest.raises(catalog.CatalogError, match="dr_catalog.pms lacks stage"):
+    with pytest.raises(catalog.CatalogError, match="dr_catalog.risk_engine lacks stage"):
         catalog.load(root)
     shutil.rmtree(root)
 
