@@ -66,6 +66,21 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# A real Airflow for the pipeline tests and drills (issue 29): a venv of its own (Airflow pins its own SQLAlchemy,
+# FastAPI and more; the collection only needs its REST client, in the venv above). Made for the test extras, kept in
+# TRADEOPS_DR_AIRFLOW_VENV (CI keeps it outside the clone, as a cache) or .state/servers/airflow-<version>.
+AIRFLOW_VERSION=3.3.2
+AIRFLOW_VENV=${TRADEOPS_DR_AIRFLOW_VENV:-$ROOT/.state/servers/airflow-$AIRFLOW_VERSION}
+if [[ ",$EXTRAS," == *",test,"* ]] && [ ! -f "$AIRFLOW_VENV/.tradeops-installed" ]; then
+  echo "setup: installing Airflow $AIRFLOW_VERSION into $AIRFLOW_VENV (the pipeline tests run it)"
+  # its scripts name the venv's own path: made in place, and marked complete only at the end
+  rm -rf "$AIRFLOW_VENV"
+  "$PYTHON" -m venv "$AIRFLOW_VENV"
+  "$AIRFLOW_VENV/bin/python" -m pip install -q --upgrade pip
+  "$AIRFLOW_VENV/bin/python" -m pip install -q "apache-airflow==$AIRFLOW_VERSION"
+  touch "$AIRFLOW_VENV/.tradeops-installed"
+fi
+
 # The real TimescaleDB and QuestDB builds (no registry here carries them): from ../shared/servers
 # (or TRADEOPS_DR_SERVERS) when present, verified against its SHA256SUMS first. Without them the
 # tests that need these servers are skipped, saying how to get them (under CI=true they fail).

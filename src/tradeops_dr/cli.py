@@ -502,7 +502,7 @@ def _scenarios():
 # the names of drill.DRILLS (written out: the CLI imports drill only when it drills; a unit test
 # keeps the two, and playbooks/drill.yml's list, the same)
 DRILL_NAMES = ["redis", "kill-switch", "database", "questdb", "model", "config", "fileset", "broker", "feed", "trading",
-               "pms", "detect", "full"]
+               "pms", "pipeline", "detect", "full"]
 
 
 def build_parser() -> argparse.ArgumentParser:

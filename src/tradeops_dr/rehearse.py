@@ -107,7 +107,7 @@ def _context_files(layer: str) -> dict[str, bytes]:
     if layer == "questdb":
         jar = builds.questdb_jar()
         return {"questdb.jar": jar.read_bytes()} if jar else {}
-    if layer in ("gitdvc", "trading"):
+    if layer in ("gitdvc", "trading", "dagster"):
         certs = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
         return {"ca/.keep": b"", **{f"ca/{c.name}": c.read_bytes() for c in certs}}
     return {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from .book import pms_drill
 from .datastores import config_drill, database_drill, fileset_drill, model_drill, questdb_drill, redis_drill
 from .front_door import detect_drill, full_drill
+from .pipelines import pipeline_drill
 from .steps import DrillStep, Printer, Steps, operator_resets_the_switch, print_header, print_report, print_step
 from .trading import broker_drill, feed_drill, kill_switch_drill, trading_drill
 
@@ -28,6 +29,8 @@ DRILLS = [("redis", redis_drill, "Redis: crash, data loss, damaged AOF"),
            "release rollback, risk breach"),
           ("pms", pms_drill, "book corrections: a position booked with the wrong size, a wrong mark-to-market "
            "(PMS stand-in)"),
+          ("pipeline", pipeline_drill, "data pipeline: a failed run, then Dagster down (a real Dagster running the "
+           "stand-in morning pack)"),
           ("detect", detect_drill, "from alert to recovery: a drawdown breach and a Redis crash answered by "
            "Prometheus, Alertmanager and ansible-rulebook, nobody running a command"),
           ("full", full_drill, "everything at once through full_recovery.yml, then a second run")]
