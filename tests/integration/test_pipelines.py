@@ -308,13 +308,31 @@ def test_the_pipeline_drill_recovers_a_failed_run_and_a_dead_orchestrator(tmp_pa
                    for r in ("webserver", "daemon"))
 
 
-def test_airflow_failed_run_recovered_through_the_role(airflow, run):
-    _failed_run(airflow)
+def test_airflow_down_and_a_failed_run_recovered_through_the_role_and_stale_data_named(airflow, run, tmp_path):
+    """Runbook 001's Airflow: a DAG run failed, then its API server died. The role restarts the API server,
+    scheduler and DAG processor, waits for the REST API and the scheduler's health, clears the failed run."""
+    failed = _failed_run(airflow)
+    airflow.kill("api-server")
     result = run("pipeline_recovery.yml", _hostvars(airflow, pipeline_recovery_freshness=[]), group="pipeline_servers")
     assert result.rc == 0, artifacts_text(result)
     rec = record(result, "pipeline_recovery")
-    assert rec["restarted"] == [] and "cleared" in rec["reruns"][0] and rec["diagnosis"]["state"] == "healthy"
-    assert airflow.password not in artifacts_text(result)
+    assert "Airflow does not answer" in rec["before"]["evidence"]
+    assert rec["restarted"] == ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor"]
+    assert len(rec["reruns"]) == 1 and "cleared" in rec["reruns"][0] and rec["diagnosis"]["state"] == "healthy"
+    assert airflow.status(failed) == "success"
+    for text in (artifacts_text(result), Path(result.incident_record).read_text(),
+                 Path(result.incident_record).with_suffix(".json").read_text()):
+        assert airflow.password not in text
+
+    # the pipeline ran, yet the market data it loads is two business days old: nothing to re-run, nothing restarted;
+    # the run fails and says why (a schedule that did not run it is a person's call)
+    old = _touch(tmp_path / "daily_prices_2020-01-02.csv", "2020-01-02")
+    stale = _hostvars(airflow, pipeline_recovery_freshness=[dict(name="market data", path=str(old), max_age=1)])
+    result = run("pipeline_recovery.yml", stale, group="pipeline_servers")
+    assert result.rc != 0
+    assert "market data stale" in result.stdout and "Stale data without a failed run to re-run" in result.stdout
+    rec = record(result, "pipeline_recovery")
+    assert rec["restarted"] == [] and rec["reruns"] == [] and rec["diagnosis"]["stale"] == ["market data"]
 
 
 def test_orchestrator_that_does_not_come_back_runs_the_fallbacks_and_fails(dagster, run, tmp_path):
