@@ -25,6 +25,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import datetime
 import json
 import time
@@ -169,6 +170,16 @@ def connect(module):
     if p['password'] and not p['username']:
         module.fail_json(msg='password is set but username is not: Airflow exchanges both for a token; nothing was asked')
     return Airflow(lib, url, p['username'], p['password'], p['token'], p['timeout'], p['validate_certs'])
+
+
+@contextlib.contextmanager
+def connected(module):
+    """The backend of a module's options (connect), closed after (its HTTP connections)."""
+    backend = connect(module)
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def _iso(value):

@@ -170,11 +170,8 @@ def main():
         module.fail_json(msg='limit=%d: at least the newest run is read' % p['limit'])
     if p['wait'] < 0:
         module.fail_json(msg='wait=%s: seconds to wait cannot be negative' % p['wait'])
-    backend = _pipeline.connect(module)
-    try:
+    with _pipeline.connected(module) as backend:
         _diagnose(module, backend, jobs)
-    finally:
-        backend.close()
 
 
 def _diagnose(module, backend, jobs):

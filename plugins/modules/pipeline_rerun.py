@@ -137,11 +137,8 @@ def main():
         module.fail_json(msg='job is empty: name the job (Dagster) or DAG id (Airflow) to re-run; nothing was launched')
     if p['wait_timeout'] <= 0 or p['poll'] <= 0:
         module.fail_json(msg='wait_timeout and poll are seconds above 0; nothing was launched')
-    backend = _pipeline.connect(module)
-    try:
+    with _pipeline.connected(module) as backend:
         _rerun(module, backend, job)
-    finally:
-        backend.close()
 
 
 def _rerun(module, backend, job):
