@@ -172,6 +172,14 @@ def connect(module):
     return Airflow(lib, url, p['username'], p['password'], p['token'], p['timeout'], p['validate_certs'])
 
 
+def unknown_job(backend, health, job):
+    """Why `job` is not one the orchestrator knows (a Dagster health lists the jobs of its code locations), or None."""
+    if health['jobs'] is None or job in health['jobs']:
+        return None
+    return '%s is not a job of any code location of Dagster at %s (its jobs: %s)' % (
+        job, backend.url, ', '.join(health['jobs']) or 'none')
+
+
 @contextlib.contextmanager
 def connected(module):
     """The backend of a module's options (connect), closed after (its HTTP connections)."""

@@ -139,12 +139,12 @@ def _read(backend, jobs, limit, heartbeat_max_age):
     health = backend.health(heartbeat_max_age)
     result = {}
     for job in jobs:
-        if health['jobs'] is not None and job not in health['jobs']:
+        unknown = _pipeline.unknown_job(backend, health, job)
+        if unknown:
             if health['problems']:  # a code location that does not load holds no job: that is the diagnosis
                 result[job] = dict(latest=None, runs=[], failed=False)
                 continue
-            raise _pipeline.PipelineError('%s is not a job of any code location of Dagster at %s (its jobs: %s)'
-                                          % (job, backend.url, ', '.join(health['jobs']) or 'none'), 'not_found')
+            raise _pipeline.PipelineError(unknown, 'not_found')
         if backend.backend == 'airflow' and backend.check_job(job)['paused']:
             health['problems'].append('DAG %s is paused (its runs do not start)' % job)
             health['healthy'] = False

@@ -150,9 +150,9 @@ def _rerun(module, backend, job):
             module.fail_json(msg='%s at %s is not healthy (%s): a re-run would not start. Restart it first '
                                  '(tradeops.dr.pipeline_recovery does); nothing was launched'
                                  % (p['backend'].capitalize(), backend.url, '; '.join(health['problems'])), **result)
-        if health['jobs'] is not None and job not in health['jobs']:
-            module.fail_json(msg='%s is not a job of any code location of Dagster at %s (its jobs: %s); nothing was '
-                                 'launched' % (job, backend.url, ', '.join(health['jobs']) or 'none'), **result)
+        unknown = _pipeline.unknown_job(backend, health, job)
+        if unknown:
+            module.fail_json(msg='%s; nothing was launched' % unknown, **result)
         if backend.backend == 'airflow' and backend.check_job(job)['paused']:
             module.fail_json(msg='DAG %s is paused in Airflow at %s: a cleared run would never start. Unpausing is its '
                                  "owner's decision; nothing was launched" % (job, backend.url), **result)

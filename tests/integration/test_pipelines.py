@@ -26,21 +26,11 @@ from tradeops_dr.sandbox.orchestrators import JOB, PIPELINES, AirflowServer, Dag
 pytestmark = pytest.mark.integration
 
 
-def _wait_end(orch, run_id, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = orch.status(run_id).upper()
-        if status in ("SUCCESS", "FAILURE", "FAILED", "CANCELED"):
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} did not end in {timeout} s")
-
-
 def _failed_run(orch):
     """A run of the morning pack that failed at build_pack (load_prices succeeded), as a late feed leaves it."""
     orch.fail_next_run()
     run_id = orch.launch()
-    assert _wait_end(orch, run_id) in ("FAILURE", "FAILED")
+    assert orch.wait_end(run_id, 90) in ("FAILURE", "FAILED")
     assert not (orch.work / "fail_next").exists()
     return run_id
 

@@ -43,9 +43,7 @@ def pipeline_drill(sandbox: Sandbox, inventory: str = "local", on_step=None) -> 
         # the morning pack job fails at build_pack (its feed late), then the orchestrator goes down
         dagster.fail_next_run()
         failed = dagster.launch()
-        deadline = time.monotonic() + 120
-        while dagster.status(failed) not in ("FAILURE", "SUCCESS") and time.monotonic() < deadline:
-            time.sleep(0.5)
+        dagster.wait_end(failed)
         for old in dagster.work.glob("morning_pack_*.json"):
             old.unlink()
         dagster.kill("daemon")

@@ -19,6 +19,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,6 +31,8 @@ from .processes import free_port, kill_pidfile, pid_alive, read_pid, start_detac
 
 PIPELINES = STANDINS / "pipelines"
 JOB = "morning_pack"
+# a run's end, as Dagster (upper case) and Airflow (lower case) name it, compared in upper case
+ENDED = ("SUCCESS", "FAILURE", "FAILED", "CANCELED")
 
 
 class _Orchestrator:
@@ -109,6 +112,13 @@ class _Orchestrator:
     def fail_next_run(self) -> None:
         """The next build step fails as a step fails when its upstream feed is late (standins/pipelines/work.py)."""
         (self.work / "fail_next").write_text("feed late\n")
+
+    def wait_end(self, run_id: str, timeout: float = 120.0) -> str:
+        """The run's status (upper case) once it ended, or as it is when `timeout` seconds passed."""
+        deadline = time.monotonic() + timeout
+        while (status := self.status(run_id).upper()) not in ENDED and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return status
 
     def loads(self) -> int:
         """How many times the first step (load_prices) ran."""
