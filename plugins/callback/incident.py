@@ -233,13 +233,19 @@ class CallbackModule(CallbackBase):
                 msg = res.get('stderr') or res.get('reason') or ''
             msg = to_text(msg if isinstance(msg, (str, bytes)) else json.dumps(msg, default=str))[:2000]
         changed = bool(res.get('changed'))
+        # a task in check mode (the worker's templated fields say so) reports what it would change: a plan, not an
+        # action - e.g. a restore that waits for its approval inside a real run
+        fields = getattr(result, 'task_fields', None) or getattr(result, '_task_fields', None) or {}
+        planned = changed and status == 'ok' and fields.get('check_mode') is True
+        changed = changed and not planned
         role = task._role.get_name() if getattr(task, '_role', None) else ''
         if status == 'ok':
             self._watch(res, host)
         self.timeline.append(dict(
             host=host, task=to_text(task.name or task.action), role=role, action=task.action, start=_iso(start), end=_iso(end),
-            seconds=round(end - start, 3), status=('changed' if changed and status == 'ok' else status), changed=changed,
-            ignored=bool(getattr(task, 'ignore_errors', False)) and status == 'failed', msg=msg))
+            seconds=round(end - start, 3), status=('changed' if changed and status == 'ok' else
+                                                   'planned' if planned else status),
+            changed=changed, ignored=bool(getattr(task, 'ignore_errors', False)) and status == 'failed', msg=msg))
 
     # ---- stages, as data the run sets (facts and stats), never task names ----------------------------
     def _watch(self, res, host):
@@ -415,6 +421,9 @@ class CallbackModule(CallbackBase):
         if classification == 'none' and failed and status not in ('bad input', 'not admitted'):
             classification, severity_reasons = 'P4', ['the run failed; what it means for trading is not known']
         actions = ['%s on %s: %s' % (e['task'], e['host'], e['msg'] or 'changed') for e in self.timeline if e['changed']]
+        # in a run in check mode every task is a plan: the record's check_mode says so already
+        planned = [] if context.CLIARGS.get('check') else [
+            '%s on %s' % (e['task'], e['host']) for e in self.timeline if e['status'] == 'planned']
         inventory = context.CLIARGS.get('inventory') or []
         impact, postmortem = self._aftermath(dr, custom, status, classification, severity_reasons, symptoms, loss)
         return dict(
@@ -424,7 +433,7 @@ class CallbackModule(CallbackBase):
             started=_iso(self.started), ended=_iso(ended), duration_seconds=round(ended - self.started, 2),
             status=status, reason=dr.get('reason', ''), classification=classification,
             classification_reasons=severity_reasons, symptoms=symptoms,
-            actions=actions, recovery_seconds=dr.get('recovery_seconds', round(ended - self.started, 2)),
+            actions=actions, planned=planned, recovery_seconds=dr.get('recovery_seconds', round(ended - self.started, 2)),
             components=components,
             data_loss=loss or ('none known' if status in ('recovered', 'healthy', 'ok') else 'unknown'),
             hosts=summary, root_cause='', prevention='', lessons_learned='',
@@ -487,6 +496,9 @@ class CallbackModule(CallbackBase):
         out += out_impact
         out += ['', '## Actions taken', '']
         out += ['- %s' % a for a in rec['actions']] or ['- nothing was changed']
+        if rec['planned']:
+            out += ['', '## Planned, not done (waiting for approval)', '']
+            out += ['- %s' % a for a in rec['planned']]
         out += ['', '## Timeline (tasks that ran; skipped ones are in the JSON record)', '',
                 '| start | end | host | task | status | message |', '|---|---|---|---|---|---|']
         for e in rec['timeline']:

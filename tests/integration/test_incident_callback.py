@@ -42,6 +42,12 @@ PLAYBOOK = """
     - name: Say something visible
       ansible.builtin.debug:
         msg: visible message
+    - name: Plan a change that waits for approval (check mode in a real run)
+      ansible.builtin.copy:
+        content: "x"
+        dest: "{{ lookup('ansible.builtin.env', 'TRADEOPS_DR_INCIDENTS_DIR') }}-planned"
+        mode: "0600"
+      check_mode: "{{ not (approved | default(false)) }}"
 """
 
 
@@ -77,6 +83,10 @@ def test_record_of_a_run_honours_no_log(tmp_path):
     assert by_task["Fail with the token in the message (no_log, ignored)"]["ignored"] is True
     assert by_task["Say something visible"]["msg"] == "visible message"
     assert rec["actions"] == ["Change something with the token (no_log) on localhost: hidden (no_log)"]
+    # what a check-mode task would have changed is a plan, not an action - and it was not done
+    assert rec["planned"] == ["Plan a change that waits for approval (check mode in a real run) on localhost"]
+    assert by_task["Plan a change that waits for approval (check mode in a real run)"]["status"] == "planned"
+    assert "## Planned, not done (waiting for approval)" in md and not (tmp_path / "incidents-planned").exists()
     assert rec["root_cause"] == "" and "## Root cause" in md and "_(for a person to fill in)_" in md
     for f in (tmp_path / "incidents").iterdir():
         assert SECRET not in f.read_text(), f
@@ -248,9 +258,9 @@ def test_ara_records_the_same_run_beside_it(tmp_path):
     env = dict(ARA_API_CLIENT="offline", ARA_BASE_DIR=str(ara_dir), ANSIBLE_CALLBACK_PLUGINS=callbacks,
                ANSIBLE_CALLBACKS_ENABLED="tradeops.dr.incident,ara_default")
     _proc, rec, _md = run(tmp_path, **env)
-    assert len(rec["timeline"]) == 4
+    assert len(rec["timeline"]) == 5
     listed = subprocess.run([str(BIN / "ara"), "playbook", "list", "-f", "json"], env=dict(os.environ, **env),
                             capture_output=True, text=True, timeout=120, check=True)
     playbooks = json.loads(listed.stdout)
     assert len(playbooks) == 1 and playbooks[0]["path"].endswith("secrets.yml") and playbooks[0]["status"] == "completed"
-    assert playbooks[0]["tasks"] == 4
+    assert playbooks[0]["tasks"] == 5
