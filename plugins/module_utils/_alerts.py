@@ -76,7 +76,8 @@ def parse(alert):
     annotations = alert.get('annotations') or {}
     return dict(name=labels['alertname'], component=labels['component'], response=labels['response'],
                 severity=labels['severity'], fingerprint=fingerprint, starts_at=starts,
-                starts_at_iso=_manifest.utc_iso(starts), summary=annotations.get('summary', ''),
+                starts_at_iso=_manifest.utc_iso(starts), starts_at_sent=str(alert.get('startsAt')),
+                summary=annotations.get('summary', ''),
                 runbook=annotations.get('runbook', ''), labels=dict((k, str(v)) for k, v in labels.items()))
 
 

@@ -86,8 +86,9 @@ reason:
 trigger:
   description:
     - What the incident record keeps of the alert - its name, component, response, severity, fingerprint, labels,
-      summary and runbook line, when it started firing, when it was received and the detection delay (seconds from
-      firing to this run).
+      summary and runbook line, when it started firing (also as Alertmanager sent it, C(starts_at_sent) - its re-sends
+      of the alert carry the same string), when it was received and the detection delay (seconds from firing to this
+      run).
   returned: always
   type: dict
 runs_last_hour:

@@ -39,6 +39,7 @@ def test_a_recovery_is_admitted_once_and_recorded_with_the_detection_delay(capsy
     assert not failed and res["admitted"] and res["changed"], res
     assert res["trigger"]["name"] == "TradeopsDrRedisDown" and res["trigger"]["component"] == "redis"
     assert res["trigger"]["starts_at_iso"] == "2026-12-05T12:00:00Z"
+    assert res["trigger"]["starts_at_sent"] == "2026-12-05T12:00:00.123456789Z"  # what a re-send of it carries
     firing_since = _alerts._epoch("2026-12-05T12:00:00.123456789Z")
     assert abs(res["trigger"]["detection_delay_seconds"] - (time.time() - firing_since)) < 5
     runs = [json.loads(line) for line in (state / "runs.jsonl").read_text().splitlines()]
