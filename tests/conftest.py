@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import json
 import importlib
 import os
@@ -478,15 +479,24 @@ class _Catch(BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def catching(handler=_Catch):
+    """(port, posts) of an HTTP server on 127.0.0.1 whose requests `handler` (a _Catch) answers and keeps."""
+    handler.got = []
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], handler.got
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 @pytest.fixture
 def catcher():
     """(port, posts) of an HTTP server on 127.0.0.1 that answers a POST to its paths (_Catch.PATHS) with {}, and
     to any other path with 404."""
-    _Catch.got = []
-    server = HTTPServer(("127.0.0.1", 0), _Catch)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], _Catch.got
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with catching() as caught:
+        yield caught

@@ -2,7 +2,8 @@
 extensions/monitoring and extensions/eda for real.
 
     prometheus-redis-exporter        the sandbox's Redis           (Debian package)
-    tradeops-dr exporter             kill switch, risk, locks       (src/tradeops_dr/exporter.py)
+    prometheus-postgres-exporter     the sandbox's PostgreSQL       (Debian package)
+    tradeops-dr exporter             kill switch, risk, locks, QuestDB's WAL tables (src/tradeops_dr/exporter.py)
     prometheus                       the collection's rules         (Debian package)
     prometheus-alertmanager          routes to the rulebook         (Debian package; clustering off)
     ansible-rulebook                 extensions/eda/rulebooks/tradeops_dr_alerts.yml, -i inventories/local
@@ -11,7 +12,9 @@ Every server binds 127.0.0.1 on a free port; Prometheus scrapes and evaluates ev
 `interval` seconds (the documented production interval is 5 s; the tests use 1 s). The two
 scenarios below - a drawdown breach, a Redis crash - are what `tradeops-dr drill detect`,
 bench/detect.py and tests/integration/test_alerts.py inject and time: nobody runs a command,
-the stack must protect or recover the system by itself."""
+the stack must protect or recover the system by itself. The tests inject three more through
+`recovery_scenario`: PostgreSQL stopped, a QuestDB WAL table suspended, and a Redis whose AOF was cut
+(its repair is destructive: the run stops at its plan and people get the approval code)."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 from pathlib import Path
 
 import yaml
@@ -37,6 +41,7 @@ BINARIES = {
     "prometheus": "prometheus",
     "alertmanager": "prometheus-alertmanager",
     "redis_exporter": "prometheus-redis-exporter",
+    "postgres_exporter": "prometheus-postgres-exporter",
     "promtool": "promtool",
 }
 
@@ -46,7 +51,7 @@ def missing() -> str | None:
     absent = [pkg for pkg in BINARIES.values() if shutil.which(pkg) is None]
     if absent:
         return f"{', '.join(absent)} not installed (apt-get install prometheus prometheus-alertmanager " \
-               "prometheus-redis-exporter; scripts/setup.sh installs them)"
+               "prometheus-redis-exporter prometheus-postgres-exporter; scripts/setup.sh installs them)"
     if shutil.which("ansible-rulebook", path=str(Path(sys.executable).parent)) is None \
             and shutil.which("ansible-rulebook") is None:
         return "ansible-rulebook is not installed (pip install -e .[eda])"
@@ -61,7 +66,7 @@ def _get_json(url: str, timeout: float = 2.0):
 
 
 class MonitoringStack:
-    def __init__(self, root: Path, sandbox_state: Path, interval: float = 1.0):
+    def __init__(self, root: Path, sandbox_state: Path, interval: float = 1.0, notify_urls: str = ""):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.sandbox_state = Path(sandbox_state)
@@ -70,6 +75,7 @@ class MonitoringStack:
         self.procs: dict[str, subprocess.Popen] = {}
         self.ports: dict[str, int] = {}
         self.token = secrets.token_hex(16)
+        self.notify_urls = notify_urls  # apprise URLs the recoveries' incident callback tells (TRADEOPS_DR_NOTIFY_URLS)
         self.incidents = self.root / "incidents"
         # the automatic runs the guard admitted (dr_alert_state_dir of inventories/local, runs.jsonl of _alerts)
         self.guard_history = self.sandbox_state / "alerts" / "runs.jsonl"
@@ -91,10 +97,13 @@ class MonitoringStack:
 
     def exporter_config(self) -> dict:
         r = self.state["redis"]
-        return dict(redis=dict(host="127.0.0.1", port=r["port"], password_file=r["password_file"]),
+        conf = dict(redis=dict(host="127.0.0.1", port=r["port"], password_file=r["password_file"]),
                     kill_switch=dict(flag_file=str(self.sandbox_state / "kill_switch.flag")),
                     risk=dict(drawdown="risk:drawdown", pnl_day_ratio="risk:pnl_day_ratio"),
                     locks=dict(dir=str(self.sandbox_state / "locks")))
+        if self.state.get("questdb"):  # the WAL tables' state (QuestDB's own metrics do not say suspended)
+            conf["questdb"] = dict(url=self.state["questdb"]["url"])
+        return conf
 
     def start(self) -> "MonitoringStack":
         why = missing()
@@ -104,6 +113,12 @@ class MonitoringStack:
         env_redis = {"REDIS_PASSWORD": Path(r["password_file"]).read_text().strip()}
         self._start("redis_exporter", ["prometheus-redis-exporter", "-redis.addr", f"redis://127.0.0.1:{r['port']}",
                                        "-web.listen-address", f"127.0.0.1:{self._port('redis_exporter')}"], env_redis)
+        pg = self.state["postgres"]
+        # the exporter reads its DSN from the environment, as Debian's unit does from /etc/default: never argv
+        password = quote(Path(pg["password_file"]).read_text().strip(), safe="")
+        dsn = f"postgresql://{quote(pg['user'], safe='')}:{password}@127.0.0.1:{pg['port']}/postgres?sslmode=disable"
+        self._start("postgres_exporter", ["prometheus-postgres-exporter", "--web.listen-address",
+                                          f"127.0.0.1:{self._port('postgres_exporter')}"], {"DATA_SOURCE_NAME": dsn})
         conf = self.root / "exporter.yml"
         conf.write_text(yaml.safe_dump(self.exporter_config()))
         self._start("exporter", [str(Path(sys.executable).parent / "tradeops-dr"), "exporter", "--config", str(conf),
@@ -132,6 +147,11 @@ class MonitoringStack:
             "alerting": dict(alertmanagers=[dict(static_configs=[dict(targets=[f"127.0.0.1:{am}"])])]),
             "scrape_configs": [
                 dict(job_name="redis", static_configs=[dict(targets=[f"127.0.0.1:{self.ports['redis_exporter']}"])]),
+                # the exporter answers in about 1.6 s while PostgreSQL refuses connections (it tries every collector):
+                # within a 1 s scrape timeout that is a failed scrape, not pg_up 0
+                dict(job_name="postgres", scrape_interval=f"{max(self.interval, 3):g}s",
+                     scrape_timeout=f"{max(self.interval, 3):g}s",
+                     static_configs=[dict(targets=[f"127.0.0.1:{self.ports['postgres_exporter']}"])]),
                 dict(job_name="tradeops_dr", static_configs=[dict(targets=[f"127.0.0.1:{self.ports['exporter']}"])]),
             ]}
         (self.root / "prometheus.yml").write_text(yaml.safe_dump(prom_conf))
@@ -144,6 +164,7 @@ class MonitoringStack:
             "TRADEOPS_DR_EDA_PORT": str(eda), "TRADEOPS_DR_EDA_TOKEN": self.token,
             "TRADEOPS_DR_PLAYBOOKS": str(root / "playbooks"), "TRADEOPS_DR_SANDBOX": str(self.sandbox_state),
             "TRADEOPS_DR_INCIDENTS_DIR": str(self.incidents), "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+            "TRADEOPS_DR_NOTIFY_URLS": self.notify_urls,
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         rulebook = shutil.which("ansible-rulebook", path=str(Path(sys.executable).parent)) or "ansible-rulebook"
@@ -162,7 +183,7 @@ class MonitoringStack:
                                    f"{(self.root / (name + '.log')).read_text(errors='replace')[-1500:]}")
         try:
             targets = _get_json(f"http://127.0.0.1:{self.ports['prometheus']}/api/v1/targets")["data"]["activeTargets"]
-            if len(targets) < 2 or any(t["health"] != "up" for t in targets):
+            if len(targets) < 3 or any(t["health"] != "up" for t in targets):
                 return False, f"Prometheus targets: {[(t['scrapeUrl'], t['health']) for t in targets]}"
             urllib.request.urlopen(f"http://127.0.0.1:{self.ports['alertmanager']}/-/ready", timeout=2).close()
         except (OSError, ValueError, KeyError, urllib.error.URLError) as exc:
@@ -245,9 +266,10 @@ def _alert_firing(mon: "MonitoringStack", name: str) -> bool:
     return any(a["labels"]["alertname"] == name for a in mon.firing())
 
 
-def _record_of(mon: "MonitoringStack", name: str, statuses=None) -> dict | None:
+def _record_of(mon: "MonitoringStack", name: str, statuses=None, other_than=()) -> dict | None:
     for rec in mon.records():
-        if (rec.get("trigger") or {}).get("name") == name and (statuses is None or rec["status"] in statuses):
+        if (rec.get("trigger") or {}).get("name") == name and (statuses is None or rec["status"] in statuses) \
+                and rec["id"] not in other_than:
             return rec
     return None
 
@@ -272,19 +294,29 @@ def drawdown_breach(sb: Sandbox, mon: "MonitoringStack", timeout: float = 120) -
                 record=_record_of(mon, "TradeopsDrDrawdownBreach"))
 
 
+FINAL = ("recovered", "failed", "approval needed", "not admitted", "bad input")
+
+
+def recovery_scenario(mon: "MonitoringStack", alertname: str, inject, timeout: float = 300) -> dict:
+    """inject() (a fault, as it happens); the seconds to `alertname` firing, to the guarded recovery
+    admitted and to its incident record in a final status, and that record (not one of an earlier run)."""
+    runs = mon.guard_history
+    earlier = {rec["id"] for rec in mon.records()}
+    admitted = runs.read_text().count(alertname) if runs.exists() else 0
+    t0 = time.monotonic()
+    inject()
+    firing = _until(lambda: _alert_firing(mon, alertname), timeout, f"{alertname} firing", mon)
+    started = _until(lambda: runs.exists() and runs.read_text().count(alertname) > admitted, timeout,
+                     "the recovery admitted by the guard", mon)
+    done = _until(lambda: _record_of(mon, alertname, FINAL, earlier), timeout, "the recovery's incident record", mon)
+    return dict(firing=firing - t0, started=started - t0, healthy=done - t0,
+                record=_record_of(mon, alertname, FINAL, earlier))
+
+
 def redis_crash(sb: Sandbox, mon: "MonitoringStack", timeout: float = 300) -> dict:
     """kill -9 of the sandbox's Redis; the seconds to the alert firing, to the guarded recovery
     admitted and to its record saying recovered (or another final status), and the record."""
     from . import faults
 
-    runs = mon.guard_history
-    t0 = time.monotonic()
-    faults.kill_redis(sb, sb.load())
-    firing = _until(lambda: _alert_firing(mon, "TradeopsDrRedisDown"), timeout, "TradeopsDrRedisDown firing", mon)
-    started = _until(lambda: runs.exists() and "TradeopsDrRedisDown" in runs.read_text(), timeout,
-                     "the recovery admitted by the guard", mon)
-    done = _until(lambda: _record_of(mon, "TradeopsDrRedisDown", ("recovered", "failed", "approval needed",
-                                                                  "not admitted", "bad input")),
-                  timeout, "the recovery's incident record", mon)
-    return dict(firing=firing - t0, started=started - t0, healthy=done - t0,
-                record=_record_of(mon, "TradeopsDrRedisDown"), answering=Sandbox.redis_server(sb.load()).ping()[0])
+    got = recovery_scenario(mon, "TradeopsDrRedisDown", lambda: faults.kill_redis(sb, sb.load()), timeout)
+    return dict(got, answering=Sandbox.redis_server(sb.load()).ping()[0])
