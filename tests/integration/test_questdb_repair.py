@@ -1,7 +1,8 @@
 """playbooks/questdb_repair.yml through ansible-runner against a REPLAY of answers recorded
 from a real QuestDB 8.1.2 (tests/helpers/questdb_replay.py): the error shapes that are hard
 to provoke on a live server (an open checkpoint of someone else, a restore QuestDB cannot
-complete, a table that suspends again). The main test of the role runs the real QuestDB:
+complete, a table that suspends again). A refusal that is a module's own runs the module's main()
+in-process against the same replay. The main test of the role runs the real QuestDB:
 test_questdb_real.py."""
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.tradeops.dr.plugins.modules import questdb_checkpoint, questdb_health
 from conftest import QUESTDB_FIXTURES as FIXTURES
-from conftest import record
+from conftest import record, run_module
 from tradeops_dr.sandbox import free_port, pid_alive, read_pid, wait_for
 
 pytestmark = pytest.mark.integration
@@ -118,6 +120,20 @@ def _msg(res) -> str:
     return " ".join(f.msg for f in res.failures)
 
 
+def _module(capsys, module, q, **args) -> tuple[dict, bool]:
+    """A module's refusal in-process (its main() with the arguments the role passes), against the same replay: a
+    refusal that is the module's needs no playbook run (issue 24)."""
+    v = q.role_vars()
+    return run_module(module, dict(url=v["questdb_repair_url"], health_url=v["questdb_repair_health_url"], **args),
+                      capsys)
+
+
+def _checkpoint(capsys, q, min_free_bytes: int = 1) -> tuple[dict, bool]:
+    v = q.role_vars()
+    return _module(capsys, questdb_checkpoint, q, root=v["questdb_repair_root"], backup_dir=v["questdb_repair_backup_dir"],
+                   tables=["trades"], min_free_bytes=min_free_bytes)
+
+
 def test_healthy_server_changes_nothing_after_the_counts_are_known(questdb, run):
     first = _run(run, questdb)
     assert first.ok, first.failures
@@ -213,16 +229,18 @@ def test_freshness_window(questdb, run):
 
 
 def test_missing_table_maps_questdb_error_and_position(questdb, run):
+    # the module reports the table's error; the role's verification fails on it: a playbook run
     res = _run(run, questdb, questdb_repair_tables=[dict(name="no_such_table", timestamp="ts")])
     assert not res.ok
     assert ("QuestDB rejected `select count() from no_such_table`: table does not exist [table=no_such_table] "
             "at position 20 (HTTP 400)") in _msg(res)
 
 
-def test_bad_table_name_is_refused_before_any_sql(questdb, run):
-    res = _run(run, questdb, questdb_repair_tables=[dict(name="trades; drop table trades", timestamp="ts")])
-    assert not res.ok
-    assert "table name 'trades; drop table trades' is refused" in _msg(res)
+def test_bad_table_name_is_refused_before_any_sql(questdb, capsys):
+    out, failed = _module(capsys, questdb_health, questdb,
+                          tables=[dict(name="trades; drop table trades", timestamp="ts")])
+    assert failed
+    assert "table name 'trades; drop table trades' is refused" in out["msg"]
     assert not any("drop" in q for q in questdb.state()["requests"])
 
 
@@ -248,18 +266,18 @@ def test_backup_creates_copies_and_always_releases(questdb, run):
     assert reqs.index("checkpoint create") < reqs.index("checkpoint release")
 
 
-def test_backup_refuses_while_a_checkpoint_is_open_and_leaves_it(questdb, run):
+def test_backup_refuses_while_a_checkpoint_is_open_and_leaves_it(questdb, capsys):
     questdb.set_state(checkpoint="in_progress")
-    res = _run(run, questdb, questdb_repair_action="backup")
-    assert not res.ok
-    assert "a QuestDB checkpoint is already open (since 2026-11-23T06:39:06.495816Z)" in _msg(res)
+    out, failed = _checkpoint(capsys, questdb)
+    assert failed
+    assert "a QuestDB checkpoint is already open (since 2026-11-23T06:39:06.495816Z)" in out["msg"]
     assert questdb.state()["checkpoint"] == "in_progress"
     assert "checkpoint release" not in questdb.state()["requests"]
 
 
-def test_backup_without_room_creates_no_checkpoint(questdb, run):
-    res = _run(run, questdb, questdb_repair_action="backup", questdb_repair_min_free_bytes=10 ** 18)
-    assert not res.ok and "no checkpoint was created" in _msg(res)
+def test_backup_without_room_creates_no_checkpoint(questdb, capsys):
+    out, failed = _checkpoint(capsys, questdb, min_free_bytes=10 ** 18)
+    assert failed and "no checkpoint was created" in out["msg"]
     assert "checkpoint create" not in questdb.state()["requests"]
 
 

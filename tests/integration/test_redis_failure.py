@@ -1,5 +1,8 @@
 """playbooks/redis_failure.yml run through ansible-runner against real redis-server
-processes: crash, data loss, damaged AOF, bad input, check mode and idempotence."""
+processes: crash, data loss, damaged AOF, bad input, check mode and idempotence. A refusal that is
+a module's own (the ledger replay's, service control's) runs the module's main() in-process with the
+arguments the role passes, against the same servers (issue 24: a playbook run per behaviour a user
+sees, not per refusal)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import artifacts_text, record
+from ansible_collections.tradeops.dr.plugins.modules import redis_ledger_replay, service_control
+from conftest import artifacts_text, record, run_module
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +24,17 @@ PLAYBOOK = "redis_failure.yml"
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+ROLE_DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[2] / "roles" / "redis_restart" / "defaults" /
+                                "main.yml").read_text())
+
+
+def _replay(capsys, r, ledger: Path) -> tuple[dict, bool]:
+    """The role's ledger replay (verify.yml) in-process: its connection, ledger and protected keys."""
+    return run_module(redis_ledger_replay, dict(login_port=r.port, login_password=r.srv.password,
+                                                ledger_path=str(ledger),
+                                                protected_keys=ROLE_DEFAULTS["redis_restart_protected_keys"]), capsys)
 
 
 def test_healthy_redis_changes_nothing(redis_seeded, run):
@@ -150,7 +166,7 @@ def test_lost_tail_adds_only_what_is_missing_and_reports_what_differs(redis_seed
             assert now[key] == value, key
 
 
-def test_entries_below_a_stream_top_are_refused_and_nothing_is_written(redis_seeded, run):
+def test_entries_below_a_stream_top_are_refused_and_nothing_is_written(redis_seeded, capsys):
     """XDEL keeps a stream's last ID: entries below it cannot be re-added in order. The
     replay must say so and write nothing at all, not half of the ledger."""
     with redis_seeded.client() as c:
@@ -158,9 +174,9 @@ def test_entries_below_a_stream_top_are_refused_and_nothing_is_written(redis_see
         c.xdel("orders.fills", *ids)
         c.delete("positions:EURUSD")
     after_loss = redis_seeded.snapshot()
-    res = run(PLAYBOOK, redis_seeded.role_vars())
-    assert not res.ok
-    msg = " ".join(f.msg for f in res.failures)
+    out, failed = _replay(capsys, redis_seeded, redis_seeded.ledger)
+    assert failed
+    msg = out["msg"]
     assert "nothing was written" in msg and "stream orders.fills: 25 ledger entries" in msg
     assert "cannot be inserted in order" in msg
     assert redis_seeded.snapshot() == after_loss
@@ -273,22 +289,21 @@ def test_truncated_aof_repaired_when_allowed_and_refilled_from_the_ledger(redis_
 
 # --------------------------------------------------------------------------- bad input
 
-def test_unknown_manager_is_refused_before_anything_runs(redis_seeded, run):
+def test_unknown_manager_is_refused_before_anything_runs(redis_seeded, capsys):
     redis_seeded.kill9()
     svc = dict(name="redis", manager="supervisord", pidfile=str(redis_seeded.srv.pidfile))
-    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_service=svc))
-    assert not res.ok
-    msg = " ".join(f.msg for f in res.failures)
-    assert "manager" in msg and "supervisord" in msg and "process, systemd, docker, compose" in msg
+    out, failed = run_module(service_control, dict(service=svc, state="started"), capsys)
+    assert failed
+    assert "manager" in out["msg"] and "supervisord" in out["msg"] and "process, systemd, docker, compose" in out["msg"]
     assert not redis_seeded.running()
 
 
-def test_process_manager_without_start_command_says_so(redis_seeded, run):
+def test_process_manager_without_start_command_says_so(redis_seeded, capsys):
     redis_seeded.kill9()
     svc = dict(name="redis", manager="process", pidfile=str(redis_seeded.srv.pidfile))
-    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_service=svc))
-    assert not res.ok
-    assert "needs start_command" in " ".join(f.msg for f in res.failures)
+    out, failed = run_module(service_control, dict(service=svc, state="started"), capsys)
+    assert failed and "needs start_command" in out["msg"]
+    assert not redis_seeded.running()
 
 
 def test_wrong_port_fails_with_the_last_probe_error_and_writes_nothing(redis_seeded, run):
@@ -304,17 +319,16 @@ def test_wrong_port_fails_with_the_last_probe_error_and_writes_nothing(redis_see
     assert redis_seeded.snapshot() == before
 
 
-def test_missing_ledger_fails_clearly_and_writes_nothing(redis_seeded, run):
+def test_missing_ledger_fails_clearly_and_writes_nothing(redis_seeded, capsys):
     with redis_seeded.client() as c:
         c.flushall()
-    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_ledger_path=str(redis_seeded.ledger) + ".missing"))
-    assert not res.ok
-    assert "ledger.db.missing does not exist" in " ".join(f.msg for f in res.failures)
+    out, failed = _replay(capsys, redis_seeded, Path(str(redis_seeded.ledger) + ".missing"))
+    assert failed and "ledger.db.missing does not exist" in out["msg"]
     with redis_seeded.client() as c:
         assert c.dbsize() == 0
 
 
-def test_malformed_ledger_rows_are_listed_and_nothing_is_written(redis_seeded, run, tmp_path):
+def test_malformed_ledger_rows_are_listed_and_nothing_is_written(redis_seeded, capsys, tmp_path):
     bad = tmp_path / "bad-ledger.db"
     bad.write_bytes(redis_seeded.ledger.read_bytes())
     with sqlite3.connect(bad) as conn:
@@ -324,9 +338,9 @@ def test_malformed_ledger_rows_are_listed_and_nothing_is_written(redis_seeded, r
     conn.close()
     with redis_seeded.client() as c:
         c.flushall()
-    res = run(PLAYBOOK, redis_seeded.role_vars(redis_restart_ledger_path=str(bad)))
-    assert not res.ok
-    msg = " ".join(f.msg for f in res.failures)
+    out, failed = _replay(capsys, redis_seeded, bad)
+    assert failed
+    msg = out["msg"]
     assert "3 malformed ledger row(s), nothing was written" in msg
     assert "seq=100000" in msg and "seq=100001" in msg and "seq=100002" in msg
     with redis_seeded.client() as c:
