@@ -83,7 +83,7 @@ def main() -> int:
         scenarios.append(("wal", wal_suspended))
     else:
         print("wal: not measured - this sandbox runs no QuestDB (not installed here)")
-    results: dict[str, list[dict]] = {name: [] for name, _ in scenarios}
+    results: dict[str, list[dict]] = {name: [] for name, _scenario in scenarios}
     try:
         for n in range(args.runs):
             # interleaved: each run measures every scenario, each on its own stack
