@@ -39,7 +39,9 @@ class _Orchestrator:
     NAME = "orchestrator"
     ROLES: tuple[str, ...] = ()
     START_TIMEOUT = 90.0
-    STOP_TIMEOUT = 20
+    # Airflow's DAG processor took more than 20 s to leave after SIGTERM on a loaded 2-core machine (CI, stop 43): the
+    # restart then failed as a process killed hard. 60 s, as the sandbox gives PostgreSQL and QuestDB.
+    STOP_TIMEOUT = 60
 
     def __init__(self, root: Path, port: int | None = None):
         self.root = Path(root)
