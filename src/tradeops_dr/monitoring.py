@@ -13,8 +13,9 @@ Every server binds 127.0.0.1 on a free port; Prometheus scrapes and evaluates ev
 scenarios below - a drawdown breach, a Redis crash - are what `tradeops-dr drill detect`,
 bench/detect.py and tests/integration/test_alerts.py inject and time: nobody runs a command,
 the stack must protect or recover the system by itself. The tests inject three more through
-`recovery_scenario`: PostgreSQL stopped, a QuestDB WAL table suspended, and a Redis whose AOF was cut
-(its repair is destructive: the run stops at its plan and people get the approval code)."""
+`recovery_scenario`: PostgreSQL stopped, a QuestDB WAL table suspended, and PostgreSQL back without a
+table (its restore is destructive: the run stops at its plan and people get the approval code).
+bench/detect.py times the first two as well."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ extensions/eda/rulebooks/tradeops_dr_alerts.yml against inventories/local. Fault
 they happen: a drawdown written where the risk engine writes it, `kill -9` of Redis, PostgreSQL
 stopped (scraped by the real prometheus-postgres-exporter), a QuestDB WAL table suspended. The system
 must be protected or healthy again, the incident record naming the alert; repeats of an alert
-(Alertmanager re-sends a firing alert) start no second run. A Redis whose AOF was cut needs a
-destructive repair: the run stops at its plan, nothing is changed, and people are told the code that
+(Alertmanager re-sends a firing alert) start no second run. PostgreSQL back without a table needs a
+destructive restore: the run stops at its plan, nothing is restored, and people are told the code that
 approves it."""
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def test_a_stopped_postgres_is_started_with_nobody_running_a_command(stack):
     assert Sandbox.postgres_cluster(state).ready()[0]
     after = faults.fingerprint(sb)
     assert after["pg_tables"] == before["pg_tables"], "every row as it was: started, nothing restored"
-    assert not rec.get("destructive_planned"), rec
+    assert rec["planned"] == [], rec["planned"]  # started and healthy: no restore waits for anyone
     _one_run_for(mon, rec, "TradeopsDrPostgresDown")
     assert operator_resets_the_switch(sb).ok  # the probe engaged it: trading depends on the database
 
