@@ -79,6 +79,16 @@ def _repeat(mon, record):
     assert mon.post_alerts([alert]) == 200
 
 
+def _one_run_for(mon, record, alertname):
+    """The alert re-sent twice as Alertmanager does: no second automatic run, no second record."""
+    runs, records = [r["name"] for r in _runs(mon)].count(alertname), len(_records_of(mon, alertname))
+    _repeat(mon, record)
+    _repeat(mon, record)
+    time.sleep(4)
+    assert [r["name"] for r in _runs(mon)].count(alertname) == runs
+    assert len(_records_of(mon, alertname)) == records
+
+
 def test_a_drawdown_breach_engages_the_switch_with_nobody_running_a_command(stack):
     sb, mon = stack
     with _redis(sb) as r:
@@ -93,9 +103,7 @@ def test_a_drawdown_breach_engages_the_switch_with_nobody_running_a_command(stac
     markdown = next(mon.incidents.rglob(rec["id"] + "*.json")).with_suffix(".md").read_text()
     assert "| Trigger | alert TradeopsDrDrawdownBreach (P1, kill_switch) firing since" in markdown
     # Alertmanager sends the firing alert again: no second run
-    _repeat(mon, rec)
-    _repeat(mon, rec)
-    time.sleep(4)
+    _one_run_for(mon, rec, "TradeopsDrDrawdownBreach")
     assert len(_records_of(mon, "TradeopsDrDrawdownBreach")) == 1
     assert operator_resets_the_switch(sb).ok
 
@@ -115,16 +123,6 @@ def test_a_crashed_redis_is_recovered_with_nobody_running_a_command(stack):
     assert after["redis_data"] == before["redis_data"], "every key and stream back as it was"
     _one_run_for(mon, rec, "TradeopsDrRedisDown")  # the flapping alert: re-sent twice, still one run
     assert operator_resets_the_switch(sb).ok  # the recovery engaged it first (Redis is what trading depends on)
-
-
-def _one_run_for(mon, record, alertname):
-    """The alert re-sent twice as Alertmanager does: no second automatic run, no second record."""
-    runs, records = [r["name"] for r in _runs(mon)].count(alertname), len(_records_of(mon, alertname))
-    _repeat(mon, record)
-    _repeat(mon, record)
-    time.sleep(4)
-    assert [r["name"] for r in _runs(mon)].count(alertname) == runs
-    assert len(_records_of(mon, alertname)) == records
 
 
 def test_a_stopped_postgres_is_started_with_nobody_running_a_command(stack):
