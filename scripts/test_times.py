@@ -1,7 +1,7 @@
 """Sum where the test suite's time went, from the lines tests/timing.py wrote during a pytest run
-(.state/test-times/*.jsonl, or the folder given): per category (fixture set-up, ansible-playbook
-start-up, playbooks, commands, waiting, teardown, real work), per file, per fixture and per
-xdist worker.
+(.state/test-times/*.jsonl, or the folder given): wall seconds per category (fixture set-up,
+ansible-playbook start-up, playbooks, commands, waiting, teardown, real work), per file, per fixture
+and per xdist worker, and the CPU seconds per file (what the suite spends on two shared cores).
 
     python scripts/test_times.py [FOLDER] [--files N] [--fixtures N] [--write-durations]
 
@@ -37,6 +37,7 @@ def load(folder: Path) -> list[dict]:
 def report(lines: list[dict], n_files: int, n_fixtures: int) -> str:
     out = []
     total = sum(t["total"] for t in lines)
+    cpu_total = sum(t.get("cpu", 0.0) for t in lines)
     cats: dict = defaultdict(float)
     files: dict = defaultdict(lambda: defaultdict(float))
     counts: dict = defaultdict(int)
@@ -47,6 +48,7 @@ def report(lines: list[dict], n_files: int, n_fixtures: int) -> str:
         counts[t["file"]] += 1
         workers[t["worker"]] += t["total"]
         files[t["file"]]["total"] += t["total"]
+        files[t["file"]]["cpu"] += t.get("cpu", 0.0)
         for k, v in t["categories"].items():
             cats[k] += v
             files[t["file"]][k] += v
@@ -54,16 +56,17 @@ def report(lines: list[dict], n_files: int, n_fixtures: int) -> str:
             fixtures[k] += v
             fixture_n[k] += 1
     out.append(f"test time: {len(lines)} tests, {total:.0f} s summed over "
-               f"{len(workers)} worker(s) ({', '.join(f'{w} {s:.0f} s' for w, s in sorted(workers.items()))})")
+               f"{len(workers)} worker(s) ({', '.join(f'{w} {s:.0f} s' for w, s in sorted(workers.items()))}); "
+               f"{cpu_total:.0f} CPU-s spent by the workers and what they started and reaped")
     for k in ORDER:
         if cats.get(k):
             out.append(f"  {LABEL[k]:<40} {cats[k]:8.1f} s  {100 * cats[k] / max(total, 1e-9):5.1f} %")
     out.append("")
-    head = f"{'file':<52} {'tests':>5} {'total':>7} " + " ".join(f"{SHORT[k]:>8}" for k in ORDER)
+    head = f"{'file':<52} {'tests':>5} {'total':>7} {'cpu':>7} " + " ".join(f"{SHORT[k]:>8}" for k in ORDER)
     out.append(f"slowest files (seconds; of {len(files)}):")
     out.append(head)
     for name, row in sorted(files.items(), key=lambda kv: -kv[1]["total"])[:n_files]:
-        out.append(f"{name[-52:]:<52} {counts[name]:>5} {row['total']:7.1f} " +
+        out.append(f"{name[-52:]:<52} {counts[name]:>5} {row['total']:7.1f} {row['cpu']:7.1f} " +
                    " ".join(f"{row.get(k, 0.0):8.1f}" for k in ORDER))
     out.append("")
     out.append(f"fixture set-up (seconds, times set up; of {len(fixtures)}):")

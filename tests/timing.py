@@ -9,6 +9,11 @@ time into what it spent
 - in teardown (servers stopped, folders removed),
 - and the rest: real work in the test process (modules called in-process, checks, queries).
 
+Beside the wall time, each line has `cpu`: the CPU seconds (user + system) of the test's worker and of
+the processes it started and reaped during the test (ansible-playbook, modules, the CLI, servers
+stopped by the test) - on two shared cores, CPU is what the suite spends; servers a fixture started
+count where they are reaped, and daemons a CLI left running count nowhere.
+
 The categories do not overlap: time inside a fixture's set-up, a playbook run or a command counts
 there only, whatever it does inside; only the test's own thread is timed (the exchange stand-in and
 the writers of some tests sleep in threads of their own). One JSON line per test goes to
@@ -21,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import threading
 import time
@@ -87,6 +93,12 @@ _real_run = subprocess.run
 _real_check_output = subprocess.check_output
 _real_check_call = subprocess.check_call
 _real_call = subprocess.call
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its reaped children so far (user + system)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _command_kind(args) -> str:
@@ -199,10 +211,12 @@ class _Recorder:
     def pytest_runtest_protocol(self, item, nextitem):
         CLOCK.reset()
         self.phases = {}
+        cpu0 = _cpu()
         yield
+        cpu = _cpu() - cpu0
         line = dict(test=item.nodeid, file=item.nodeid.split("::", 1)[0],
                     worker=os.environ.get("PYTEST_XDIST_WORKER", "main"),
-                    total=round(sum(self.phases.values()), 3),
+                    total=round(sum(self.phases.values()), 3), cpu=round(cpu, 3),
                     categories={k: round(v, 3) for k, v in CLOCK.totals.items() if v > 0.0005},
                     fixtures={k: round(v, 3) for k, v in CLOCK.fixtures.items() if v > 0.0005})
         with self.path.open("a", encoding="utf-8") as handle:
