@@ -72,7 +72,7 @@ def test_each_entry_names_a_role_that_does_what_the_entry_says(name):
 
 def test_the_generic_task_files_name_no_component():
     names = set(CATALOG) | {e["role"] for e in CATALOG.values()}
-    for f in ("diagnose.yml", "diagnose_one.yml", "recover_one.yml", "recover_stage.yml"):
+    for f in ("diagnose_one.yml", "recover_one.yml", "recover_stage.yml"):
         text = (ROOT / "playbooks" / "full_recovery" / f).read_text()
         code = "\n".join(line.split("#")[0] for line in text.splitlines())
         found = sorted(n for n in names if re.search(rf"\b{n}\b", code))
