@@ -46,8 +46,8 @@ def _mitogen(version: str) -> Path:
     return strategies
 
 
-def _run(playbook: Path, env: dict) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds of the run and its children, the recap) of one ansible-playbook run."""
+def _run(playbook: Path, env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the run and its children) of one ansible-playbook run; raises when it failed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run([str(BIN / "ansible-playbook"), str(playbook), "-i", "inventories/local"], cwd=ROOT, env=env,
@@ -57,7 +57,7 @@ def _run(playbook: Path, env: dict) -> tuple[float, float, str]:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if out.returncode != 0:
         raise RuntimeError(f"{playbook.name} failed (rc {out.returncode}): {out.stdout[-2000:]}{out.stderr[-2000:]}")
-    return wall, cpu, out.stdout
+    return wall, cpu
 
 
 def main() -> int:
@@ -81,10 +81,10 @@ def main() -> int:
         sb.up()
         _run(playbook, base_env)  # once before measuring: the sandbox's first answers, the page cache
         for _round in range(args.runs):
-            wall, cpu, _out = _run(playbook, base_env)
+            wall, cpu = _run(playbook, base_env)
             figures["core"].append((wall, cpu))
             # a strategy that did not load fails the run ("Invalid play strategy"): a passed run ran under Mitogen
-            wall, cpu, _out = _run(copy, mito_env)
+            wall, cpu = _run(copy, mito_env)
             figures["mitogen"].append((wall, cpu))
     finally:
         copy.unlink(missing_ok=True)
