@@ -10,26 +10,29 @@ ROOT=$(pwd)
 # clone (TRADEOPS_DR_SANITY_VENV, as it keeps the Docker images), rebuilt when ansible-core's version changes
 SANITY_VENV=${TRADEOPS_DR_SANITY_VENV:-$ROOT/.state/sanity-venv}
 CORE=$("$ROOT/.venv/bin/python" -c 'import ansible; print(ansible.__version__)')
-# made anew unless a complete one of this ansible-core is there (the marker is written last: an interrupted
-# install is not taken for a complete one)
+# on the interpreter the main venv was made from (scripts/setup.sh: Debian's python3)
+BASE=$("$ROOT/.venv/bin/python" -c 'import os, sys; print(os.path.realpath(sys._base_executable))')
+# made anew unless a complete one of this ansible-core and interpreter is there (the marker is written last: an
+# interrupted install is not taken for a complete one)
 READY=$SANITY_VENV/.tradeops-dr-sanity-ready
-if [ "$(cat "$READY" 2>/dev/null)" != "$CORE" ]; then
+# ansible-test's HOME (below) keeps the venvs it makes for its tests: they follow the interpreter too
+SANITY_HOME=${TRADEOPS_DR_SANITY_HOME:-$ROOT/.state/sanity-home}
+if [ "$(cat "$READY" 2>/dev/null)" != "$CORE $BASE" ]; then
   if [ -e "$SANITY_VENV" ] && [ ! -f "$SANITY_VENV/pyvenv.cfg" ]; then
     echo "sanity.sh: $SANITY_VENV exists and is not a venv: not removing it (TRADEOPS_DR_SANITY_VENV)" >&2
     exit 2
   fi
-  rm -rf "$SANITY_VENV"
-  python3 -m venv "$SANITY_VENV"
+  rm -rf "$SANITY_VENV" "$SANITY_HOME/.ansible/test/venv"
+  "$BASE" -m venv "$SANITY_VENV"
   "$SANITY_VENV/bin/python" -m pip install -q --upgrade pip
   "$SANITY_VENV/bin/python" -m pip install -q "ansible-core==$CORE" redis docker psycopg2-binary
-  echo "$CORE" >"$READY"
+  echo "$CORE $BASE" >"$READY"
 fi
 export PATH="$SANITY_VENV/bin:$PATH"
 # ansible-test passes only HOME and PATH (and a few more) to the pip it runs: give it a HOME
 # of its own whose pip config carries this machine's pip settings (index, certificate).
 # ansible-test's HOME: it makes the venvs of several sanity tests under ~/.ansible/test/venv (keyed by their pinned
 # requirements), so .ci/run keeps it beside the venv (TRADEOPS_DR_SANITY_HOME) instead of making them in every clone
-SANITY_HOME=${TRADEOPS_DR_SANITY_HOME:-$ROOT/.state/sanity-home}
 mkdir -p "$SANITY_HOME/.config/pip"
 "$SANITY_VENV/bin/python" - "$SANITY_HOME/.config/pip/pip.conf" <<'PY'
 import configparser, os, subprocess, sys

@@ -55,9 +55,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "missing Debian packages" "${missing[@]}"
 fi
 
-PYTHON=${PYTHON:-python3}
+# The venvs' interpreter: Debian's own python3 (the one python3-venv above is for), not whatever python3 comes
+# first on PATH. Debian builds it with profile-guided and link-time optimisation; a pyenv build without them (the
+# first python3 on the CI machine) ran the same healthy full_recovery.yml with 18 % more CPU (docs/testing.md).
+# PYTHON=... picks another one.
+PYTHON=${PYTHON:-$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)}
+# the real file of an interpreter, or of the one a venv was made from
+base_of() { "$1" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))'; }
+BASE=$(base_of "$PYTHON")
+# venv_for DIR: true when DIR is a venv of $PYTHON; a venv of another interpreter is removed (made again below)
+venv_for() {
+  [ -x "$1/bin/python" ] || return 1
+  [ "$(base_of "$1/bin/python" 2>/dev/null)" = "$BASE" ] && return 0
+  if [ ! -f "$1/pyvenv.cfg" ]; then
+    echo "setup: $1 is not a venv: not removing it (VENV, TRADEOPS_DR_AIRFLOW_VENV)" >&2
+    exit 2
+  fi
+  echo "setup: $1 was made with $(base_of "$1/bin/python" 2>/dev/null || echo 'a missing interpreter'), not $BASE: making it again"
+  rm -rf "$1"
+  return 1
+}
 stamp="$VENV/.tradeops-installed"
-if [ ! -x "$VENV/bin/python" ]; then
+if ! venv_for "$VENV"; then
   "$PYTHON" -m venv "$VENV"
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
@@ -71,7 +90,7 @@ fi
 # TRADEOPS_DR_AIRFLOW_VENV (CI keeps it outside the clone, as a cache) or .state/servers/airflow-<version>.
 AIRFLOW_VERSION=3.3.2
 AIRFLOW_VENV=${TRADEOPS_DR_AIRFLOW_VENV:-$ROOT/.state/servers/airflow-$AIRFLOW_VERSION}
-if [[ ",$EXTRAS," == *",test,"* ]] && [ ! -f "$AIRFLOW_VENV/.tradeops-installed" ]; then
+if [[ ",$EXTRAS," == *",test,"* ]] && { ! venv_for "$AIRFLOW_VENV" || [ ! -f "$AIRFLOW_VENV/.tradeops-installed" ]; }; then
   echo "setup: installing Airflow $AIRFLOW_VERSION into $AIRFLOW_VENV (the pipeline tests run it)"
   # its scripts name the venv's own path: made in place, and marked complete only at the end
   rm -rf "$AIRFLOW_VENV"
