@@ -107,3 +107,31 @@ def _private_calls(path: Path) -> list[str]:
 @pytest.mark.parametrize("path", sorted((ROOT / "plugins").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_private_helper_is_called_across_files(path):
     assert _private_calls(path) == []
+
+
+def _loads(path: Path, seen: set[str] | None = None) -> set[str]:
+    """The top-level packages a module or module_util loads when imported: its own imports and those of the
+    module_utils it imports, transitively (every import statement, module-level or not)."""
+    seen = set() if seen is None else seen
+    utils, out = [], set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module == COLLECTION + "module_utils":
+            utils += [a.name for a in node.names]  # from ...module_utils import _a, _b
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(COLLECTION + "module_utils."):
+            utils.append(node.module.rsplit(".", 1)[1])  # from ...module_utils._a import x
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module.split(".")[0])
+    for util in set(utils) - seen:
+        seen.add(util)
+        out |= _loads(ROOT / "plugins" / "module_utils" / (util + ".py"), seen)
+    return out
+
+
+def test_only_the_exchange_modules_load_an_exchange_library():
+    """ccxt takes a quarter of a second to import, in every run of a module that loads it: a module that does not
+    talk to an exchange must not load it through a module_util (strategy_health did, for a log-line scrubber,
+    in every diagnosis of a strategy)."""
+    loading = {p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if "ccxt" in _loads(p)}
+    assert loading == {"exchange_info", "exchange_orders", "position_reconcile"}

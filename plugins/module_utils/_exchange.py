@@ -17,6 +17,7 @@ import re
 import time
 
 from ansible.module_utils.basic import env_fallback
+from ansible_collections.tradeops.dr.plugins.module_utils._scrub import scrub
 
 try:
     import ccxt
@@ -36,7 +37,6 @@ _CANCEL_ALL_IS_ACCOUNT_WIDE = ('kraken',)
 # Refused credentials that ccxt 4.5 raises as a plain ExchangeError: Kraken's wrong secret ("EAPI:Invalid
 # signature"; its wrong key, "EAPI:Invalid key", is an AuthenticationError already).
 _UNMAPPED_AUTH = {'kraken': ('EAPI:Invalid signature',)}
-_QUERY = re.compile(r'\?\S*')
 _URL_HOST = re.compile(r'^https?://[^/]+')
 
 
@@ -62,31 +62,6 @@ def exchange_argument_spec():
         retries=dict(type='int', default=3),
         exchange_options=dict(type='dict', default={}),
     )
-
-
-def scrub(text, params=None):
-    """A message fit for a log: no query string (it holds signatures), no credential."""
-    text = _QUERY.sub('?...', str(text))
-    for key in ('api_key', 'api_secret', 'api_password'):
-        value = (params or {}).get(key)
-        if value and len(value) >= 4:
-            text = text.replace(value, '********')
-    return text[:600]
-
-
-_USERINFO = re.compile(r'(://[^/\s:@]+:)[^@\s/]+@')
-_SECRET_FIELD = re.compile(r'(?i)((?:api[_-]?key|api[_-]?secret|secret|password|passwd|pwd|token|signature|'
-                           r'authorization)["\']?\s*[=:]\s*["\']?)([^\s"\',;&]+)')
-_BEARER = re.compile(r'(?i)(bearer\s+)\S+')
-
-
-def scrub_log_line(line, params=None):
-    """A line of an application's log fit for a result or an artifact: no query string, no password in a
-    URL, no value of a field named like a secret (key, secret, password, token, signature), no bearer token."""
-    text = _USERINFO.sub(r'\1********@', str(line))
-    text = _BEARER.sub(r'\1********', text)
-    text = _SECRET_FIELD.sub(r'\1********', text)
-    return scrub(text, params)
 
 
 def _repoint(urls, base):

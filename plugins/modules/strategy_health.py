@@ -137,7 +137,7 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tradeops.dr.plugins.module_utils._exchange import scrub_log_line
+from ansible_collections.tradeops.dr.plugins.module_utils._scrub import scrub_log_line
 
 
 def _tail(path, lines):
