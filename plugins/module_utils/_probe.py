@@ -144,10 +144,11 @@ def _require(spec, kind, key):
         raise ProbeError('probe type %s needs %s' % (kind, key))
 
 
-def wait_until(check, timeout, first_delay=0.05, max_delay=2.0, factor=2.0, clock=time.monotonic,
+def wait_until(check, timeout, first_delay=0.05, max_delay=0.25, factor=2.0, clock=time.monotonic,
                sleep=time.sleep):
     """Call check() -> (ok, detail) until ok or the deadline; exponential backoff between
-    attempts. Returns dict(ok, attempts, elapsed, last_detail)."""
+    attempts, capped at max_delay (a readiness check is one connection: a cap of 2 s found a
+    server that was ready after 1.6 s at 3.55 s). Returns dict(ok, attempts, elapsed, last_detail)."""
     start = clock()
     deadline = start + timeout
     delay = first_delay

@@ -187,7 +187,7 @@ def main():
         return not behind, '; '.join(behind)
 
     started = time.monotonic()
-    res = wait_until(caught_up, p['wait_timeout'], first_delay=0.1, max_delay=2.0)
+    res = wait_until(caught_up, p['wait_timeout'], first_delay=0.1, max_delay=0.5)
     result['waited_seconds'] = round(time.monotonic() - started, 3)
     result['after'] = list(state.get('rows', {}).values())
     if state.get('again'):

@@ -84,6 +84,13 @@ def test_up_status_and_the_local_inventory(sandbox):
     if builds.questdb_jar():
         assert info["seeded"]["questdb"] == {"trades": 1000}
         assert f"questdb   127.0.0.1:{info['questdb']['http_port']}" in up.stdout
+        # a small server's JVM, on the class-data archive scripts/setup.sh made (CI runs setup.sh first): mapped
+        # into the JVM when it was used (an archive the JVM cannot use is skipped, at times without a word)
+        qpid = read_pid(Path(info["questdb"]["root"]).parent / "questdb.pid")
+        argv = Path(f"/proc/{qpid}/cmdline").read_bytes().decode().split("\0")
+        assert "-XX:TieredStopAtLevel=1" in argv, argv
+        if os.environ.get("CI") == "true" or builds.questdb_archive().is_file():
+            assert str(builds.questdb_archive()) in Path(f"/proc/{qpid}/maps").read_text(), argv
     else:
         assert "questdb   not part of this sandbox" in up.stdout
 

@@ -90,7 +90,10 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def wait_for(check, timeout: float, what: str):
+def wait_for(check, timeout: float, what: str, max_delay: float = 0.25):
+    """check() -> (ok, detail) until ok, backing off from 0.05 s to `max_delay` between checks (a check is a
+    connection or a request on loopback: a cap of a second lost up to a second per server start); raises
+    SandboxError with the last detail at the deadline."""
     delay, deadline = 0.05, time.monotonic() + timeout
     last = None
     while True:
@@ -100,7 +103,7 @@ def wait_for(check, timeout: float, what: str):
         if time.monotonic() > deadline:
             raise SandboxError(f"{what} not ready after {timeout}s: {last}")
         time.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        delay = min(delay * 2, max_delay)
 
 
 def postgres_can_reach(path: Path) -> bool:

@@ -252,8 +252,7 @@ class QuestDBServer(Server):
         jar = builds.questdb_jar()
         if jar is None:
             raise SandboxError(builds.HOW_TO_GET["questdb"])
-        return ["java", "-Xmx1g", "--add-exports", "java.base/jdk.internal.math=ALL-UNNAMED", "-jar", str(jar),
-                "-d", str(self.root)]
+        return builds.questdb_command(jar, self.root)
 
     def service(self, **extra) -> dict:
         """The service dict of service control (manager process) for this server."""

@@ -43,6 +43,13 @@ def test_wait_until_backs_off_exponentially_and_caps_the_delay():
     assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0])
 
 
+def test_wait_until_finds_a_ready_server_within_a_quarter_second_by_default():
+    """The default cap was 2 s: a server ready after 1.6 s was found at 3.55 s, every start (issue 27)."""
+    clock = FakeClock()
+    res = _probe.wait_until(lambda: (clock.t >= 1.6, "refused"), timeout=60, clock=clock, sleep=clock.sleep)
+    assert res["ok"] and 1.6 <= res["elapsed"] <= 1.85 and max(clock.sleeps) == pytest.approx(0.25)
+
+
 def test_wait_until_stops_at_the_deadline_with_the_last_error():
     clock = FakeClock()
     res = _probe.wait_until(lambda: (False, "refused"), timeout=3, first_delay=1, max_delay=1, clock=clock,
