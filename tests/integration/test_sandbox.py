@@ -3,6 +3,7 @@ plain ansible-playbook command against inventories/local."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -33,7 +34,8 @@ def parts() -> list[str]:
     stand-in wherever git and dvc are (the test extras install dvc); the PMS stand-in always (its book
     is a database of the sandbox's PostgreSQL)."""
     return (["redis", "postgres"] + (["questdb"] if builds.questdb_jar() else [])
-            + (["inference"] if shutil.which("dvc") and shutil.which("git") else []) + ["pms"])
+            + (["inference"] if shutil.which("dvc") and shutil.which("git") and importlib.util.find_spec("dvc")
+               else []) + ["pms"])
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ sandbox.json, which `inventories/local` reads."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import secrets
@@ -151,7 +152,8 @@ class Sandbox:
             qdb.write_config()
         api = None
         missing = {name: why for name in ("timescaledb", "questdb") if (why := builds.missing(name))}
-        if shutil.which("dvc") and shutil.which("git"):
+        # the seed uses DVC's Python API, the modules its command
+        if shutil.which("dvc") and shutil.which("git") and importlib.util.find_spec("dvc"):
             api = InferenceAPI(self.state_dir / "model", free_port(avoid={redis_port, pg_port}))
             md5 = seed.seed_model_repo(api.repo, api.remote)
         else:
