@@ -41,6 +41,17 @@ def approval_code(incident, diagnosis):
     return _approval.code('approval', incident, destructive_plan(diagnosis))
 
 
+def approval_refused(given, code, steps, spent=None, requester='', second_required=False, approver='',
+                     switch_refusal=''):
+    """Why the approval given does not let this plan's destructive steps run, or '' (module_utils _approval)."""
+    if not isinstance(steps, list):
+        raise AnsibleFilterError('approval_refused expects the list of destructive steps, got %r' % (steps,))
+    return _approval.refusal('' if given is None else str(given), code, steps, spent_codes=list(spent or []),
+                             requester='' if requester is None else str(requester),
+                             second_required=bool(second_required), approver='' if approver is None else str(approver),
+                             switch_refusal=switch_refusal or '')
+
+
 def _get(hostvars, host, name, default):
     try:
         value = hostvars[host].get(name)
@@ -169,5 +180,5 @@ def recovery_summary(hosts, hostvars, catalog, stop, check_mode, recovering, sta
 class FilterModule(object):
     def filters(self):
         return dict(table_row=table_row, recovery_summary=recovery_summary, destructive_plan=destructive_plan,
-                    approval_code=approval_code, incident_opened=incident_opened,
-                    lock_groups=lock_groups)
+                    approval_code=approval_code, approval_refused=approval_refused,
+                    incident_opened=incident_opened, lock_groups=lock_groups)
