@@ -52,7 +52,7 @@ def timescaledb_installed() -> bool:
 def questdb_jar() -> Path | None:
     """The QuestDB jar to run, or None (with java missing too)."""
     env = os.environ.get("TRADEOPS_DR_QUESTDB_JAR")
-    cand = Path(env) if env else project_root() / ".state" / "servers" / f"questdb-{QUESTDB_VERSION}.jar"
+    cand = Path(env) if env else _installed_questdb(".jar")
     if cand.is_file() and shutil.which("java"):
         return cand
     return None
@@ -66,9 +66,14 @@ QUESTDB_JAVA_OPTIONS = ("-Xmx1g", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                         "--add-exports", "java.base/jdk.internal.math=ALL-UNNAMED")
 
 
+def _installed_questdb(suffix: str) -> Path:
+    """A file of the QuestDB scripts/setup.sh installs into this checkout: its jar (.jar), its archive (.jsa)."""
+    return project_root() / ".state" / "servers" / f"questdb-{QUESTDB_VERSION}{suffix}"
+
+
 def questdb_archive() -> Path:
     """Where scripts/setup.sh keeps the class-data archive of the jar it installs (`make_questdb_archive`)."""
-    return project_root() / ".state" / "servers" / f"questdb-{QUESTDB_VERSION}.jsa"
+    return _installed_questdb(".jsa")
 
 
 def questdb_command(jar: Path, root: Path, archive_at_exit: Path | None = None) -> list[str]:
@@ -92,7 +97,7 @@ def _archive_fits(archive: Path, jar: Path) -> bool:
     except OSError:
         return False
     return (st.st_uid == os.getuid() and not st.st_mode & 0o022 and st.st_mtime >= newest
-            and jar.resolve() == (project_root() / ".state" / "servers" / f"questdb-{QUESTDB_VERSION}.jar").resolve())
+            and jar.resolve() == _installed_questdb(".jar").resolve())
 
 
 def make_questdb_archive() -> str:
@@ -107,7 +112,7 @@ def make_questdb_archive() -> str:
 
     jar = questdb_jar()
     archive = questdb_archive()
-    if jar is None or jar.resolve() != archive.with_suffix(".jar").resolve():
+    if jar is None or jar.resolve() != _installed_questdb(".jar").resolve():
         return "no QuestDB jar in .state/servers: no class-data archive made"
     if _archive_fits(archive, jar):
         return f"QuestDB's class-data archive {archive} is up to date"

@@ -4,6 +4,7 @@ class-data archive used only when it is this checkout's own - the JVM loads code
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
@@ -23,7 +24,7 @@ def installed(tmp_path, monkeypatch):
     archive = builds.questdb_archive()
     archive.write_bytes(b"jsa")
     archive.chmod(0o644)
-    java = os.path.realpath(__import__("shutil").which("java") or "/bin/sh")
+    java = os.path.realpath(shutil.which("java") or "/bin/sh")
     newest = max(jar.stat().st_mtime, os.stat(java).st_mtime)
     os.utime(archive, (newest + 10, newest + 10))
     return jar, archive
