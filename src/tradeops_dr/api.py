@@ -98,8 +98,9 @@ def _leave_the_outer_runner() -> None:
 def _ansible_settings(root: Path) -> dict:
     """A checkout runs with its own ansible.cfg. An installed collection keeps the user's Ansible
     configuration and gets, through the environment, what the collection's playbooks rely on:
-    the collection on the collections path, the incident callback, pipelining, an unparsable
-    inventory as an error."""
+    the collection on the collections path, the incident callback (and lean_workers, which spares each
+    task's worker the garbage collection of what it inherited), pipelining, an unparsable inventory as
+    an error."""
     if is_checkout(root):
         return {"ANSIBLE_CONFIG": str(root / "ansible.cfg")}
     current = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS") or \
@@ -107,7 +108,7 @@ def _ansible_settings(root: Path) -> dict:
     enabled = [c for c in os.environ.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
     return {
         "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join([str(collections_base(root)), current]),
-        "ANSIBLE_CALLBACKS_ENABLED": ",".join(dict.fromkeys(enabled + ["tradeops.dr.incident"])),
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join(dict.fromkeys(enabled + ["tradeops.dr.incident", "tradeops.dr.lean_workers"])),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",

@@ -1,0 +1,82 @@
+"""Benchmark: what the lean_workers callback saves (issues 24 and 27).
+
+Every task runs in a worker process forked from the controller; the callback freezes, in each
+worker right after the fork, the objects it inherited, so that the worker's garbage collector
+does not walk the controller's whole heap again. In one run, on a sandbox of its own, a healthy
+`playbooks/full_recovery.yml` (every component diagnosed, nothing to do) with the callback and
+without it (`ANSIBLE_CALLBACKS_ENABLED` without it; the incident callback in both), interleaved
+N times: wall time and the CPU seconds of ansible-playbook and all it started (user + system).
+
+    python bench/lean_workers.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+# imported for what it does: the collection link, PATH, a private incidents folder (as the tests have)
+import conftest  # noqa: E402,F401  # pylint: disable=unused-import
+from tradeops_dr.sandbox import Sandbox  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TARGET_CPU_RATIO = 0.97  # the callback must save at least 3 % of a whole healthy run's CPU
+
+
+def _run(env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the run and its children) of one healthy full_recovery.yml; raises when it failed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run([str(BIN / "ansible-playbook"), "playbooks/full_recovery.yml", "-i", "inventories/local"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise RuntimeError(f"full_recovery.yml failed (rc {out.returncode}): {out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="tradeops-bench-lean-"))
+    state.chmod(0o755)  # PostgreSQL runs as the postgres user under root
+    sb = Sandbox(state)
+    base = dict(os.environ, TRADEOPS_DR_SANDBOX=str(state), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
+    envs = {"with": dict(base, ANSIBLE_CALLBACKS_ENABLED="tradeops.dr.incident,tradeops.dr.lean_workers"),
+            "without": dict(base, ANSIBLE_CALLBACKS_ENABLED="tradeops.dr.incident")}
+    figures: dict[str, list[tuple[float, float]]] = {k: [] for k in envs}
+    try:
+        sb.up()
+        _run(envs["without"])  # once before measuring: the sandbox's first answers, the page cache
+        for _round in range(args.runs):
+            for name, env in envs.items():
+                figures[name].append(_run(env))
+    finally:
+        sb.down()
+        shutil.rmtree(state, ignore_errors=True)
+    med = {k: (statistics.median(w for w, _c in v), statistics.median(c for _w, c in v)) for k, v in figures.items()}
+    print(f"runs {args.runs}; a healthy full_recovery.yml on the sandbox, with and without lean_workers, interleaved")
+    for k in ("without", "with"):
+        print(f"{k}_lean_workers_run_s {med[k][0]:.2f}")
+        print(f"{k}_lean_workers_cpu_s {med[k][1]:.2f} (user + system, ansible-playbook and its children)")
+    print(f"lean_workers_wall_ratio {med['with'][0] / med['without'][0]:.2f}")
+    print(f"lean_workers_cpu_ratio {med['with'][1] / med['without'][1]:.2f} (target <= {TARGET_CPU_RATIO})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
