@@ -76,3 +76,11 @@ def test_a_failed_scenario_fails_the_run(monkeypatch, capsys):
     assert cli.main(["rehearse", "redis_restart"]) == 1
     out = capsys.readouterr().out
     assert "1 passed, 1 failed, 0 skipped" in out
+
+
+def test_the_rehearsals_controllers_run_with_lean_workers_beside_the_users_callbacks(monkeypatch):
+    monkeypatch.setenv("ANSIBLE_CALLBACKS_ENABLED", "ansible.posix.profile_tasks")
+    env = rehearse._env(ROOT)
+    assert env["ANSIBLE_CALLBACKS_ENABLED"].split(",") == ["ansible.posix.profile_tasks", "tradeops.dr.lean_workers"]
+    monkeypatch.setenv("ANSIBLE_CALLBACKS_ENABLED", "tradeops.dr.lean_workers")
+    assert rehearse._env(ROOT)["ANSIBLE_CALLBACKS_ENABLED"] == "tradeops.dr.lean_workers"  # once
