@@ -292,6 +292,9 @@ def test_healthy_components_are_not_touched(fresh):
     rec = _record(res)
     touched = {e["host"] for e in rec["timeline"] if e["changed"]}
     assert touched == {"sandbox-questdb"}, touched
+    # the catalog is read by one task run for every host (issue 24: one per host before, 11 workers on the sandbox)
+    reads = [e["host"] for e in rec["timeline"] if e["task"].startswith("Read the component catalog")]
+    assert len(reads) == 1, reads
 
 
 def test_damaged_state_files_wait_for_approval_then_come_back_from_the_set(fresh):
