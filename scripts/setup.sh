@@ -14,6 +14,9 @@ APT_PACKAGES=(redis-server redis-tools postgresql postgresql-client pgbackrest s
 MONITORING_PACKAGES=(prometheus prometheus-alertmanager prometheus-redis-exporter prometheus-postgres-exporter
                      prometheus-node-exporter)
 APT_PACKAGES+=("${MONITORING_PACKAGES[@]}" openjdk-17-jre-headless)
+# process accounting (accton), for scripts/test.sh's CPU report of a whole run (TRADEOPS_DR_CPU_ACCOUNTING=1; its
+# service is not started here: the test run turns accounting on and off itself)
+APT_PACKAGES+=(acct)
 if [ "${WITH_DOCKER:-1}" = 1 ]; then
   APT_PACKAGES+=(docker.io docker-compose debootstrap)
 fi

@@ -32,10 +32,24 @@ want_rehearse=0; [ $want_docker = 1 ] && [ "${SKIP_MOLECULE:-0}" != 1 ] && want_
 want_sanity=0; [ "${SKIP_SANITY:-0}" != 1 ] && want_sanity=1
 want_ee=0; [ $want_docker = 1 ] && [ "${SKIP_EE:-0}" != 1 ] && want_ee=1
 
+# Process accounting for the whole run (TRADEOPS_DR_CPU_ACCOUNTING=1, as root; CI sets it): every process that
+# ends is counted in .state/pacct, and scripts/cpu_report.py says at the end where the machine's CPU went.
+accounting=0
+if [ "${TRADEOPS_DR_CPU_ACCOUNTING:-0}" = 1 ]; then
+  mkdir -p .state && rm -f .state/pacct && touch .state/pacct && chmod 0600 .state/pacct
+  if [ "$(id -u)" = 0 ] && command -v accton >/dev/null && accton "$ROOT/.state/pacct" >/dev/null; then
+    accounting=1
+  else
+    echo "test.sh: no CPU report: process accounting needs root and Debian's acct package (accton)" >&2
+  fi
+fi
+accounting_off() { if [ $accounting = 1 ]; then accton off >/dev/null 2>&1; fi; accounting=0; }
+trap accounting_off EXIT  # with Docker, the engine's trap below calls it too
+
 if [ $want_docker = 1 ]; then
   step "private Docker engine and the locally built base image"
   eval "$(bash scripts/docker-engine.sh env)"
-  trap 'bash scripts/docker-engine.sh stop' EXIT
+  trap 'bash scripts/docker-engine.sh stop; accounting_off' EXIT
   bash scripts/docker-engine.sh image || exit 1
   export TRADEOPS_DR_REQUIRE_DOCKER=1
 fi
@@ -121,6 +135,12 @@ if [ -n "$bg_pid" ]; then
     part_rc=$(cat "$BG/$part.rc" 2>/dev/null || echo 1)
     [ "$part_rc" = 0 ] || { echo "test.sh: $title failed (rc $part_rc)" >&2; status=1; }
   done
+fi
+
+if [ $accounting = 1 ]; then
+  accounting_off
+  step "where the machine's CPU went (scripts/cpu_report.py, process accounting)"
+  python scripts/cpu_report.py .state/pacct || true
 fi
 
 total=$(since)
