@@ -20,9 +20,9 @@ description:
     exec - in each worker, right after the fork, it moves the inherited objects into the collector's permanent
     generation (C(os.register_at_fork), C(gc.freeze)). The worker still collects what it allocates itself; the
     controller's own collection is not touched; the results are the same.
-  - Measured on a healthy C(full_recovery.yml) run of the sandbox (157 workers), the workers' CPU time fell by a
-    fifth (4.8 to 3.75 CPU-s) and the whole run's by 7 per cent; C(bench/lean_workers.py) measures it on a
-    playbook of its own.
+  - Measured on a healthy C(full_recovery.yml) run of the sandbox (157 workers, three interleaved pairs), the
+    workers' CPU time fell by a fifth (4.9 to 3.9 CPU-s) and the whole run's by about 4 per cent;
+    C(bench/lean_workers.py) measures it again.
   - It has no options and prints nothing; enable it in C(callbacks_enabled) (the collection's C(ansible.cfg) and
     the tradeops_dr Python API do).
 '''

@@ -215,7 +215,8 @@ def _env(root: Path) -> dict:
     # `docker exec` with the module on stdin instead of a temporary folder, a copy, an exec and a clean-up -
     # the kill_switch rehearsal 40 -> 31 s (docs/testing.md) - and no module arguments land on a container's disk
     env.setdefault("ANSIBLE_PIPELINING", "True")
-    # and no callbacks of the collection's: the controller's workers freeze what they inherit (lean_workers)
+    # molecule's ansible.cfg enables none of the collection's callbacks: lean_workers is added (each of the
+    # controller's workers freezes what it inherited, docs/architecture.md), after the user's own
     enabled = [c for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
     env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join(dict.fromkeys(enabled + ["tradeops.dr.lean_workers"]))
     return env
