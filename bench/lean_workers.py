@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,22 +25,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 # imported for what it does: the collection link, PATH, a private incidents folder (as the tests have)
 import conftest  # noqa: E402,F401  # pylint: disable=unused-import
 from tradeops_dr.sandbox import Sandbox  # noqa: E402
+from _runs import measured_run, medians  # noqa: E402  # bench/, beside this script
 
 BIN = Path(sys.executable).parent
+PLAYBOOK = ROOT / "playbooks" / "full_recovery.yml"
 TARGET_CPU_RATIO = 0.97  # the callback must save at least 3 % of a whole healthy run's CPU
-
-
-def _run(env: dict) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the run and its children) of one healthy full_recovery.yml; raises when it failed."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    out = subprocess.run([str(BIN / "ansible-playbook"), "playbooks/full_recovery.yml", "-i", "inventories/local"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if out.returncode != 0:
-        raise RuntimeError(f"full_recovery.yml failed (rc {out.returncode}): {out.stdout[-2000:]}{out.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -61,14 +46,14 @@ def main() -> int:
     figures: dict[str, list[tuple[float, float]]] = {k: [] for k in envs}
     try:
         sb.up()
-        _run(envs["without"])  # once before measuring: the sandbox's first answers, the page cache
+        measured_run(PLAYBOOK, envs["without"])  # once before measuring: the sandbox's first answers, the page cache
         for _round in range(args.runs):
             for name, env in envs.items():
-                figures[name].append(_run(env))
+                figures[name].append(measured_run(PLAYBOOK, env))
     finally:
         sb.down()
         shutil.rmtree(state, ignore_errors=True)
-    med = {k: (statistics.median(w for w, _c in v), statistics.median(c for _w, c in v)) for k, v in figures.items()}
+    med = medians(figures)
     print(f"runs {args.runs}; a healthy full_recovery.yml on the sandbox, with and without lean_workers, interleaved")
     for k in ("without", "with"):
         print(f"{k}_lean_workers_run_s {med[k][0]:.2f}")

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 # imported for what it does: the collection link, PATH, a private incidents folder (as the tests have)
 import conftest  # noqa: E402,F401  # pylint: disable=unused-import
 from tradeops_dr.sandbox import Sandbox  # noqa: E402
+from _runs import measured_run, medians  # noqa: E402  # bench/, beside this script
 
 BIN = Path(sys.executable).parent
 
@@ -44,20 +42,6 @@ def _mitogen(version: str) -> Path:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(target), f"mitogen=={version}"],
                        check=True)
     return strategies
-
-
-def _run(playbook: Path, env: dict) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the run and its children) of one ansible-playbook run; raises when it failed."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    out = subprocess.run([str(BIN / "ansible-playbook"), str(playbook), "-i", "inventories/local"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600, check=False)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if out.returncode != 0:
-        raise RuntimeError(f"{playbook.name} failed (rc {out.returncode}): {out.stdout[-2000:]}{out.stderr[-2000:]}")
-    return wall, cpu
 
 
 def main() -> int:
@@ -79,19 +63,18 @@ def main() -> int:
     figures: dict[str, list[tuple[float, float]]] = {"core": [], "mitogen": []}
     try:
         sb.up()
-        _run(playbook, base_env)  # once before measuring: the sandbox's first answers, the page cache
+        measured_run(playbook, base_env)  # once before measuring: the sandbox's first answers, the page cache
         for _round in range(args.runs):
-            wall, cpu = _run(playbook, base_env)
+            wall, cpu = measured_run(playbook, base_env)
             figures["core"].append((wall, cpu))
             # a strategy that did not load fails the run ("Invalid play strategy"): a passed run ran under Mitogen
-            wall, cpu = _run(copy, mito_env)
+            wall, cpu = measured_run(copy, mito_env)
             figures["mitogen"].append((wall, cpu))
     finally:
         copy.unlink(missing_ok=True)
         sb.down()
         shutil.rmtree(state, ignore_errors=True)
-    med = {k: (statistics.median(w for w, _cpu in v), statistics.median(c for _wall, c in v))
-           for k, v in figures.items()}
+    med = medians(figures)
     print(f"runs {args.runs}; Mitogen {args.version}; a healthy full_recovery.yml on the sandbox, interleaved")
     for k in ("core", "mitogen"):
         print(f"{k}_no_fault_run_s {med[k][0]:.2f} (max {max(w for w, _cpu in figures[k]):.2f})")

@@ -106,10 +106,10 @@ def _ansible_settings(root: Path) -> dict:
     current = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS") or \
         os.pathsep.join(["~/.ansible/collections", "/usr/share/ansible/collections"])
     enabled = [c for c in os.environ.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
+    enabled += ["tradeops.dr.incident", "tradeops.dr.lean_workers"]
     return {
         "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join([str(collections_base(root)), current]),
-        "ANSIBLE_CALLBACKS_ENABLED": ",".join(dict.fromkeys(enabled + ["tradeops.dr.incident",
-                                                                      "tradeops.dr.lean_workers"])),
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join(dict.fromkeys(enabled)),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",

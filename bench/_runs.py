@@ -1,0 +1,33 @@
+"""What the benchmarks that compare ways of running a playbook share: one ansible-playbook run measured (its wall
+time and the CPU of it and everything it started), and the medians of interleaved rounds."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def measured_run(playbook: Path | str, env: dict, inventory: str = "inventories/local") -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the run and its children, user + system) of one ansible-playbook run;
+    raises when it failed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run([str(BIN / "ansible-playbook"), str(playbook), "-i", inventory], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise RuntimeError(f"{Path(playbook).name} failed (rc {out.returncode}): {out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def medians(figures: dict[str, list[tuple[float, float]]]) -> dict[str, tuple[float, float]]:
+    """{name: (median wall, median CPU)} of each variant's rounds."""
+    return {k: (statistics.median(w for w, _c in v), statistics.median(c for _w, c in v)) for k, v in figures.items()}
