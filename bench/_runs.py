@@ -1,8 +1,10 @@
-"""What the benchmarks that compare ways of running a playbook share: one ansible-playbook run measured (its wall
-time and the CPU of it and everything it started), and the medians of interleaved rounds."""
+"""What the benchmarks that compare ways of running a playbook share: the environment of a run on a sandbox, one
+ansible-playbook run measured (its wall time and the CPU of it and everything it started), and the medians of
+interleaved rounds."""
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import subprocess
@@ -12,6 +14,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+
+def sandbox_env(state: Path, **extra: str) -> dict:
+    """The environment of a run on the sandbox in state: the checkout's ansible.cfg, this venv's commands first."""
+    return dict(os.environ, TRADEOPS_DR_SANDBOX=str(state), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]), **extra)
 
 
 def measured_run(playbook: Path | str, env: dict, inventory: str = "inventories/local") -> tuple[float, float]:
@@ -24,7 +32,8 @@ def measured_run(playbook: Path | str, env: dict, inventory: str = "inventories/
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
-        raise RuntimeError(f"{Path(playbook).name} failed (rc {out.returncode}): {out.stdout[-2000:]}{out.stderr[-2000:]}")
+        raise RuntimeError(f"{Path(playbook).name} failed (rc {out.returncode}): "
+                           f"{out.stdout[-2000:]}{out.stderr[-2000:]}")
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 

@@ -13,7 +13,6 @@ N times: wall time and the CPU seconds of ansible-playbook and all it started (u
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -25,9 +24,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 # imported for what it does: the collection link, PATH, a private incidents folder (as the tests have)
 import conftest  # noqa: E402,F401  # pylint: disable=unused-import
 from tradeops_dr.sandbox import Sandbox  # noqa: E402
-from _runs import measured_run, medians  # noqa: E402  # bench/, beside this script
+from _runs import measured_run, medians, sandbox_env  # noqa: E402  # bench/, beside this script
 
-BIN = Path(sys.executable).parent
 PLAYBOOK = ROOT / "playbooks" / "full_recovery.yml"
 TARGET_CPU_RATIO = 0.97  # the callback must save at least 3 % of a whole healthy run's CPU
 
@@ -39,10 +37,8 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="tradeops-bench-lean-"))
     state.chmod(0o755)  # PostgreSQL runs as the postgres user under root
     sb = Sandbox(state)
-    base = dict(os.environ, TRADEOPS_DR_SANDBOX=str(state), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-                PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
-    envs = {"with": dict(base, ANSIBLE_CALLBACKS_ENABLED="tradeops.dr.incident,tradeops.dr.lean_workers"),
-            "without": dict(base, ANSIBLE_CALLBACKS_ENABLED="tradeops.dr.incident")}
+    envs = {"with": sandbox_env(state, ANSIBLE_CALLBACKS_ENABLED="tradeops.dr.incident,tradeops.dr.lean_workers"),
+            "without": sandbox_env(state, ANSIBLE_CALLBACKS_ENABLED="tradeops.dr.incident")}
     figures: dict[str, list[tuple[float, float]]] = {k: [] for k in envs}
     try:
         sb.up()

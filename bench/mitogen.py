@@ -16,7 +16,6 @@ Mitogen is not a dependency of the collection: the bench installs it with pip in
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -29,9 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 # imported for what it does: the collection link, PATH, a private incidents folder (as the tests have)
 import conftest  # noqa: E402,F401  # pylint: disable=unused-import
 from tradeops_dr.sandbox import Sandbox  # noqa: E402
-from _runs import measured_run, medians  # noqa: E402  # bench/, beside this script
-
-BIN = Path(sys.executable).parent
+from _runs import measured_run, medians, sandbox_env  # noqa: E402  # bench/, beside this script
 
 
 def _mitogen(version: str) -> Path:
@@ -53,8 +50,7 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="tradeops-bench-mitogen-"))
     state.chmod(0o755)  # PostgreSQL runs as the postgres user under root
     sb = Sandbox(state)
-    base_env = dict(os.environ, TRADEOPS_DR_SANDBOX=str(state), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-                    PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
+    base_env = sandbox_env(state)
     mito_env = dict(base_env, ANSIBLE_STRATEGY_PLUGINS=str(strategies), ANSIBLE_STRATEGY="mitogen_linear")
     playbook = ROOT / "playbooks" / "full_recovery.yml"
     text = playbook.read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import ansible_runner
 
-from .paths import cache_dir, collections_base, is_checkout, project_root
+from .paths import cache_dir, collections_base, is_checkout, project_root, with_callbacks
 
 
 @dataclass
@@ -105,11 +105,10 @@ def _ansible_settings(root: Path) -> dict:
         return {"ANSIBLE_CONFIG": str(root / "ansible.cfg")}
     current = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS") or \
         os.pathsep.join(["~/.ansible/collections", "/usr/share/ansible/collections"])
-    enabled = [c for c in os.environ.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
-    enabled += ["tradeops.dr.incident", "tradeops.dr.lean_workers"]
     return {
         "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join([str(collections_base(root)), current]),
-        "ANSIBLE_CALLBACKS_ENABLED": ",".join(dict.fromkeys(enabled)),
+        "ANSIBLE_CALLBACKS_ENABLED": with_callbacks(os.environ.get("ANSIBLE_CALLBACKS_ENABLED", ""),
+                                                    "tradeops.dr.incident", "tradeops.dr.lean_workers"),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",

@@ -77,6 +77,13 @@ def collections_base(root: Path) -> Path:
     raise errors.CollectionNotFound(f"{root} is neither a set-up checkout (run scripts/setup.sh) nor an installed collection")
 
 
+def with_callbacks(enabled: str, *names: str) -> str:
+    """An ANSIBLE_CALLBACKS_ENABLED value: the callbacks already enabled (comma-separated, as given), then these
+    names, each once."""
+    current = [c for c in enabled.split(",") if c.strip()]
+    return ",".join(dict.fromkeys(current + list(names)))
+
+
 def module_utils(name: str):
     """A module_utils file of the collection, from the checkout's .state/collections link or from
     the installed collection. The kill-switch fast path takes only those that import nothing from

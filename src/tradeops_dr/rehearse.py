@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from . import builds, errors
-from .paths import project_root
+from .paths import project_root, with_callbacks
 
 BASE_IMAGE = "tradeops-dr/debian12:bookworm"
 LAYER_PREFIX = "tradeops-dr/molecule-"
@@ -217,8 +217,8 @@ def _env(root: Path) -> dict:
     env.setdefault("ANSIBLE_PIPELINING", "True")
     # molecule's ansible.cfg enables none of the collection's callbacks: lean_workers is added (each of the
     # controller's workers freezes what it inherited, docs/architecture.md), after the user's own
-    enabled = [c for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
-    env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join(dict.fromkeys(enabled + ["tradeops.dr.lean_workers"]))
+    env["ANSIBLE_CALLBACKS_ENABLED"] = with_callbacks(env.get("ANSIBLE_CALLBACKS_ENABLED", ""),
+                                                      "tradeops.dr.lean_workers")
     return env
 
 
