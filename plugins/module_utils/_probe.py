@@ -19,8 +19,6 @@ import socket
 import subprocess
 import time
 
-from ansible.module_utils.urls import open_url
-
 try:
     from urllib.error import HTTPError, URLError
 except ImportError:  # pragma: no cover - Python 2 is not supported
@@ -85,6 +83,10 @@ def probe_postgres(port=None, host='127.0.0.1', username=None, database=None, pr
 
 
 def probe_http(url, status_code=200, probe_timeout=2.0, **_ignored):
+    # imported here, not above: ansible.module_utils.urls (http.client, ssl) is about half of
+    # ansible.module_utils.basic's import time, and most modules that import this never probe HTTP
+    from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
+
     try:
         resp = open_url(url, method='GET', timeout=probe_timeout, follow_redirects='safe')
         code = resp.getcode()

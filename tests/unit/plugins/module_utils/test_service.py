@@ -324,3 +324,20 @@ def test_process_manager_reads_the_pid_from_the_first_line_of_a_postgres_style_p
     (tmp_path / "s.pid").write_text(f"{os.getpid()}\n/var/lib/postgresql/15/main\n1795000000\n5432\n")
     st = svc.ensure_state(_params(tmp_path, start_command=["true"]), "status", _run)
     assert st["running"] is True and st["pid"] == os.getpid()
+
+
+def test_modules_that_never_probe_http_do_not_load_the_http_client():
+    """Every run of a module that imports _probe or _service (service_control, kill_switch, the PostgreSQL and Redis
+    modules...) paid for ansible.module_utils.urls (http.client, cryptography): ~50 ms of CPU per module run, more
+    inside AnsiballZ, which compiles it from the zip each time. probe_http imports it when it runs (issue 24); its
+    test above still probes a real HTTP server."""
+    import subprocess
+
+    code = ("import sys\n"
+            "import ansible_collections.tradeops.dr.plugins.modules.service_control\n"
+            "import ansible_collections.tradeops.dr.plugins.modules.kill_switch\n"
+            "from ansible_collections.tradeops.dr.plugins.module_utils import _timescaledb\n"
+            "print('ansible.module_utils.urls' in sys.modules, 'http.client' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # this test's collection path
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60, env=env)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
