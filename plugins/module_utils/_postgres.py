@@ -269,8 +269,12 @@ def row_counts(conn, tables=None):
 
 
 def connections_to(conn, dbname):
+    """The sessions on `dbname` that keep it from being renamed or dropped. Autovacuum workers are not among
+    them: PostgreSQL ends those itself when a database is renamed or dropped (it signals them and waits), and
+    one that happened to be vacuuming refused a restore as "a session still uses it" (issue 24's CI)."""
     return query(conn, 'SELECT pid, usename, application_name, state FROM pg_stat_activity '
-                       'WHERE datname = %s AND pid <> pg_backend_pid()', (dbname,))
+                       "WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'",
+                 (dbname,))
 
 
 def terminate_connections(conn, dbname):

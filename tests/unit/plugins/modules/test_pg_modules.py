@@ -484,6 +484,48 @@ def test_a_swap_that_fails_is_rolled_back_and_connections_allowed_again(pg, veri
     assert not any(d.startswith("trading__restore_") for d in pg.databases())
 
 
+def test_an_autovacuum_worker_is_not_a_session_that_keeps_a_restore_out(pg):
+    """The CI run of 2026-12-07 failed the test above with "1 session(s) still use trading (None/pid 22585)": no
+    application - an autovacuum worker (no user, no application name) vacuuming trading after the test's DELETE.
+    PostgreSQL ends autovacuum workers itself when a database is renamed or dropped; the check that refuses a swap
+    while sessions use the database counts the sessions that would keep it busy. Here a worker is held on a database
+    on purpose (the table's own cost limit makes it sleep as it vacuums) and the check runs while it is there."""
+    from ansible_collections.tradeops.dr.plugins.module_utils import _postgres
+
+    pg.sql("postgres", "CREATE DATABASE av_busy")
+    pg.sql("av_busy", "CREATE TABLE t (id int, pad text) WITH (autovacuum_vacuum_threshold = 0, "
+                      "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, "
+                      "autovacuum_vacuum_cost_limit = 1)")
+    pg.sql("av_busy", "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g")
+    pg.sql("av_busy", "DELETE FROM t")
+    admin = pg.connect()
+    try:
+        with admin.cursor() as cur:
+            cur.execute("ALTER SYSTEM SET autovacuum_naptime = 1")  # the launcher looks every second, not every minute
+            cur.execute("SELECT pg_reload_conf()")
+
+        def workers():
+            return [r[0] for r in pg.sql("postgres", "SELECT pid FROM pg_stat_activity WHERE datname = 'av_busy' "
+                                                     "AND backend_type = 'autovacuum worker'")]
+        deadline = time.monotonic() + 60
+        while not workers():
+            assert time.monotonic() < deadline, "no autovacuum worker came to av_busy in 60 s"
+            time.sleep(0.2)
+        assert _postgres.connections_to(admin, "av_busy") == []
+        assert workers(), "the worker left before the check: the test proves nothing"
+        client = pg.connect("av_busy")  # an application's session is still one
+        try:
+            pid = client.get_backend_pid()
+            assert [r[0] for r in _postgres.connections_to(admin, "av_busy")] == [pid]
+        finally:
+            client.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("ALTER SYSTEM RESET autovacuum_naptime")
+            cur.execute("SELECT pg_reload_conf()")
+        admin.close()  # the fixture drops av_busy, which ends the worker
+
+
 @pytest.mark.parametrize("compress", [-1, 10])
 def test_pg_backup_refuses_a_compression_out_of_bounds_and_writes_nothing(pg, tmp_path, capsys, compress):
     pg.seed("trading", n_trades=10)
