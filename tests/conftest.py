@@ -230,6 +230,18 @@ def record(result, key: str = "redis_recovery") -> dict:
     return next(iter((result.data.get(key) or {}).values()), {})
 
 
+def loaded_after(imports: list[str], names: list[str]) -> dict[str, bool]:
+    """Which of `names` a fresh interpreter holds in sys.modules after importing `imports`, on this process's
+    sys.path (the collection resolves as here): what loading a plugin or a module costs every run, checked
+    without timing it."""
+    code = "import json, sys\n" + "".join(f"import {i}\n" for i in imports) + \
+        f"print(json.dumps({{n: n in sys.modules for n in {list(names)!r}}}))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def in_child(module: str, call: str, *args):
     """tradeops_dr.<module>.<call>(*args) in a child process, JSON in and out: a process that has not resolved
     anything through Ansible yet (fastpath's in-process caches and plugin loader start empty), as a command does."""

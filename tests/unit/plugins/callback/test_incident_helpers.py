@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.tradeops.dr.plugins.callback.incident import file_stem, md_text, redact_url
+from conftest import loaded_after
 
 
 def test_a_long_or_odd_incident_id_makes_a_bounded_file_name(tmp_path):
@@ -34,12 +35,6 @@ def test_urls_lose_their_credentials_in_warnings():
 def test_loading_the_callback_leaves_the_http_client_unloaded():
     """Every ansible-playbook start loads the callback: ansible.module_utils.urls (ssl, http.client) cost 42 ms of each;
     it is imported when a record is posted to a Decision Journal, not before (issue 24)."""
-    import subprocess
-    import sys
-
-    code = ("import sys, ansible.plugins.callback\n"
-            "import ansible_collections.tradeops.dr.plugins.callback.incident\n"
-            "print('ansible.module_utils.urls' in sys.modules, 'ssl' in sys.modules)")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # this test's collection path
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60, env=env)
-    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+    loaded = loaded_after(["ansible.plugins.callback", "ansible_collections.tradeops.dr.plugins.callback.incident"],
+                          ["ansible.module_utils.urls", "ssl"])
+    assert loaded == {"ansible.module_utils.urls": False, "ssl": False}, loaded

@@ -15,6 +15,7 @@ import pytest
 
 from ansible_collections.tradeops.dr.plugins.module_utils import _probe
 from ansible_collections.tradeops.dr.plugins.module_utils import _service as svc
+from conftest import loaded_after
 
 
 class FakeClock:
@@ -331,13 +332,8 @@ def test_modules_that_never_probe_http_do_not_load_the_http_client():
     modules...) paid for ansible.module_utils.urls (http.client, cryptography): ~50 ms of CPU per module run, more
     inside AnsiballZ, which compiles it from the zip each time. probe_http imports it when it runs (issue 24); its
     test above still probes a real HTTP server."""
-    import subprocess
-
-    code = ("import sys\n"
-            "import ansible_collections.tradeops.dr.plugins.modules.service_control\n"
-            "import ansible_collections.tradeops.dr.plugins.modules.kill_switch\n"
-            "from ansible_collections.tradeops.dr.plugins.module_utils import _timescaledb\n"
-            "print('ansible.module_utils.urls' in sys.modules, 'http.client' in sys.modules)")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # this test's collection path
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60, env=env)
-    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+    loaded = loaded_after(["ansible_collections.tradeops.dr.plugins.modules.service_control",
+                           "ansible_collections.tradeops.dr.plugins.modules.kill_switch",
+                           "ansible_collections.tradeops.dr.plugins.module_utils._timescaledb"],
+                          ["ansible.module_utils.urls", "http.client"])
+    assert loaded == {"ansible.module_utils.urls": False, "http.client": False}, loaded

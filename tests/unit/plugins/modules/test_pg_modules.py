@@ -16,6 +16,7 @@ from ansible_collections.tradeops.dr.plugins.modules import pg_backup, pg_backup
 
 from conftest import TIMESCALE_FIXTURES, run_module
 from tradeops_dr import builds
+from tradeops_dr.sandbox import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -507,10 +508,7 @@ def test_an_autovacuum_worker_is_not_a_session_that_keeps_a_restore_out(pg):
         def workers():
             return [r[0] for r in pg.sql("postgres", "SELECT pid FROM pg_stat_activity WHERE datname = 'av_busy' "
                                                      "AND backend_type = 'autovacuum worker'")]
-        deadline = time.monotonic() + 60
-        while not workers():
-            assert time.monotonic() < deadline, "no autovacuum worker came to av_busy in 60 s"
-            time.sleep(0.2)
+        wait_for(lambda: (bool(workers()), "none yet"), 60, "an autovacuum worker on av_busy")
         assert _postgres.connections_to(admin, "av_busy") == []
         assert workers(), "the worker left before the check: the test proves nothing"
         client = pg.connect("av_busy")  # an application's session is still one
