@@ -73,6 +73,16 @@ for name in sys.argv[2:]:
             if f["name"] != ".":
                 tar.add(os.path.join(root, f["name"]), arcname=f["name"], recursive=False)
 PYEOF
+  # the CLI's own dependencies, for a layer of the base stage that changes only when they do (the wheel is new at
+  # every commit, and its install downloaded and installed matplotlib, numpy, rich... again each time)
+  mkdir -p "$WORK/cli"
+  "$PY" - "$WORK/cli/cli-requirements.txt" <<'PYEOF'
+import re, sys, tomllib
+
+deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+keep = [d for d in deps if re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() not in ("ansible-core", "ansible-runner")]
+open(sys.argv[1], "w").write("# written by scripts/ee.sh from pyproject.toml\n" + "\n".join(keep) + "\n")
+PYEOF
   # the CLI's wheel, built from a copy (a build in the checkout leaves build/ behind)
   src=$(mktemp -d)
   git ls-files -z | xargs -0 cp --parents -t "$src"
