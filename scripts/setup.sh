@@ -78,14 +78,49 @@ venv_for() {
   rm -rf "$1"
   return 1
 }
-stamp="$VENV/.tradeops-installed"
-if ! venv_for "$VENV"; then
-  "$PYTHON" -m venv "$VENV"
+# CI keeps the venv between runs as it keeps the Docker images and the sanity and Airflow venvs
+# (TRADEOPS_DR_VENV_CACHE, which .ci/run sets; issue 24: a new venv was 70-75 s of every run, before any test):
+# .venv is then a link to it. It is made again from nothing whenever pyproject.toml, the extras or the interpreter
+# change - never patched in place, so that a dependency dropped from pyproject.toml fails CI as it fails a fresh
+# machine - and at each run only pip's editable install is pointed at this checkout.
+CACHE=${TRADEOPS_DR_VENV_CACHE:-}
+cached=0
+if [ -n "$CACHE" ] && [ "$VENV" = "$ROOT/.venv" ]; then
+  if [ -e "$VENV" ] && [ ! -L "$VENV" ]; then
+    echo "setup: $VENV is a venv of this checkout: using it (TRADEOPS_DR_VENV_CACHE=$CACHE not used)"
+  else
+    mkdir -p "$(dirname "$CACHE")"
+    ln -sfn "$CACHE" "$VENV"
+    cached=1
+  fi
 fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+stamp="$VENV/.tradeops-installed"
+want="pyproject.toml $(sha256sum pyproject.toml | cut -d' ' -f1), extras [$EXTRAS], $BASE"
+if [ $cached = 1 ] && [ -e "$CACHE" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  if [ ! -f "$CACHE/pyvenv.cfg" ]; then
+    echo "setup: $CACHE exists and is not a venv: not removing it (TRADEOPS_DR_VENV_CACHE)" >&2
+    exit 2
+  fi
+  echo "setup: the venv kept in $CACHE was made for another pyproject.toml or extras: making it again"
+  rm -rf "$CACHE"
+fi
+venv_dir=$VENV
+[ $cached = 0 ] || venv_dir=$CACHE  # (not the link: venv_for removes a venv of another interpreter)
+if ! venv_for "$venv_dir"; then
+  "$PYTHON" -m venv "$venv_dir"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e ".[${EXTRAS}]"
-  touch "$stamp"
+  echo "$want" >"$stamp"
+else
+  # installed for this pyproject.toml: the CLI's code is this checkout's (pip's editable install names the folder
+  # it was made from - another clone, with a kept venv)
+  here=$("$VENV/bin/python" -c 'import os, tradeops_dr; print(os.path.realpath(tradeops_dr.__file__))' 2>/dev/null || true)
+  case "$here" in
+    "$(realpath "$ROOT")/src/"*) ;;
+    *) "$VENV/bin/python" -m pip install -q --no-deps -e . ;;
+  esac
 fi
 
 # A real Airflow for the pipeline tests and drills (issue 29): a venv of its own (Airflow pins its own SQLAlchemy,
