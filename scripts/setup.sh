@@ -90,6 +90,15 @@ if [ -n "$CACHE" ] && [ "$VENV" = "$ROOT/.venv" ]; then
     echo "setup: $VENV is a venv of this checkout: using it (TRADEOPS_DR_VENV_CACHE=$CACHE not used)"
   else
     mkdir -p "$(dirname "$CACHE")"
+    # code this account runs (as root, in CI): not from a folder another account can write or owns
+    for dir in "$(dirname "$CACHE")" "$CACHE"; do
+      [ -e "$dir" ] || continue
+      if [ "$(stat -L -c %u "$dir")" != "$(id -u)" ] || [ -n "$(find -L "$dir" -maxdepth 0 -perm /022)" ]; then
+        echo "setup: $dir is not this account's alone (owner $(stat -L -c %U "$dir"), mode $(stat -L -c %a "$dir")):" \
+             "not using it for the venv (TRADEOPS_DR_VENV_CACHE)" >&2
+        exit 2
+      fi
+    done
     ln -sfn "$CACHE" "$VENV"
     cached=1
   fi
