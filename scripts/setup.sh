@@ -104,31 +104,34 @@ if [ -n "$CACHE" ] && [ "$VENV" = "$ROOT/.venv" ]; then
   fi
 fi
 stamp="$VENV/.tradeops-installed"
-want="pyproject.toml $(sha256sum pyproject.toml | cut -d' ' -f1), extras [$EXTRAS], $BASE"
+venv_dir=$VENV
+[ $cached = 0 ] || venv_dir=$CACHE  # (not the link: venv_for removes a venv of another interpreter)
+# what the venv was made for and where (its scripts name their interpreter by that path)
+want="pyproject.toml $(sha256sum pyproject.toml | cut -d' ' -f1), extras [$EXTRAS], $BASE, at $venv_dir"
 if [ $cached = 1 ] && [ -e "$CACHE" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   if [ ! -f "$CACHE/pyvenv.cfg" ]; then
     echo "setup: $CACHE exists and is not a venv: not removing it (TRADEOPS_DR_VENV_CACHE)" >&2
     exit 2
   fi
-  echo "setup: the venv kept in $CACHE was made for another pyproject.toml or extras: making it again"
+  echo "setup: the venv kept in $CACHE was made for another pyproject.toml, extras, interpreter or folder: making it again"
   rm -rf "$CACHE"
 fi
-venv_dir=$VENV
-[ $cached = 0 ] || venv_dir=$CACHE  # (not the link: venv_for removes a venv of another interpreter)
 if ! venv_for "$venv_dir"; then
   "$PYTHON" -m venv "$venv_dir"
 fi
+# pip through the venv's own path, not the link: the scripts it writes (pytest, ansible-playbook...) name their
+# interpreter by the path pip ran from, and a kept venv outlives the clone that made it
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[${EXTRAS}]"
+  "$venv_dir/bin/python" -m pip install -q --upgrade pip
+  "$venv_dir/bin/python" -m pip install -q -e ".[${EXTRAS}]"
   echo "$want" >"$stamp"
 else
   # installed for this pyproject.toml: the CLI's code is this checkout's (pip's editable install names the folder
   # it was made from - another clone, with a kept venv)
-  here=$("$VENV/bin/python" -c 'import os, tradeops_dr; print(os.path.realpath(tradeops_dr.__file__))' 2>/dev/null || true)
+  here=$("$venv_dir/bin/python" -c 'import os, tradeops_dr; print(os.path.realpath(tradeops_dr.__file__))' 2>/dev/null || true)
   case "$here" in
     "$(realpath "$ROOT")/src/"*) ;;
-    *) "$VENV/bin/python" -m pip install -q --no-deps -e . ;;
+    *) "$venv_dir/bin/python" -m pip install -q --no-deps -e . ;;
   esac
 fi
 
