@@ -66,16 +66,20 @@ PYTHON=${PYTHON:-$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo pyth
 # the real file of an interpreter, or of the one a venv was made from
 base_of() { "$1" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))'; }
 BASE=$(base_of "$PYTHON")
+# remove_venv DIR WHY: a venv removed to be made again; a folder that is not a venv is never removed (exit 2)
+remove_venv() {
+  if [ ! -f "$1/pyvenv.cfg" ]; then
+    echo "setup: $1 is not a venv: not removing it (VENV, TRADEOPS_DR_VENV_CACHE, TRADEOPS_DR_AIRFLOW_VENV)" >&2
+    exit 2
+  fi
+  echo "setup: $1 $2: making it again"
+  rm -rf "$1"
+}
 # venv_for DIR: true when DIR is a venv of $PYTHON; a venv of another interpreter is removed (made again below)
 venv_for() {
   [ -x "$1/bin/python" ] || return 1
   [ "$(base_of "$1/bin/python" 2>/dev/null)" = "$BASE" ] && return 0
-  if [ ! -f "$1/pyvenv.cfg" ]; then
-    echo "setup: $1 is not a venv: not removing it (VENV, TRADEOPS_DR_AIRFLOW_VENV)" >&2
-    exit 2
-  fi
-  echo "setup: $1 was made with $(base_of "$1/bin/python" 2>/dev/null || echo 'a missing interpreter'), not $BASE: making it again"
-  rm -rf "$1"
+  remove_venv "$1" "was made with $(base_of "$1/bin/python" 2>/dev/null || echo 'a missing interpreter'), not $BASE"
   return 1
 }
 # CI keeps the venv between runs as it keeps the Docker images and the sanity and Airflow venvs
@@ -109,12 +113,7 @@ venv_dir=$VENV
 # what the venv was made for and where (its scripts name their interpreter by that path)
 want="pyproject.toml $(sha256sum pyproject.toml | cut -d' ' -f1), extras [$EXTRAS], $BASE, at $venv_dir"
 if [ $cached = 1 ] && [ -e "$CACHE" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  if [ ! -f "$CACHE/pyvenv.cfg" ]; then
-    echo "setup: $CACHE exists and is not a venv: not removing it (TRADEOPS_DR_VENV_CACHE)" >&2
-    exit 2
-  fi
-  echo "setup: the venv kept in $CACHE was made for another pyproject.toml, extras, interpreter or folder: making it again"
-  rm -rf "$CACHE"
+  remove_venv "$CACHE" "(kept by CI) was made for another pyproject.toml, extras, interpreter or folder"
 fi
 if ! venv_for "$venv_dir"; then
   "$PYTHON" -m venv "$venv_dir"
