@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import importlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -228,6 +229,14 @@ def artifacts_text(result) -> str:
 
 def record(result, key: str = "redis_recovery") -> dict:
     return next(iter((result.data.get(key) or {}).values()), {})
+
+
+def load_script(name: str):
+    """scripts/<name>.py imported as a module (the scripts are no package): what their unit tests call."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def loaded_after(imports: list[str], names: list[str]) -> dict[str, bool]:

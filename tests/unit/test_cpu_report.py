@@ -3,13 +3,9 @@ controllers, workers and modules (by process ancestry, pids reused) and what ran
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("cpu_report", ROOT / "scripts" / "cpu_report.py")
-cpu_report = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cpu_report)
+cpu_report = load_script("cpu_report")
 
 
 def comp(ticks: int) -> int:

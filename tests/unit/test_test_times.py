@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("test_times", ROOT / "scripts" / "test_times.py")
-test_times = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(test_times)
+test_times = load_script("test_times")
 
 
 def line(file: str, total: float, waiting: float = 0.0) -> dict:
