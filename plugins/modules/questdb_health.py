@@ -17,9 +17,9 @@ description:
     API, the version from C(select build()), C(wal_tables()) (suspended tables and tables whose
     writerTxn lags sequencerTxn, with errorTag and errorMessage), C(checkpoint_status()), and per
     configured table the row count and newest timestamp.
-  - With O(tables[].min_count), O(min_counts) or O(tables[].max_age), RV(questdb.shortfalls) lists
-    tables whose count fell below the last known value or whose newest timestamp is older than
-    the freshness window.
+  - With O(tables[].min_count), O(min_counts), O(min_counts_file) or O(tables[].max_age),
+    RV(questdb.shortfalls) lists tables whose count fell below the last known value or whose newest
+    timestamp is older than the freshness window.
   - An unreachable server is a finding (RV(questdb.reachable=false)), not a failure.
 extends_documentation_fragment:
   - tradeops.dr.questdb
@@ -46,10 +46,16 @@ options:
         type: int
   min_counts:
     description:
-      - Last known row count per table (for example read from a state file); a table's own
-        O(tables[].min_count) takes precedence.
+      - Last known row count per table; a table's own O(tables[].min_count) takes precedence.
     type: dict
     default: {}
+  min_counts_file:
+    description:
+      - A JSON file of the last known row count per table (an object of table and count), as the questdb_repair
+        role records them after a verified repair. A file that does not exist sets no expectation; one that cannot
+        be read or is not such an object fails the module. O(min_counts) takes precedence over it.
+      - Read by the module on the QuestDB host, so that the diagnosis needs no task of its own to read it.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -129,6 +135,11 @@ questdb:
       type: dict
       returned: when reachable
       sample: {trades: {exists: true, count: 1000, newest: "2026-11-23T06:39:03.467048Z", age_seconds: 42.0}}
+    min_counts:
+      description: The last known row count per table the counts were compared with (from O(min_counts_file),
+        then O(min_counts)) - what a verification after the repair compares with again.
+      type: dict
+      sample: {trades: 1000}
     shortfalls:
       description: Tables that cannot be read, counts below the last known value, and stale tables.
       type: list
@@ -137,6 +148,7 @@ questdb:
 '''
 
 import datetime
+import json
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -150,8 +162,28 @@ def _age(ts):
     return round((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds(), 3)
 
 
+def known_counts(path, given):
+    """The last known row count per table: the file's (none when it does not exist), then the given ones."""
+    counts = {}
+    if path:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            data = {}
+        except (OSError, ValueError) as exc:
+            raise ValueError('cannot read the last known row counts in %s: %s' % (path, exc))
+        # a table that could not be read when they were recorded has none (null)
+        if not isinstance(data, dict) or not all(v is None or (isinstance(v, int) and not isinstance(v, bool))
+                                                 for v in data.values()):
+            raise ValueError('%s does not hold the last known row count per table (a JSON object of table: count)' % path)
+        counts.update(data)
+    counts.update(given or {})
+    return counts
+
+
 def diagnose(client, tables, min_counts=None):
-    diag = dict(reachable=False, shortfalls=[])
+    diag = dict(reachable=False, shortfalls=[], min_counts=dict(min_counts or {}))
     diag['healthy'], diag['health_detail'] = client.health()
     try:
         client.rows('select 1')
@@ -192,13 +224,14 @@ def main():
         timestamp=dict(type='str', default='ts'),
         min_count=dict(type='int'),
         max_age=dict(type='int'),
-    )), min_counts=dict(type='dict', default={}))
+    )), min_counts=dict(type='dict', default={}), min_counts_file=dict(type='path'))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         for t in module.params['tables']:
             _questdb.check_table(t['name'])
             _questdb.check_table(t['timestamp'])
-        diag = diagnose(_questdb.QuestDBClient(module.params), module.params['tables'], module.params['min_counts'])
+        known = known_counts(module.params['min_counts_file'], module.params['min_counts'])
+        diag = diagnose(_questdb.QuestDBClient(module.params), module.params['tables'], known)
     except ValueError as exc:
         module.fail_json(exception=traceback.format_exc(), msg=str(exc))
     except (_questdb.QuestDBError, _questdb.QuestDBUnreachable) as exc:

@@ -219,6 +219,26 @@ def test_count_below_the_last_known_value_fails_verification(questdb, run):
     assert "table trades has 1000 rows, last known 2000" in _msg(res)
 
 
+def test_the_last_known_counts_file_is_read_by_the_diagnosis_itself(questdb, capsys, tmp_path):
+    """questdb_health reads the counts the role records (one module run, no stat/slurp tasks before it): the file's
+    values, the given min_counts over them, no expectation without a file, and a refusal of a file that is not one."""
+    tables = [dict(name="trades", timestamp="ts")]
+    known = tmp_path / "known-counts.json"
+    known.write_text(json.dumps({"trades": 2000, "gone": None}))
+    out, failed = _module(capsys, questdb_health, questdb, tables=tables, min_counts_file=str(known))
+    assert not failed and out["questdb"]["min_counts"] == {"trades": 2000, "gone": None}
+    assert out["questdb"]["shortfalls"] == ["table trades has 1000 rows, last known 2000"]
+    out, failed = _module(capsys, questdb_health, questdb, tables=tables, min_counts_file=str(known),
+                          min_counts={"trades": 900})
+    assert not failed and out["questdb"]["shortfalls"] == [] and out["questdb"]["min_counts"]["trades"] == 900
+    out, failed = _module(capsys, questdb_health, questdb, tables=tables, min_counts_file=str(tmp_path / "none.json"))
+    assert not failed and out["questdb"]["min_counts"] == {} and out["questdb"]["shortfalls"] == []
+    for bad in ("{not json", json.dumps(["trades", 1000]), json.dumps({"trades": "1000"})):
+        known.write_text(bad)
+        out, failed = _module(capsys, questdb_health, questdb, tables=tables, min_counts_file=str(known))
+        assert failed and str(known) in out["msg"], out
+
+
 def test_freshness_window(questdb, run):
     age = (datetime.datetime.now(datetime.timezone.utc) - RECORDED_NEWEST).total_seconds()
     fresh = _run(run, questdb, questdb_repair_tables=[dict(name="trades", timestamp="ts", max_age=int(age) + 3600)])
