@@ -11,7 +11,7 @@
 #                (redis, kill-switch) inside the image (pytest drills the front door there), then the Molecule rehearsals, then
 #                ansible-test sanity, one after the other; their logs are printed after pytest
 # It prints pytest's slowest tests, where the test time went (scripts/test_times.py), each step's
-# time and the total beside the machine's speed before and after the run (scripts/machine_speed.py),
+# time and the total beside the machine's speed before and after the run (bench/machine_speed.py),
 # and warns in its last line when the whole run passed 30 minutes.
 # SKIP_DOCKER=1, SKIP_MOLECULE=1, SKIP_SANITY=1, SKIP_EE=1 leave parts out (for development);
 # PYTEST_WORKERS (default 2; 0 = no xdist) and REHEARSE_JOBS (default 1) set the parallelism.
@@ -46,11 +46,17 @@ if [ "${TRADEOPS_DR_CPU_ACCOUNTING:-0}" = 1 ]; then
 fi
 accounting_off() { if [ $accounting = 1 ]; then accton off >/dev/null 2>&1; fi; accounting=0; }
 
-# The machine's speed before anything starts and after everything ended (scripts/machine_speed.py): the same fixed
+# The machine's speed before anything starts and after everything ended (bench/machine_speed.py): the same fixed
 # work, so that a run's time can be told apart from a slower machine (the same code's CPU moved by half in a day)
-step "the machine's speed before the run (scripts/machine_speed.py)"
-mkdir -p .state && rm -f .state/speed-start.json .state/speed-end.json
-python scripts/machine_speed.py --json .state/speed-start.json || true
+step "the machine's speed before the run (bench/machine_speed.py)"
+mkdir -p .state && rm -f .state/speed-start.json
+python bench/machine_speed.py --json .state/speed-start.json || true
+
+# The tests' bytecode cache for the code modules import from their AnsiballZ payloads (src/tradeops_dr/
+# payload_bytecode.py, through the .pth scripts/setup.sh puts in the venv): zipimport compiles that code at every
+# module run otherwise, ~40 % of a module run's CPU. A new folder each run, this account's alone.
+export TRADEOPS_DR_PAYLOAD_BYTECODE=$ROOT/.state/payload-bytecode
+rm -rf "$TRADEOPS_DR_PAYLOAD_BYTECODE" && mkdir -m 0700 "$TRADEOPS_DR_PAYLOAD_BYTECODE"
 trap accounting_off EXIT  # with Docker, the engine's trap below calls it too
 
 if [ $want_docker = 1 ]; then
@@ -150,15 +156,11 @@ if [ $accounting = 1 ]; then
   python scripts/cpu_report.py .state/pacct || true
 fi
 
-step "the machine's speed after the run (scripts/machine_speed.py)"
-python scripts/machine_speed.py --json .state/speed-end.json || true
-speed() {  # FILE KEY: a figure of scripts/machine_speed.py, or ?
-  python -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2" 2>/dev/null || echo '?'
-}
+step "the machine's speed after the run (bench/machine_speed.py; its last line beside the one before the run)"
+python bench/machine_speed.py --before .state/speed-start.json || true
 
 total=$(since)
 echo
-echo "test.sh: the machine's speed - a one-task ansible-playbook run $(speed .state/speed-start.json playbook_cpu_s) CPU-s before the run, $(speed .state/speed-end.json playbook_cpu_s) after; a fixed Python loop $(speed .state/speed-start.json python_cpu_s) and $(speed .state/speed-end.json python_cpu_s) CPU-s (scripts/machine_speed.py)"
 echo "test.sh: $([ $status = 0 ] && echo passed || echo FAILED) - the whole run took $total s ($((total / 60)) min $((total % 60)) s; budget $((BUDGET / 60)) min)"
 if [ "$total" -gt "$BUDGET" ]; then
   echo "test.sh: WARNING: the run took $((total / 60)) min, over its $((BUDGET / 60))-minute budget: find the slow part above (pytest's slowest tests, where the test time went, each step's time) before adding more"
