@@ -13,7 +13,8 @@ optimisation level and the source itself, so a changed module, module_utils or i
 code; the file name the code reports in tracebacks is set to this run's path. Nothing else about a module run
 changes. scripts/test.sh sets the variable for the tests only (the benchmarks and users' runs do not); a folder
 that is not this account's alone, or that cannot be read or written, is not used and the source is compiled as
-usual.
+usual. The rehearsals' containers get this file as ``tradeops_dr_payload_bytecode`` with the .pth beside
+molecule/shared/create.yml, which mounts both when the variable is set.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """testinfra: the container after molecule converged config_rollback on a TOML cut in half."""
 
+import os
+
+import pytest
+
 TOML = "/srv/trading/config/trading_config.toml"
 
 
@@ -25,3 +29,12 @@ def test_the_broken_file_is_kept_aside(host):
 
 def test_the_history_is_untouched(host):
     assert host.run("git -C /srv/trading log --format=%s").stdout.split("\n")[:2] == ["config v2", "config v1"]
+
+
+@pytest.mark.skipif(not os.environ.get("TRADEOPS_DR_PAYLOAD_BYTECODE"),
+                    reason="the payload bytecode cache is scripts/test.sh's (TRADEOPS_DR_PAYLOAD_BYTECODE)")
+def test_the_modules_kept_the_bytecode_of_their_payload_in_the_container(host):
+    # molecule/shared/create.yml's mounts: converge, idempotence and check ran the role's modules here
+    cached = host.run("find /run/tradeops-dr-payload-bytecode -maxdepth 1 -type f -size +0").stdout.split()
+    assert len(cached) > 20, cached
+    assert host.file("/run/tradeops-dr-payload-bytecode").mode == 0o700
