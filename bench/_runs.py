@@ -1,15 +1,18 @@
 """What the benchmarks that compare ways of running a playbook share: the environment of a run on a sandbox, one
-command or ansible-playbook run measured (its wall time and the CPU of it and everything it started), and the
-medians of interleaved rounds."""
+command or ansible-playbook run measured (its wall time and the CPU of it and everything it started), the medians of
+interleaved rounds, and a healthy full_recovery.yml compared with and without something."""
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,3 +48,38 @@ def measured_run(playbook: Path | str, env: dict, inventory: str = "inventories/
 def medians(figures: dict[str, list[tuple[float, float]]]) -> dict[str, tuple[float, float]]:
     """{name: (median wall, median CPU)} of each variant's rounds."""
     return {k: (statistics.median(w for w, _c in v), statistics.median(c for _w, c in v)) for k, v in figures.items()}
+
+
+def healthy_runs_compared(variants: Callable[[Path], dict[str, dict]], runs: int, warm_up: str,
+                          prefix: str = "tradeops-bench-") -> dict[str, tuple[float, float]]:
+    """A healthy playbooks/full_recovery.yml (every component diagnosed, nothing to do) on a sandbox of its own, in
+    each variant's environment (variants(state) -> {name: env}) in turn, `runs` rounds after one run of the
+    `warm_up` variant (the sandbox's first answers, the page cache): {name: (median wall, median CPU)}."""
+    from tradeops_dr.sandbox import Sandbox  # pylint: disable=import-outside-toplevel
+
+    state = Path(tempfile.mkdtemp(prefix=prefix))
+    state.chmod(0o755)  # PostgreSQL runs as the postgres user under root
+    envs = variants(state)
+    playbook = ROOT / "playbooks" / "full_recovery.yml"
+    figures: dict[str, list[tuple[float, float]]] = {k: [] for k in envs}
+    sb = Sandbox(state)
+    try:
+        sb.up()
+        measured_run(playbook, envs[warm_up])
+        for _round in range(runs):
+            for name, env in envs.items():
+                figures[name].append(measured_run(playbook, env))
+    finally:
+        sb.down()
+        shutil.rmtree(state, ignore_errors=True)
+    return medians(figures)
+
+
+def print_compared(name: str, what: str, med: dict[str, tuple[float, float]], runs: int, target: float) -> None:
+    """The figures of healthy_runs_compared's "with" and "without", one a line, the CPU ratio against its target."""
+    print(f"runs {runs}; a healthy full_recovery.yml on the sandbox, with and without {what}, interleaved")
+    for k in ("without", "with"):
+        print(f"{k}_{name}_run_s {med[k][0]:.2f}")
+        print(f"{k}_{name}_cpu_s {med[k][1]:.2f} (user + system, ansible-playbook and its children)")
+    print(f"{name}_wall_ratio {med['with'][0] / med['without'][0]:.2f}")
+    print(f"{name}_cpu_ratio {med['with'][1] / med['without'][1]:.2f} (target <= {target})")
