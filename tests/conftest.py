@@ -231,9 +231,9 @@ def record(result, key: str = "redis_recovery") -> dict:
     return next(iter((result.data.get(key) or {}).values()), {})
 
 
-def load_script(name: str):
-    """scripts/<name>.py imported as a module (the scripts are no package): what their unit tests call."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+def load_script(name: str, folder: str = "scripts"):
+    """<folder>/<name>.py imported as a module (scripts/ and bench/ are no packages): what their unit tests call."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

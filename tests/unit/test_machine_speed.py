@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
-from conftest import ROOT
+from conftest import load_script
 
-_SPEC = importlib.util.spec_from_file_location("machine_speed", ROOT / "bench" / "machine_speed.py")
-machine_speed = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(machine_speed)
+machine_speed = load_script("machine_speed", "bench")
 
 
 def test_the_reference_measures_a_playbook_run_and_the_cpu_alone(tmp_path, monkeypatch, capsys):

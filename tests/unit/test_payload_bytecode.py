@@ -25,8 +25,8 @@ def payload(path, value="first"):
     return path
 
 
-def run(zip_path, cache, **env):
-    environ = dict(os.environ, **env)
+def run(zip_path, cache):
+    environ = dict(os.environ)
     environ.pop("TRADEOPS_DR_PAYLOAD_BYTECODE", None)
     if cache is not None:
         environ["TRADEOPS_DR_PAYLOAD_BYTECODE"] = str(cache)
