@@ -133,12 +133,11 @@ else
     *) "$venv_dir/bin/python" -m pip install -q --no-deps -e . ;;
   esac
 fi
-# The tests' bytecode cache for the modules' AnsiballZ payloads (src/tradeops_dr/payload_bytecode.py): inert unless
-# TRADEOPS_DR_PAYLOAD_BYTECODE names a folder, which scripts/test.sh sets for the tests alone. Written at every
-# setup, as the editable install's own .pth is, so that a kept venv has the current one.
+# The tests' bytecode cache for the modules' AnsiballZ payloads (src/tradeops_dr/payload_bytecode.py and its .pth):
+# inert unless TRADEOPS_DR_PAYLOAD_BYTECODE names a folder, which scripts/test.sh sets for the tests alone. Installed
+# at every setup, as the editable install's own .pth is, so that a kept venv has the current one.
 site_packages=$("$venv_dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-printf '%s\n' "import os; exec('try: __import__(\"tradeops_dr.payload_bytecode\").payload_bytecode.install() if os.environ.get(\"TRADEOPS_DR_PAYLOAD_BYTECODE\") else None\\nexcept Exception: pass')" \
-  >"$site_packages/tradeops_dr_payload_bytecode.pth"
+install -m 0644 "$ROOT/src/tradeops_dr/payload_bytecode.pth" "$site_packages/tradeops_dr_payload_bytecode.pth"
 
 # A real Airflow for the pipeline tests and drills (issue 29): a venv of its own (Airflow pins its own SQLAlchemy,
 # FastAPI and more; the collection only needs its REST client, in the venv above). Made for the test extras, kept in

@@ -6,16 +6,16 @@ writes into an archive, and ``__pycache__`` does not apply to one). On the test 
 a module run's CPU (``ansible.builtin.ping`` from a kept payload: 0.19 CPU-s, 0.11 with this cache), and a CI run
 makes ~2,300 module runs.
 
-With ``TRADEOPS_DR_PAYLOAD_BYTECODE`` naming a folder, the venv's ``tradeops_dr_payload_bytecode.pth`` (written by
-scripts/setup.sh) calls :func:`install` at the start of each of the venv's Pythons, which wraps zipimport's
+With ``TRADEOPS_DR_PAYLOAD_BYTECODE`` naming a folder, the venv's ``tradeops_dr_payload_bytecode.pth`` (this
+folder's payload_bytecode.pth, installed by scripts/setup.sh) calls :func:`install` at the start of each of the venv's Pythons, which wraps zipimport's
 compile step: the code object of a source seen before is read back from the folder instead of compiled again, as
 Python's own ``__pycache__`` does for files. The key is the SHA-256 of the interpreter's bytecode magic, its
 optimisation level and the source itself, so a changed module, module_utils or interpreter never reads stale
 code; the file name the code reports in tracebacks is set to this run's path. Nothing else about a module run
 changes. scripts/test.sh sets the variable for the tests only (the benchmarks and users' runs do not); a folder
 that is not this account's alone, or that cannot be read or written, is not used and the source is compiled as
-usual. The rehearsals' containers get this file as ``tradeops_dr_payload_bytecode`` with the .pth beside
-molecule/shared/create.yml, which mounts both when the variable is set.
+usual. The rehearsals' containers get this file and the same .pth: molecule/shared/create.yml mounts both when the
+variable is set (``tradeops_dr`` there holds this file alone).
 """
 
 from __future__ import annotations
