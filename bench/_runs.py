@@ -83,3 +83,30 @@ def print_compared(name: str, what: str, med: dict[str, tuple[float, float]], ru
         print(f"{k}_{name}_cpu_s {med[k][1]:.2f} (user + system, ansible-playbook and its children)")
     print(f"{name}_wall_ratio {med['with'][0] / med['without'][0]:.2f}")
     print(f"{name}_cpu_ratio {med['with'][1] / med['without'][1]:.2f} (target <= {target})")
+
+
+# the tests' caches for module payloads (scripts/test.sh sets both): a benchmark of one leaves the other out
+TEST_CACHES = ("TRADEOPS_DR_PAYLOAD_BYTECODE", "TRADEOPS_DR_ANSIBALLZ_CACHE")
+
+
+def compare_test_cache(doc: str, variable: str, name: str, what: str, target: float) -> int:
+    """The main of a benchmark of one of the tests' caches (TEST_CACHES): a healthy full_recovery.yml without either
+    cache and with `variable` naming a new 0700 folder, interleaved --runs times after one run that fills the cache
+    (as a test run's first module runs are the only ones that fill it); prints print_compared's lines."""
+    import argparse  # pylint: disable=import-outside-toplevel
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    def variants(state: Path) -> dict[str, dict]:
+        cache = state / name
+        cache.mkdir(mode=0o700)
+        without = sandbox_env(state)
+        for cached in TEST_CACHES:
+            without.pop(cached, None)
+        return {"without": without, "with": dict(without, **{variable: str(cache)})}
+
+    med = healthy_runs_compared(variants, args.runs, warm_up="with", prefix=f"tradeops-bench-{name}-")
+    print_compared(name, what, med, args.runs, target)
+    return 0

@@ -13,8 +13,8 @@ count the other processes of a busy machine):
                    checkout's ansible.cfg): what most of the suite's time is made of (~770 runs a CI run)
   python_cpu_s     a fixed pure-Python loop in a new interpreter: the CPU alone
 --before FILE (the --json of an earlier measurement) adds a last line with both measurements side by side.
-The tests' bytecode cache for module payloads (TRADEOPS_DR_PAYLOAD_BYTECODE) is left out: the reference is the
-machine's, not the suite's.
+The tests' caches for module payloads (TRADEOPS_DR_PAYLOAD_BYTECODE, TRADEOPS_DR_ANSIBALLZ_CACHE) are left out: the
+reference is the machine's, not the suite's.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _runs import BIN, ROOT, measured  # noqa: E402  # bench/, beside this script
+from _runs import BIN, ROOT, TEST_CACHES, measured  # noqa: E402  # bench/, beside this script
 
 PLAY = """- name: The machine-speed reference (bench/machine_speed.py)
   hosts: localhost
@@ -47,7 +47,8 @@ def measure(runs: int = 3) -> dict:
         play.write_text(PLAY)
         # the run's incident record (the collection's callback) goes where nobody reads it, and goes with it
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), TRADEOPS_DR_INCIDENTS_DIR=str(Path(tmp) / "inc"))
-        env.pop("TRADEOPS_DR_PAYLOAD_BYTECODE", None)
+        for cache in TEST_CACHES:  # the tests' caches for module payloads: not the machine's
+            env.pop(cache, None)
         playbook = [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e",
                     f"ansible_python_interpreter={sys.executable}", str(play)]
         python = [sys.executable, "-c", LOOP]

@@ -12,7 +12,6 @@ counted, as a test run's first module runs are the only ones that compile.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,28 +20,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 # imported for what it does: the collection link, PATH, a private incidents folder (as the tests have)
 import conftest  # noqa: E402,F401  # pylint: disable=unused-import
-from _runs import healthy_runs_compared, print_compared, sandbox_env  # noqa: E402  # bench/, beside this script
+from _runs import compare_test_cache  # noqa: E402  # bench/, beside this script
 
 TARGET_CPU_RATIO = 0.9  # the cache must save at least a tenth of a whole healthy run's CPU
 
-
-def variants(state: Path) -> dict[str, dict]:
-    cache = state / "payload-bytecode"
-    cache.mkdir(mode=0o700)
-    without = sandbox_env(state)
-    without.pop("TRADEOPS_DR_PAYLOAD_BYTECODE", None)
-    return {"without": without, "with": sandbox_env(state, TRADEOPS_DR_PAYLOAD_BYTECODE=str(cache))}
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    # the run before measuring fills the cache, as a test run's first module runs do
-    med = healthy_runs_compared(variants, args.runs, warm_up="with", prefix="tradeops-bench-bytecode-")
-    print_compared("payload_bytecode", "the payload bytecode cache", med, args.runs, TARGET_CPU_RATIO)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(compare_test_cache(__doc__, "TRADEOPS_DR_PAYLOAD_BYTECODE", "payload_bytecode",
+                                "the payload bytecode cache", TARGET_CPU_RATIO))

@@ -133,11 +133,14 @@ else
     *) "$venv_dir/bin/python" -m pip install -q --no-deps -e . ;;
   esac
 fi
-# The tests' bytecode cache for the modules' AnsiballZ payloads (src/tradeops_dr/payload_bytecode.py and its .pth):
-# inert unless TRADEOPS_DR_PAYLOAD_BYTECODE names a folder, which scripts/test.sh sets for the tests alone. Installed
-# at every setup, as the editable install's own .pth is, so that a kept venv has the current one.
+# The tests' caches for the modules' AnsiballZ payloads, each a .pth of src/tradeops_dr/: the bytecode of what the
+# payloads import (payload_bytecode.py) and the payloads themselves across ansible-playbook runs (ansiballz_cache.py);
+# inert unless TRADEOPS_DR_PAYLOAD_BYTECODE / TRADEOPS_DR_ANSIBALLZ_CACHE name a folder, which scripts/test.sh sets for
+# the tests alone. Installed at every setup, as the editable install's own .pth is, so that a kept venv has the current one.
 site_packages=$("$venv_dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-install -m 0644 "$ROOT/src/tradeops_dr/payload_bytecode.pth" "$site_packages/tradeops_dr_payload_bytecode.pth"
+for cache in payload_bytecode ansiballz_cache; do
+  install -m 0644 "$ROOT/src/tradeops_dr/$cache.pth" "$site_packages/tradeops_dr_$cache.pth"
+done
 
 # A real Airflow for the pipeline tests and drills (issue 29): a venv of its own (Airflow pins its own SQLAlchemy,
 # FastAPI and more; the collection only needs its REST client, in the venv above). Made for the test extras, kept in

@@ -57,6 +57,11 @@ python bench/machine_speed.py --json .state/speed-start.json || true
 # module run otherwise, ~40 % of a module run's CPU. A new folder each run, this account's alone.
 export TRADEOPS_DR_PAYLOAD_BYTECODE=$ROOT/.state/payload-bytecode
 rm -rf "$TRADEOPS_DR_PAYLOAD_BYTECODE" && mkdir -m 0700 "$TRADEOPS_DR_PAYLOAD_BYTECODE"
+# And the payloads themselves (src/tradeops_dr/ansiballz_cache.py, its .pth likewise): ansible-core builds a module's
+# payload (parses it and every module_utils file it imports, zips them) once per ansible-playbook run and throws it
+# away at the run's end; the tests' ~770 runs keep them here, each under a digest of the sources it was built from.
+export TRADEOPS_DR_ANSIBALLZ_CACHE=$ROOT/.state/ansiballz-cache
+rm -rf "$TRADEOPS_DR_ANSIBALLZ_CACHE" && mkdir -m 0700 "$TRADEOPS_DR_ANSIBALLZ_CACHE"
 trap accounting_off EXIT  # with Docker, the engine's trap below calls it too
 
 if [ $want_docker = 1 ]; then

@@ -27,7 +27,7 @@ import sys
 _MARK = "_tradeops_dr_cached"
 
 
-def _usable(folder: str) -> bool:
+def usable(folder: str) -> bool:
     """Only a folder of this account's that nobody else can write: its files become code."""
     try:
         st = os.lstat(folder)
@@ -39,7 +39,7 @@ def _usable(folder: str) -> bool:
 def install(folder: str | None = None) -> bool:
     """Wrap zipimport's compile step with the cache in ``folder``; True when it did (idempotent)."""
     folder = folder or os.environ.get("TRADEOPS_DR_PAYLOAD_BYTECODE", "")
-    if not folder or not _usable(folder):
+    if not folder or not usable(folder):
         return False
     import zipimport  # pylint: disable=import-outside-toplevel  # already loaded: it is one of Python's path hooks
 

@@ -14,10 +14,12 @@ def test_the_reference_measures_a_playbook_run_and_the_cpu_alone(tmp_path, monke
     out = tmp_path / "speed.json"
     before = tmp_path / "before.json"
     before.write_text(json.dumps({"playbook_cpu_s": 0.61, "python_cpu_s": 0.42}))
-    # the reference is the machine's: the tests' payload bytecode cache (scripts/test.sh sets it) is left out
-    cache = tmp_path / "cache"
-    cache.mkdir(mode=0o700)
+    # the reference is the machine's: the tests' caches for module payloads (scripts/test.sh sets them) are left out
+    cache, payloads = tmp_path / "cache", tmp_path / "payloads"
+    for folder in (cache, payloads):
+        folder.mkdir(mode=0o700)
     monkeypatch.setenv("TRADEOPS_DR_PAYLOAD_BYTECODE", str(cache))
+    monkeypatch.setenv("TRADEOPS_DR_ANSIBALLZ_CACHE", str(payloads))
     monkeypatch.setattr(sys, "argv", ["machine_speed.py", "--runs", "1", "--json", str(out), "--before", str(before)])
     assert machine_speed.main() == 0
     figures = json.loads(out.read_text())
@@ -29,7 +31,7 @@ def test_the_reference_measures_a_playbook_run_and_the_cpu_alone(tmp_path, monke
     assert printed[2] == (f"the machine's speed - a one-task ansible-playbook run 0.61 CPU-s before the run, "
                           f"{figures['playbook_cpu_s']} after; a fixed Python loop 0.42 and {figures['python_cpu_s']} "
                           "CPU-s (bench/machine_speed.py)")
-    assert not list(cache.iterdir())
+    assert not list(cache.iterdir()) and not list(payloads.iterdir())
 
 
 def test_a_reference_that_cannot_run_says_so_and_writes_no_figures(tmp_path, monkeypatch, capsys):

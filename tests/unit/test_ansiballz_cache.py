@@ -1,0 +1,130 @@
+"""src/tradeops_dr/ansiballz_cache.py: the tests' cache of the AnsiballZ payloads ansible-core builds, kept from one
+ansible-playbook run to the next under a digest of their sources, installed in each of the venv's Pythons by the
+.pth scripts/setup.sh writes (issue 24). Real ansible-playbook runs of a module of a collection made here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+MODULE = '''from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.probe.cache.plugins.module_utils.value import VALUE
+
+
+def main():
+    module = AnsibleModule(argument_spec={})
+    module.exit_json(changed=False, value=VALUE@SUFFIX@)
+
+
+if __name__ == "__main__":
+    main()
+'''
+PLAY = """- hosts: localhost
+  gather_facts: false
+  tasks:
+    - probe.cache.echo:
+      register: out
+    - ansible.builtin.debug:
+        msg: "VALUE={{ out.value }}"
+"""
+FQN = "ansible_collections.probe.cache.plugins.modules.echo-"
+
+
+@pytest.fixture(name="probe")
+def probe_collection(tmp_path):
+    root = tmp_path / "collections" / "ansible_collections" / "probe" / "cache"
+    (root / "plugins" / "modules").mkdir(parents=True)
+    (root / "plugins" / "module_utils").mkdir()
+    (root / "galaxy.yml").write_text("namespace: probe\nname: cache\nversion: 1.0.0\nreadme: README.md\nauthors: [t]\n")
+    (root / "plugins" / "modules" / "echo.py").write_text(MODULE.replace("@SUFFIX@", ""))
+    (root / "plugins" / "module_utils" / "value.py").write_text('VALUE = "first"\n')
+    (tmp_path / "play.yml").write_text(PLAY)
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")  # ansible-core's defaults, not the checkout's
+    return root
+
+
+def run(tmp_path, cache: Path | None) -> str:
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"),
+               ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.default", ANSIBLE_LOCAL_TEMP=str(tmp_path / "local-tmp"),
+               ANSIBLE_PIPELINING="true")
+    for name in ("TRADEOPS_DR_ANSIBALLZ_CACHE", "TRADEOPS_DR_PAYLOAD_BYTECODE"):
+        env.pop(name, None)
+    if cache is not None:
+        env["TRADEOPS_DR_ANSIBALLZ_CACHE"] = str(cache)
+    out = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e",
+                          f"ansible_python_interpreter={sys.executable}", str(tmp_path / "play.yml")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return next(line.split("VALUE=")[1].strip().strip('"') for line in out.stdout.splitlines() if "VALUE=" in line)
+
+
+def payloads(cache: Path) -> dict[str, Path]:
+    """{digest folder: the echo module's cached payload} of what the cache holds."""
+    found = {}
+    for folder in cache.iterdir():
+        files = [p for p in (folder / "ansiballz_cache").iterdir() if p.name.startswith(FQN) and p.suffix != ".lock"]
+        assert len(files) == 1, files
+        found[folder.name] = files[0]
+    return found
+
+
+@pytest.fixture(name="cache")
+def cache_folder(tmp_path):
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    return folder
+
+
+def test_a_payload_is_built_once_then_read_back_and_built_again_when_a_source_changes(tmp_path, probe, cache):
+    pth = [p for p in sys.path if p.endswith("site-packages")]
+    assert any(os.path.exists(os.path.join(p, "tradeops_dr_ansiballz_cache.pth")) for p in pth), \
+        "scripts/setup.sh did not write tradeops_dr_ansiballz_cache.pth into the venv"
+    assert run(tmp_path, cache) == "first"
+    (first_key, first), = payloads(cache).items()
+    built = first.stat()
+    # the next run reads the payload back: an edit that keeps the file's size and time is not in the digest (sizes
+    # and times are, as for make), so the run still says "first" - the proof that the kept payload ran, not a build
+    util = probe / "plugins" / "module_utils" / "value.py"
+    stamp = util.stat()
+    util.write_text('VALUE = "frist"\n')
+    os.utime(util, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert run(tmp_path, cache) == "first"
+    assert list(payloads(cache)) == [first_key] and first.stat().st_mtime_ns == built.st_mtime_ns
+    # a module_utils file edited (a new time): a new digest, a new build - never the stale payload
+    util.write_text('VALUE = "second"\n')
+    os.utime(util, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    assert run(tmp_path, cache) == "second"
+    assert len(payloads(cache)) == 2
+    # the module itself edited: its source is in the digest whatever its time
+    module = probe / "plugins" / "modules" / "echo.py"
+    mstamp = module.stat()
+    module.write_text(MODULE.replace("@SUFFIX@", ' + "!"'))
+    os.utime(module, ns=(mstamp.st_atime_ns, mstamp.st_mtime_ns))
+    assert run(tmp_path, cache) == "second!"
+    assert len(payloads(cache)) == 3
+    assert all(p.stat().st_mode & 0o077 == 0 for p in cache.iterdir())
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_a_folder_others_can_write_or_no_variable_leaves_ansible_core_alone(tmp_path, probe, mode):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)  # its files would be unpickled by every run: nobody else may write there
+    assert run(tmp_path, shared) == "first"
+    assert not list(shared.iterdir())
+    assert run(tmp_path, None) == "first"
+
+
+def test_without_the_builder_it_knows_nothing_is_changed():
+    from types import SimpleNamespace
+
+    from tradeops_dr import ansiballz_cache
+
+    assert ansiballz_cache.patch(SimpleNamespace(C=SimpleNamespace(DEFAULT_LOCAL_TMP="/tmp")), "/nowhere") is False
+    assert ansiballz_cache.patch(SimpleNamespace(_find_module_utils=lambda **kw: kw, C=SimpleNamespace()),
+                                 "/nowhere") is False
