@@ -14,7 +14,7 @@
 # time and the total beside the machine's speed before and after the run (bench/machine_speed.py),
 # and warns in its last line when the whole run passed 30 minutes.
 # SKIP_DOCKER=1, SKIP_MOLECULE=1, SKIP_SANITY=1, SKIP_EE=1 leave parts out (for development);
-# PYTEST_WORKERS (default 2; 0 = no xdist) and REHEARSE_JOBS (default 1) set the parallelism.
+# PYTEST_WORKERS (default 3; 0 = no xdist) and REHEARSE_JOBS (default 1) set the parallelism.
 # Called by ./dr.sh test after scripts/setup.sh; .ci/run calls ./dr.sh test.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -89,7 +89,10 @@ bg_part() {  # NAME COMMAND...: run it, keep its log, exit code and time
 # test_drills.py, which waits for the image's build (TRADEOPS_DR_EE_BUILD_RC) and drills it there on
 # a sandbox without QuestDB (issue 31's proof) - one full drill per run instead of two.
 EE_DRILLS=(redis kill-switch)
-workers=${PYTEST_WORKERS:-2}
+# three workers on the two cores: the tests wait ~11 % of their time (Prometheus' scrapes and rules, Alertmanager, Dagster
+# and Airflow, the image's build for the drill inside it), and once the background chain ends two workers left a core
+# idle while one of them waited (stop 50); a third runs while another waits
+workers=${PYTEST_WORKERS:-3}
 # pytest's workers take port slices 0..workers-1 of workers+1; the drills in the image the last one
 export TRADEOPS_DR_PORT_SLICES=$(( (workers > 0 ? workers : 1) + 1 ))
 # shellcheck disable=SC2317  # called through bg_part "$@", which shellcheck cannot follow
