@@ -140,7 +140,7 @@ class _Finder:  # a meta path finder (likewise)
     def __init__(self, folder: str):
         self._folder = folder
 
-    def find_spec(self, fullname, path, target=None):
+    def find_spec(self, fullname, path, _target=None):
         if fullname != _TARGET:
             return None
         sys.meta_path.remove(self)

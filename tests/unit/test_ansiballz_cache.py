@@ -50,8 +50,8 @@ def probe_collection(tmp_path):
 
 def run(tmp_path, cache: Path | None) -> str:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"),
-               ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.default", ANSIBLE_LOCAL_TEMP=str(tmp_path / "local-tmp"),
-               ANSIBLE_PIPELINING="true")
+               ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.default",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "local-tmp"), ANSIBLE_PIPELINING="true")
     for name in ("TRADEOPS_DR_ANSIBALLZ_CACHE", "TRADEOPS_DR_PAYLOAD_BYTECODE"):
         env.pop(name, None)
     if cache is not None:
@@ -85,7 +85,9 @@ def test_a_payload_is_built_once_then_read_back_and_built_again_when_a_source_ch
     assert any(os.path.exists(os.path.join(p, "tradeops_dr_ansiballz_cache.pth")) for p in pth), \
         "scripts/setup.sh did not write tradeops_dr_ansiballz_cache.pth into the venv"
     assert run(tmp_path, cache) == "first"
-    (first_key, first), = payloads(cache).items()
+    built_payloads = payloads(cache)
+    assert len(built_payloads) == 1, built_payloads
+    first_key, first = next(iter(built_payloads.items()))
     built = first.stat()
     # the next run reads the payload back: an edit that keeps the file's size and time is not in the digest (sizes
     # and times are, as for make), so the run still says "first" - the proof that the kept payload ran, not a build
