@@ -354,6 +354,16 @@ def try_lock(conn, what, dbname):
     return bool(query(conn, 'SELECT pg_try_advisory_lock(%s, hashtext(%s))', (LOCK_CLASS, _lock_key(what, dbname)))[0][0])
 
 
+def release_lock(conn, what, dbname):
+    """Release the lock taken by try_lock on this connection now. Closing the connection releases it too, but only
+    once the server process of the session has ended, after the client has gone on: a run right after this one
+    could find the lock still held by nobody it can name. Best effort: the close that follows ends it either way."""
+    try:
+        query(conn, 'SELECT pg_advisory_unlock(%s, hashtext(%s))', (LOCK_CLASS, _lock_key(what, dbname)))
+    except DB_ERRORS:
+        pass
+
+
 def lock_holder(conn, what, dbname):
     """Who holds the lock: dict(pid, user, application, client, since) or None."""
     rows = query(conn, (

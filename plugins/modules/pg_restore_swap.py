@@ -529,7 +529,8 @@ class Restore(object):
             self._run()
         finally:
             if self.locked is not None:
-                self.locked.close()  # ends the session: the advisory lock goes with it
+                _postgres.release_lock(self.locked, LOCK, self.db)  # now, not once the server sees the session end
+                self.locked.close()
 
     def _run(self):
         self.checks()

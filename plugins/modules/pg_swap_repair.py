@@ -85,10 +85,13 @@ def main():
     p = module.params
     result = dict(allowed_connections=False, leftovers=[], restore_in_progress=None)
     conn = None
+    locked = None
     try:
         db = _postgres.check_name(p['database'])
         conn = _postgres.Connection(p).connect()
-        if not _postgres.try_lock(conn, LOCK, db):
+        if _postgres.try_lock(conn, LOCK, db):
+            locked = db
+        else:
             result['restore_in_progress'] = _postgres.lock_holder(conn, LOCK, db)
             module.fail_json(repair=result, msg=(
                 'a restore of %s is running (session %s): it owns the database until it ends; nothing was changed'
@@ -103,6 +106,8 @@ def main():
         module.fail_json(exception=traceback.format_exc(), repair=result, msg='%s; nothing was changed' % str(exc).strip())
     finally:
         if conn is not None:
+            if locked:  # released now, not once the server sees the session end
+                _postgres.release_lock(conn, LOCK, locked)
             conn.close()
     module.exit_json(changed=result['allowed_connections'], repair=result)
 

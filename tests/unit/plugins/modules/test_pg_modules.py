@@ -231,6 +231,41 @@ def test_check_mode_runs_every_check_and_changes_nothing(pg, verified, capsys):
     assert pg.databases() == before and pg.counts("trading")["public.trades"] == 4901
 
 
+def test_a_restore_releases_its_lock_itself_not_when_the_server_sees_its_session_end(pg, verified, capsys, monkeypatch):
+    """A restore right after another was refused in CI as "another restore of trading is running (PostgreSQL session
+    pid ?, ...)": the first one's advisory lock went only when its server process ended, some time after the module
+    had closed the connection and gone. Here the first restore's lock session outlives the module, as such a server
+    process does: the next restore still takes the lock, because the module released it before closing."""
+    lingering = []
+    take = pg_restore_swap.Restore.lock
+
+    class Lingering:
+        """The lock's connection, whose close() leaves its session open until the test ends."""
+
+        def __init__(self, conn):
+            self.conn = conn
+
+        def __getattr__(self, name):
+            return getattr(self.conn, name)
+
+        def close(self):
+            lingering.append(self.conn)
+
+    def lock_then_linger(self):
+        take(self)
+        self.locked = Lingering(self.locked)
+
+    monkeypatch.setattr(pg_restore_swap.Restore, "lock", lock_then_linger)
+    try:
+        for _run in range(2):
+            out, failed = restore(pg, verified["dump"], capsys, _ansible_check_mode=True)
+            assert not failed, out.get("msg")
+        assert len(lingering) == 2 and all(not c.closed for c in lingering)  # both sessions still there
+    finally:
+        for conn in lingering:
+            conn.close()
+
+
 def test_unverified_backup_and_open_sessions_are_refused(pg, tmp_path, capsys):
     pg.seed("trading")
     b = backup(pg, tmp_path / "b", capsys)
