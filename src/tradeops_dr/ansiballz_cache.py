@@ -133,6 +133,9 @@ class _Loader:  # importlib's loader protocol (importlib.abc is not imported at 
         self._loader.exec_module(module)
         patch(module, self._folder)
 
+    def __getattr__(self, name):  # get_source, get_filename...: what tracebacks and inspect ask the module's loader
+        return getattr(self._loader, name)
+
 
 class _Finder:  # a meta path finder (likewise)
     """Finds nothing itself: hands module_common's spec, found by the other finders, to :class:`_Loader`."""
