@@ -66,12 +66,17 @@ def _collection_module_utils(module_path: str) -> str | None:
     return None
 
 
+def _fixed_roots(module_common) -> list[str]:
+    """The module_utils folders every build may read: ansible-core's own and this collection's."""
+    return [os.path.join(os.path.dirname(module_common.__file__), "..", "module_utils"), _OWN_MODULE_UTILS]
+
+
 def key(module_common, module_path: str, module_data: bytes) -> str:
     """The digest naming the folder of one module's payloads: what its build reads."""
     import hashlib  # pylint: disable=import-outside-toplevel  # here, not in every Python of the venv the .pth starts
     from ansible.release import __version__  # pylint: disable=import-outside-toplevel
 
-    roots = [os.path.join(os.path.dirname(module_common.__file__), "..", "module_utils"), _OWN_MODULE_UTILS]
+    roots = _fixed_roots(module_common)
     own = _collection_module_utils(module_path)
     if own:
         roots.append(own)
@@ -113,7 +118,7 @@ def patch(module_common, folder: str) -> bool:
     setattr(_find_module_utils, _MARK, True)
     module_common._find_module_utils = _find_module_utils  # pylint: disable=protected-access
     # fingerprinted once in the controller, before it forks its workers (each worker builds one module and ends)
-    for root in (os.path.join(os.path.dirname(module_common.__file__), "..", "module_utils"), _OWN_MODULE_UTILS):
+    for root in _fixed_roots(module_common):
         if os.path.isdir(root):
             _tree(root)
     return True

@@ -7,8 +7,8 @@ a module run's CPU (``ansible.builtin.ping`` from a kept payload: 0.19 CPU-s, 0.
 makes ~2,300 module runs.
 
 With ``TRADEOPS_DR_PAYLOAD_BYTECODE`` naming a folder, the venv's ``tradeops_dr_payload_bytecode.pth`` (this
-folder's payload_bytecode.pth, installed by scripts/setup.sh) calls :func:`install` at the start of each of the venv's Pythons, which wraps zipimport's
-compile step: the code object of a source seen before is read back from the folder instead of compiled again, as
+folder's payload_bytecode.pth, installed by scripts/setup.sh) calls :func:`install` at the start of each of the
+venv's Pythons, which wraps zipimport's compile step: the code object of a source seen before is read back from the folder instead of compiled again, as
 Python's own ``__pycache__`` does for files. The key is the SHA-256 of the interpreter's bytecode magic, its
 optimisation level and the source itself, so a changed module, module_utils or interpreter never reads stale
 code; the file name the code reports in tracebacks is set to this run's path. Nothing else about a module run
