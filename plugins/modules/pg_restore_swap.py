@@ -31,8 +31,9 @@ description:
     database is untouched. A swap that fails is rolled back. A new database that cannot be dropped is named in
     the failure.
   - One restore of a database at a time - an advisory lock is held on its own session for the whole run (a second
-    run, from any control node, is refused naming the holder; PostgreSQL releases the lock when the session ends,
-    also after C(kill -9)).
+    run, from any control node, is refused naming the holder). The module releases the lock itself when it ends,
+    not only by closing its session, whose server process may end later; after C(kill -9), PostgreSQL releases it
+    when the session ends.
   - The module stops when the run that started it is gone (its ancestor processes, read from C(/proc) at start,
     checked before each step and right before the swap) - a killed C(ansible-playbook) never leads to a swap
     later. Not for C(async) tasks, whose wrappers exit on purpose.
