@@ -5,6 +5,7 @@ ansible-playbook run to the next under a digest of their sources, installed in e
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,7 @@ def probe_collection(tmp_path):
     return root
 
 
-def run(tmp_path, cache: Path | None) -> str:
+def environment(tmp_path, cache: Path | None) -> dict:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"),
                ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.default",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "local-tmp"), ANSIBLE_PIPELINING="true")
@@ -56,6 +57,11 @@ def run(tmp_path, cache: Path | None) -> str:
         env.pop(name, None)
     if cache is not None:
         env["TRADEOPS_DR_ANSIBALLZ_CACHE"] = str(cache)
+    return env
+
+
+def run(tmp_path, cache: Path | None) -> str:
+    env = environment(tmp_path, cache)
     out = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e",
                           f"ansible_python_interpreter={sys.executable}", str(tmp_path / "play.yml")],
                          capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120)
@@ -67,6 +73,8 @@ def payloads(cache: Path) -> dict[str, Path]:
     """{digest folder: the echo module's cached payload} of what the cache holds."""
     found = {}
     for folder in cache.iterdir():
+        if folder.name == "yaml":  # the parsed files (test_the_static_yaml_is_parsed_once_then_read_back)
+            continue
         files = [p for p in (folder / "ansiballz_cache").iterdir() if p.name.startswith(FQN) and p.suffix != ".lock"]
         assert len(files) == 1, files
         found[folder.name] = files[0]
@@ -110,6 +118,31 @@ def test_a_payload_is_built_once_then_read_back_and_built_again_when_a_source_ch
     assert run(tmp_path, cache) == "second!"
     assert len(payloads(cache)) == 3
     assert all(p.stat().st_mode & 0o077 == 0 for p in cache.iterdir())
+
+
+def forks_default(tmp_path, cache: Path | None) -> str:
+    out = subprocess.run([str(BIN / "ansible-config"), "dump"], capture_output=True, text=True, cwd=tmp_path,
+                         env=environment(tmp_path, cache), check=True, timeout=120)
+    return next(line for line in out.stdout.splitlines() if line.startswith("DEFAULT_FORKS("))
+
+
+def test_the_static_yaml_is_parsed_once_then_read_back(tmp_path, probe, cache):
+    """ansible.builtin's routing and the configuration definitions, parsed by the first run, are read back by the
+    next process: the kept definitions, edited here, are what ansible-config reports; without the cache (or once
+    ansible-core's file differs: its bytes name the entry) ansible-core's own file is what counts."""
+    assert run(tmp_path, cache) == "first"
+    assert forks_default(tmp_path, cache) == "DEFAULT_FORKS(default) = 5"
+    kept = {p: pickle.loads(p.read_bytes()) for p in (cache / "yaml").iterdir()}
+    assert all(p.stat().st_mode & 0o077 == 0 for p in kept), "kept files others could read or write"
+    routing = [v for v in kept.values() if "plugin_routing" in v]
+    assert any("redirected_local" in r["plugin_routing"].get("connection", {}) for r in routing), "no builtin routing"
+    definitions = next(p for p, v in kept.items() if "DEFAULT_FORKS" in v)
+    value = kept[definitions]
+    value["DEFAULT_FORKS"]["default"] = 7
+    definitions.write_bytes(pickle.dumps(value))
+    assert forks_default(tmp_path, cache) == "DEFAULT_FORKS(default) = 7"
+    assert forks_default(tmp_path, None) == "DEFAULT_FORKS(default) = 5"
+    assert run(tmp_path, cache) == "first"  # a playbook run with what it kept
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o770])
