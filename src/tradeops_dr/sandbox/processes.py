@@ -68,6 +68,15 @@ def free_port(avoid=()) -> int:
     raise SandboxError("no free port found on 127.0.0.1")
 
 
+def free_ports(names) -> dict[str, int]:
+    """A free port for each name, all different: each picked avoiding those picked before it (they are not bound
+    yet, so the system could hand any of them out again)."""
+    ports: dict[str, int] = {}
+    for name in names:
+        ports[name] = free_port(avoid=set(ports.values()))
+    return ports
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False

@@ -16,7 +16,7 @@ import psycopg2
 
 from .. import builds, seed
 from ..paths import STANDINS, project_root
-from .processes import free_port, pid_alive, postgres_can_reach, read_pid
+from .processes import free_port, free_ports, pid_alive, postgres_can_reach, read_pid
 from .servers import InferenceAPI, PmsStandin, PostgresCluster, QuestDBServer, RedisServer
 
 
@@ -110,8 +110,16 @@ class Sandbox:
         if "pms" not in state:  # sandboxes made before the PMS part existed
             state["pms"] = self._pms_part(state)
             self._write(state)
-        for _name, srv, _probe in self.parts(state):
-            srv.start()
+        started = []  # what this call starts: stopped again when a part does not come up
+        try:
+            for _name, srv, _probe in self.parts(state):
+                if not pid_alive(read_pid(srv.pidfile)):
+                    started.append(srv)
+                srv.start()
+        except Exception:
+            for srv in reversed(started):
+                srv.stop()
+            raise
         if not state.get("seeded"):
             redis_srv, pg = self._servers(state)
             counts = seed.seed_all(redis_srv, pg, Path(state["redis"]["ledger"]))
@@ -129,8 +137,11 @@ class Sandbox:
         self.state_dir.chmod(0o755)  # the postgres user must reach its own folder below
         secrets_dir = self.state_dir / "secrets"
         secrets_dir.mkdir(mode=0o700, exist_ok=True)
-        redis_port = free_port()
-        pg_port = free_port(avoid={redis_port})
+        # every part's ports at once, none of them another's: none is bound before the parts start (the inference
+        # API once got one of QuestDB's and failed to start, in this sandbox's every `up`)
+        ports = free_ports(("redis", "postgres", "questdb http", "questdb health", "questdb pg", "questdb ilp",
+                            "inference"))
+        redis_port, pg_port = ports["redis"], ports["postgres"]
         redis_pw, pg_pw = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
         (secrets_dir / "redis_password").write_text(redis_pw + "\n")
         (secrets_dir / "postgres_password").write_text(pg_pw + "\n")
@@ -144,17 +155,14 @@ class Sandbox:
         pg.init()
         qdb = None
         if builds.questdb_jar() is not None:
-            taken = {redis_port, pg_port}
-            for _port in range(4):
-                taken.add(free_port(avoid=taken))
-            http, health, pgw, ilp = sorted(taken - {redis_port, pg_port})
-            qdb = QuestDBServer(self.state_dir / "questdb" / "root", http, health, pgw, ilp)
+            qdb = QuestDBServer(self.state_dir / "questdb" / "root", ports["questdb http"], ports["questdb health"],
+                                ports["questdb pg"], ports["questdb ilp"])
             qdb.write_config()
         api = None
         missing = {name: why for name in ("timescaledb", "questdb") if (why := builds.missing(name))}
         # the seed uses DVC's Python API, the modules its command
         if shutil.which("dvc") and shutil.which("git") and importlib.util.find_spec("dvc"):
-            api = InferenceAPI(self.state_dir / "model", free_port(avoid={redis_port, pg_port}))
+            api = InferenceAPI(self.state_dir / "model", ports["inference"])
             md5 = seed.seed_model_repo(api.repo, api.remote)
         else:
             missing["inference"] = "git and dvc are needed for the model repository (pip install dvc)"
