@@ -1,5 +1,6 @@
-"""What ansible-core builds or parses again in every run, kept from one run to the next for the tests (issue 24): the
-AnsiballZ payloads of its modules, and the static YAML every ansible-core process reads at its start.
+"""What ansible-core builds, parses or compiles again in every run, kept from one run to the next for the tests (issue
+24): the AnsiballZ payloads of its modules, the static YAML every ansible-core process reads at its start, and the
+code of its Jinja templates.
 
 Before a module runs, the task's worker builds its payload (AnsiballZ): it parses the module and every module_utils
 file it imports, recursively, to find what to put in the zip, and compresses them. ansible-core keeps that payload
@@ -27,10 +28,22 @@ _read_config_yaml_file``). Under ``yaml/`` the parsed value is kept, pickled, na
 (the file's bytes, the parser and PyYAML's version): an edited file is parsed again. Measured on a one-task playbook,
 6 pairs interleaved: ~0.05 CPU-s less a run, of ~0.65 (the CI run starts ~950 ansible-core processes).
 
+And the code Jinja generates and compiles for ansible-core's templates and ``when`` expressions (``jinja/``): each task
+runs in a worker forked from the controller, which compiles every template it renders again and loses the code when it
+ends (a healthy ``full_recovery.yml``: ~1,100 compiles, ~0.86 CPU-s). ``AnsibleEnvironment.compile`` is wrapped: the
+entry is named by the SHA-256 of the source (a template's, or the expression ``compile_expression`` parsed), Jinja's
+and ansible-core's versions and every setting of the environment the generated code depends on (delimiters, the
+code generator, finalize, extensions, the sandbox's intercepted operators, ansible-core's embedded-template and
+backslash settings); it holds the code object (marshal) and each filter and test the template names with how it
+resolved (Jinja's code generator asks the environment for each: whether it is found and which context it is passed).
+An entry is used only while they resolve alike; otherwise, or when anything is unexpected, Jinja compiles as usual.
+Measured on a healthy ``full_recovery.yml`` with the payloads kept, 4 pairs interleaved: 8.80 -> 8.29 CPU-s.
+
 scripts/test.sh sets the variable for the tests only (users' runs, the benchmarks' baselines and the machine-speed
-reference build their payloads and parse their files as ansible-core does). When ansible-core's builder or parsers are
+reference build their payloads, parse their files and compile their templates as ansible-core does). When ansible-core's builder or parsers are
 not what this was written against (``_find_module_utils`` and its keyword arguments, ``_meta_yml_to_dict``,
-``ConfigManager._read_config_yaml_file``: ansible-core 2.19), that part is not changed.
+``ConfigManager._read_config_yaml_file``, ``AnsibleEnvironment`` and its compile context: ansible-core 2.19), that part
+is not changed.
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ ENV = "TRADEOPS_DR_ANSIBALLZ_CACHE"
 _BUILDER = "ansible.executor.module_common"
 _ROUTING = "ansible.utils.collection_loader._collection_finder"
 _CONFIG = "ansible.config.manager"
+_JINJA = "ansible._internal._templating._jinja_bits"
 _MARK = "_tradeops_dr_ansiballz_cache"
 _OWN_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                  "plugins", "module_utils")
@@ -142,7 +156,6 @@ def parsed(folder: str, what: str, data: bytes, parse):
     # pylint: disable=import-outside-toplevel  # here, not in every Python of the venv the .pth starts
     import hashlib
     import pickle
-    import tempfile
 
     import yaml
 
@@ -157,14 +170,26 @@ def parsed(folder: str, what: str, data: bytes, parse):
         pass
     value = parse()
     try:
-        os.makedirs(sub, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=sub)  # O_EXCL, 0600, in a folder of this account's alone
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        _keep(sub, digest, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:  # pylint: disable=broad-exception-caught  # not kept: the next run parses it again
         pass
     return value
+
+
+def _keep(sub: str, digest: str, data: bytes) -> None:
+    """Write ``data`` as ``sub``/``digest``, whole or not at all: a new file (O_EXCL, 0600) in a folder of this
+    account's alone, renamed over the name."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    os.makedirs(sub, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=sub)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, os.path.join(sub, digest))
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def patch_routing(finder, folder: str) -> bool:
@@ -206,7 +231,133 @@ def patch_config(manager, folder: str) -> bool:
     return True
 
 
-_PATCHES = {_BUILDER: patch, _ROUTING: patch_routing, _CONFIG: patch_config}
+_SETTINGS = ("block_start_string", "block_end_string", "variable_start_string", "variable_end_string",
+             "comment_start_string", "comment_end_string", "line_statement_prefix", "line_comment_prefix",
+             "trim_blocks", "lstrip_blocks", "newline_sequence", "keep_trailing_newline", "optimized", "is_async")
+
+
+def _name(obj) -> str:
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+
+
+def _plugins_used(env, tree) -> tuple | None:
+    """(kind, name, how it is passed the context) of every filter and test a template's tree names, as this
+    environment resolves them now: what the generated code depends on beyond the source (Jinja's code generator
+    asks the environment for each). None when one cannot be resolved."""
+    from jinja2 import nodes  # pylint: disable=import-outside-toplevel
+    from jinja2.utils import _PassArg  # pylint: disable=import-outside-toplevel
+
+    used = []
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        kind = "filter" if isinstance(node, nodes.Filter) else "test"
+        try:
+            func = (env.filters if kind == "filter" else env.tests).get(node.name)
+        except Exception:  # pylint: disable=broad-exception-caught  # a plugin that fails to load: compile as usual
+            return None
+        passed = _PassArg.from_obj(func) if func is not None else None
+        used.append((kind, node.name, "missing" if func is None else (passed.name if passed else "")))
+    return tuple(sorted(set(used)))
+
+
+def _still_resolve(env, used) -> bool:
+    from jinja2.utils import _PassArg  # pylint: disable=import-outside-toplevel
+
+    for kind, plugin, how in used:
+        try:
+            func = (env.filters if kind == "filter" else env.tests).get(plugin)
+        except Exception:  # pylint: disable=broad-exception-caught
+            return False
+        passed = _PassArg.from_obj(func) if func is not None else None
+        if how != ("missing" if func is None else (passed.name if passed else "")):
+            return False
+    return True
+
+
+def patch_jinja(bits, folder: str) -> bool:
+    """Keep the code Jinja generates and compiles for ansible-core's templates and expressions under ``folder``
+    (``jinja/``): every forked worker compiled them again, and lost them when it ended."""
+    # pylint: disable=protected-access
+    env_class = getattr(bits, "AnsibleEnvironment", None)
+    compile_context = getattr(bits, "_TemplateCompileContext", None)
+    template_config = getattr(bits, "_TemplateConfig", None)
+    if env_class is None or compile_context is None or not hasattr(template_config, "allow_embedded_templates"):
+        return False
+    compile_source = env_class.compile
+    compile_expression = env_class.compile_expression
+    if getattr(compile_source, _MARK, False):
+        return True
+    import threading  # pylint: disable=import-outside-toplevel
+
+    state = threading.local()
+
+    def key(env, kind, text, name, filename, defer_init) -> str | None:
+        import hashlib  # pylint: disable=import-outside-toplevel
+
+        import jinja2  # pylint: disable=import-outside-toplevel
+        from ansible.release import __version__  # pylint: disable=import-outside-toplevel
+
+        try:
+            current = compile_context.current(optional=True)
+            escape = getattr(current, "escape_backslashes", None)
+            settings = [repr(getattr(env, s)) for s in _SETTINGS]
+            settings += [_name(type(env)), _name(env.code_generator_class), _name(env.finalize),
+                         repr(env.autoescape) if isinstance(env.autoescape, bool) else _name(env.autoescape),
+                         repr(sorted(env.extensions)), repr(sorted(getattr(env, "intercepted_binops", ()))),
+                         repr(sorted(getattr(env, "intercepted_unops", ()))),
+                         repr(template_config.allow_embedded_templates), repr(escape)]
+        except Exception:  # pylint: disable=broad-exception-caught  # an environment this does not know: no cache
+            return None
+        head = "\0".join([jinja2.__version__, __version__, kind, repr(name), repr(filename), repr(defer_init), *settings])
+        return hashlib.sha256(head.encode() + b"\0" + text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def cached_compile(self, source, name=None, filename=None, raw=False, defer_init=False):
+        expression, state.expression = getattr(state, "expression", None), None
+        if raw or getattr(self, "_debuggable_template_source", False):
+            return compile_source(self, source, name, filename, raw, defer_init)
+        if isinstance(source, str):
+            kind, text = "template", str(source)
+        elif expression is not None:
+            kind, text = "expression", expression  # the tree compile_expression parsed from it
+        else:
+            return compile_source(self, source, name, filename, raw, defer_init)
+        digest = key(self, kind, text, name, filename, defer_init)
+        if digest is None:
+            return compile_source(self, source, name, filename, raw, defer_init)
+        import marshal  # pylint: disable=import-outside-toplevel
+
+        path = os.path.join(folder, "jinja", digest)
+        try:
+            with open(path, "rb") as handle:
+                used, code = marshal.loads(handle.read())
+            if _still_resolve(self, used):
+                return code
+        except Exception:  # pylint: disable=broad-exception-caught  # not kept yet, or unreadable: compile it
+            pass
+        code = compile_source(self, source, name, filename, raw, defer_init)
+        try:
+            tree = self._parse(text, name, filename) if kind == "template" else source
+            used = _plugins_used(self, tree)
+            if used is not None:
+                _keep(os.path.join(folder, "jinja"), digest, marshal.dumps((used, code)))
+        except Exception:  # pylint: disable=broad-exception-caught  # not kept: the next process compiles it again
+            pass
+        return code
+
+    def cached_compile_expression(self, source, *args, **kwargs):
+        state.expression = str(source)
+        try:
+            return compile_expression(self, source, *args, **kwargs)
+        finally:
+            state.expression = None
+
+    for wrapper in (cached_compile, cached_compile_expression):
+        setattr(wrapper, _MARK, True)
+    env_class.compile = cached_compile
+    env_class.compile_expression = cached_compile_expression
+    return True
+
+
+_PATCHES = {_BUILDER: patch, _ROUTING: patch_routing, _CONFIG: patch_config, _JINJA: patch_jinja}
 
 
 class _Loader:  # importlib's loader protocol (importlib.abc is not imported at every Python's start for it)

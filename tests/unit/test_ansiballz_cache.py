@@ -4,6 +4,7 @@ ansible-playbook run to the next under a digest of their sources, installed in e
 
 from __future__ import annotations
 
+import marshal
 import os
 import pickle
 import subprocess
@@ -60,20 +61,25 @@ def environment(tmp_path, cache: Path | None) -> dict:
     return env
 
 
-def run(tmp_path, cache: Path | None) -> str:
+def play(tmp_path, cache: Path | None, name: str = "play.yml") -> str:
     env = environment(tmp_path, cache)
     out = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e",
-                          f"ansible_python_interpreter={sys.executable}", str(tmp_path / "play.yml")],
+                          f"ansible_python_interpreter={sys.executable}", str(tmp_path / name)],
                          capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    return next(line.split("VALUE=")[1].strip().strip('"') for line in out.stdout.splitlines() if "VALUE=" in line)
+    return out.stdout
+
+
+def run(tmp_path, cache: Path | None) -> str:
+    out = play(tmp_path, cache)
+    return next(line.split("VALUE=")[1].strip().strip('"') for line in out.splitlines() if "VALUE=" in line)
 
 
 def payloads(cache: Path) -> dict[str, Path]:
     """{digest folder: the echo module's cached payload} of what the cache holds."""
     found = {}
     for folder in cache.iterdir():
-        if folder.name == "yaml":  # the parsed files (test_the_static_yaml_is_parsed_once_then_read_back)
+        if folder.name in ("yaml", "jinja"):  # parsed files and compiled templates (the tests below)
             continue
         files = [p for p in (folder / "ansiballz_cache").iterdir() if p.name.startswith(FQN) and p.suffix != ".lock"]
         assert len(files) == 1, files
@@ -143,6 +149,51 @@ def test_the_static_yaml_is_parsed_once_then_read_back(tmp_path, probe, cache):
     assert forks_default(tmp_path, cache) == "DEFAULT_FORKS(default) = 7"
     assert forks_default(tmp_path, None) == "DEFAULT_FORKS(default) = 5"
     assert run(tmp_path, cache) == "first"  # a playbook run with what it kept
+
+
+TEMPLATES = """- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.debug:
+        msg: "WORD={{ 'abc' | upper }}"
+      when: "'x' in 'xyz'"
+"""
+
+
+def swapped(code, old: str, new: str):
+    """The code object with the string constant ``old`` replaced by ``new``, in it and every code object it holds."""
+    consts = tuple(swapped(c, old, new) if hasattr(c, "co_consts") else (new if c == old else c)
+                   for c in code.co_consts)
+    return code.replace(co_consts=consts)
+
+
+def holding(code, value: str) -> bool:
+    return any(holding(c, value) if hasattr(c, "co_consts") else c == value for c in code.co_consts)
+
+
+def test_compiled_templates_and_expressions_are_read_back_while_their_filters_resolve_alike(tmp_path, probe, cache):
+    """The code Jinja generated for a template and for a `when` expression in one run is what the next run executes
+    (edited here: the proof it is read back, not compiled again); kept beside the filters it names as they resolved
+    then, and compiled again when one resolves otherwise."""
+    (tmp_path / "templates.yml").write_text(TEMPLATES)
+    assert "WORD=ABC" in play(tmp_path, cache, "templates.yml")
+    kept = {p: marshal.loads(p.read_bytes()) for p in (cache / "jinja").iterdir()}
+    assert all(p.stat().st_mode & 0o077 == 0 for p in kept), "kept files others could read or write"
+    template = next(p for p, (used, code) in kept.items() if holding(code, "abc"))
+    expression = next(p for p, (used, code) in kept.items() if holding(code, "xyz"))
+    used, code = kept[template]
+    assert ("filter", "upper", "") in used, used
+    template.write_bytes(marshal.dumps((used, swapped(code, "abc", "def"))))
+    assert "WORD=DEF" in play(tmp_path, cache, "templates.yml")
+    assert "WORD=ABC" in play(tmp_path, None, "templates.yml")  # without the cache: Jinja compiles as usual
+    # the `when` expression's kept code, edited to `'x' in 'abc'`, skips the task
+    used_expression, code_expression = kept[expression]
+    expression.write_bytes(marshal.dumps((used_expression, swapped(code_expression, "xyz", "abc"))))
+    assert "WORD=" not in play(tmp_path, cache, "templates.yml")
+    # a filter that no longer resolves as it did (here: claimed to have wanted the context): compiled again
+    template.write_bytes(marshal.dumps(((("filter", "upper", "context"),), swapped(code, "abc", "def"))))
+    expression.write_bytes(marshal.dumps(kept[expression]))
+    assert "WORD=ABC" in play(tmp_path, cache, "templates.yml")
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o770])
