@@ -8,8 +8,8 @@
 #   foreground   pytest, its tests spread over $PYTEST_WORKERS pytest-xdist workers (one file per
 #                worker at a time: a file's servers and module fixtures stay on its worker)
 #   background   the execution environment's build, then the drills not already run by pytest
-#                (redis, kill-switch) inside the image (pytest drills the front door there), then the Molecule rehearsals, then
-#                ansible-test sanity, one after the other; their logs are printed after pytest
+#                (redis, kill-switch) inside the image (pytest drills the front door there), then the Molecule rehearsals,
+#                one after the other; ansible-test sanity beside them; their logs are printed after pytest
 # It prints pytest's slowest tests, where the test time went (scripts/test_times.py), each step's
 # time and the total beside the machine's speed before and after the run (bench/machine_speed.py),
 # and warns in its last line when the whole run passed 30 minutes.
@@ -114,11 +114,14 @@ if [ $want_ee = 1 ] || [ $want_rehearse = 1 ] || [ $want_sanity = 1 ]; then
   [ "${CI:-}" = true ] && strict=(--strict)
   step "started in the background:$([ $want_ee = 1 ] && echo " execution environment build, drills ${EE_DRILLS[*]} inside it,")$([ $want_rehearse = 1 ] && echo ' Molecule rehearsals,')$([ $want_sanity = 1 ] && echo ' ansible-test sanity') (logs after pytest)"
   (
+    # sanity needs nothing the others make: beside them from the start, not after them - last in the chain, it ran
+    # alone once pytest had ended, on one core of two (stop 52: 32 s at 51 % busy at the end of a run)
+    [ $want_sanity = 1 ] && bg_part sanity bash scripts/sanity.sh &
     [ $want_ee = 1 ] && bg_part ee-build bash -c 'bash scripts/ee.sh build && bash scripts/ee.sh info'
     # the drills pytest does not run on this host run inside the image, in a port slice of their own
     [ $want_ee = 1 ] && [ "$(cat "$BG/ee-build.rc")" = 0 ] && bg_part ee-drills ee_drills
     [ $want_rehearse = 1 ] && bg_part rehearse tradeops-dr rehearse all --jobs "${REHEARSE_JOBS:-1}" "${strict[@]}"
-    [ $want_sanity = 1 ] && bg_part sanity bash scripts/sanity.sh
+    wait
   ) &
   bg_pid=$!
 fi
