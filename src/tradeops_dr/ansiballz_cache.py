@@ -192,43 +192,44 @@ def _keep(sub: str, digest: str, data: bytes) -> None:
         raise
 
 
+def _wrap(owner, name: str, make) -> bool:
+    """Replace ``owner.<name>`` by ``make(original)``, once (the wrapper is marked); False when there is none."""
+    original = getattr(owner, name, None)
+    if original is None:
+        return False
+    if not getattr(original, _MARK, False):
+        wrapper = make(original)
+        setattr(wrapper, _MARK, True)
+        setattr(owner, name, wrapper)
+    return True
+
+
 def patch_routing(finder, folder: str) -> bool:
     """Keep the parsed ``meta/runtime.yml`` files (ansible.builtin's routing among them) under ``folder``."""
-    to_dict = getattr(finder, "_meta_yml_to_dict", None)
-    if to_dict is None:
-        return False
-    if getattr(to_dict, _MARK, False):
-        return True
 
-    def _meta_yml_to_dict(yaml_string_data, content_id):
-        data = yaml_string_data if isinstance(yaml_string_data, bytes) else str(yaml_string_data).encode()
-        return parsed(folder, "collection meta", data, lambda: to_dict(yaml_string_data, content_id))
+    def make(to_dict):
+        def _meta_yml_to_dict(yaml_string_data, content_id):
+            data = yaml_string_data if isinstance(yaml_string_data, bytes) else str(yaml_string_data).encode()
+            return parsed(folder, "collection meta", data, lambda: to_dict(yaml_string_data, content_id))
+        return _meta_yml_to_dict
 
-    setattr(_meta_yml_to_dict, _MARK, True)
-    finder._meta_yml_to_dict = _meta_yml_to_dict  # pylint: disable=protected-access
-    return True
+    return _wrap(finder, "_meta_yml_to_dict", make)
 
 
 def patch_config(manager, folder: str) -> bool:
     """Keep the parsed configuration definitions (ansible-core's config/base.yml) under ``folder``."""
-    config_manager = getattr(manager, "ConfigManager", None)
-    read = getattr(config_manager, "_read_config_yaml_file", None)
-    if read is None:
-        return False
-    if getattr(read, _MARK, False):
-        return True
 
-    def _read_config_yaml_file(self, yml_file):
-        try:
-            with open(yml_file, "rb") as handle:
-                data = handle.read()
-        except Exception:  # pylint: disable=broad-exception-caught  # ansible-core's own error for a missing file
-            return read(self, yml_file)
-        return parsed(folder, "config definitions", data, lambda: read(self, yml_file))
+    def make(read):
+        def _read_config_yaml_file(self, yml_file):
+            try:
+                with open(yml_file, "rb") as handle:
+                    data = handle.read()
+            except Exception:  # pylint: disable=broad-exception-caught  # ansible-core's own error for a missing file
+                return read(self, yml_file)
+            return parsed(folder, "config definitions", data, lambda: read(self, yml_file))
+        return _read_config_yaml_file
 
-    setattr(_read_config_yaml_file, _MARK, True)
-    config_manager._read_config_yaml_file = _read_config_yaml_file  # pylint: disable=protected-access
-    return True
+    return _wrap(getattr(manager, "ConfigManager", None), "_read_config_yaml_file", make)
 
 
 _SETTINGS = ("block_start_string", "block_end_string", "variable_start_string", "variable_end_string",
